@@ -1,0 +1,125 @@
+//! `jetvault backup-all`: snapshot every configured environment with a live target.
+
+use clap::Args;
+use futures::StreamExt;
+use jetvault::{BackupOutcome, BackupRequest, Trigger};
+use serde::Serialize;
+
+use super::{Ctx, exit, print_json};
+
+#[derive(Debug, Args)]
+pub struct BackupAllArgs {
+    /// How many environments to back up at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Why these snapshots are taken.
+    #[arg(long, short)]
+    pub message: Option<String>,
+    /// Who takes them.
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Write snapshots even where nothing changed.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    app: String,
+    env: String,
+    #[serde(flatten)]
+    result: RowResult,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+enum RowResult {
+    Created { version: u64 },
+    Unchanged { version: u64 },
+    Failed { error: String, code: &'static str },
+}
+
+pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
+    let envs: Vec<_> = ctx
+        .config
+        .envs()
+        .filter(|(_, e)| e.live.is_some())
+        .map(|(r, _)| r)
+        .collect();
+    if envs.is_empty() {
+        anyhow::bail!(jetvault::Error::config(
+            "no environment with a live target is configured; add [apps.APP.envs.ENV.live] \
+             sections to the config (see examples/quickstart.toml)"
+        ));
+    }
+    let vault = ctx.vault().await?;
+    let bar = super::progress(envs.len() as u64, "backup-all");
+    let actor = ctx.actor(args.author.as_deref());
+    let rows: Vec<Row> = futures::stream::iter(envs)
+        .map(|env| {
+            let (vault, actor, bar) = (&vault, actor.clone(), bar.clone());
+            let message = args.message.clone();
+            async move {
+                let result = async {
+                    let target = jetvault::live::open_configured(&ctx.config, &env).await?;
+                    let mut req = BackupRequest::new(bytes::Bytes::new(), Trigger::Manual);
+                    req.actor = actor;
+                    req.message = message;
+                    req.force = args.force;
+                    vault.backup_from_live(&env, target.as_ref(), req).await
+                }
+                .await;
+                bar.inc(1);
+                let result = match result {
+                    Ok(BackupOutcome::Created(m)) => RowResult::Created { version: m.version },
+                    Ok(BackupOutcome::Unchanged(m)) => RowResult::Unchanged { version: m.version },
+                    Err(e) => {
+                        bar.println(format!("{env}: {}", e.report()));
+                        RowResult::Failed {
+                            error: e.report(),
+                            code: e.kind().code(),
+                        }
+                    }
+                };
+                Row {
+                    app: env.app.to_string(),
+                    env: env.env.to_string(),
+                    result,
+                }
+            }
+        })
+        .buffer_unordered(usize::from(args.concurrency))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let mut rows = rows;
+    rows.sort_by(|a, b| (&a.app, &a.env).cmp(&(&b.app, &b.env)));
+    let failed = rows
+        .iter()
+        .filter(|r| matches!(r.result, RowResult::Failed { .. }))
+        .count();
+    if ctx.json() {
+        print_json(&rows)?;
+    } else {
+        let (mut created, mut unchanged) = (0, 0);
+        for r in &rows {
+            let name = format!("{}/{}", r.app, r.env);
+            match &r.result {
+                RowResult::Created { version } => {
+                    created += 1;
+                    println!("{name}: v{version} written");
+                }
+                RowResult::Unchanged { version } => {
+                    unchanged += 1;
+                    println!("{name}: unchanged since v{version}");
+                }
+                RowResult::Failed { error, .. } => println!("{name}: FAILED: {error}"),
+            }
+        }
+        println!(
+            "{} environments: {created} written, {unchanged} unchanged, {failed} failed",
+            rows.len()
+        );
+    }
+    Ok(if failed > 0 { exit::PARTIAL } else { exit::OK })
+}

@@ -1,0 +1,51 @@
+//! `jetvault config check`: parse config files the way the service will.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use jetvault::config::Config;
+
+use super::{Ctx, exit};
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check config files: syntax, unknown keys, values, cron expressions.
+    Check {
+        /// Files to check (default: the --config file).
+        files: Vec<PathBuf>,
+    },
+}
+
+pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
+    let ConfigCommand::Check { files } = cmd;
+    let files = if files.is_empty() {
+        match &ctx.global.config {
+            Some(f) => vec![f.clone()],
+            None => anyhow::bail!(jetvault::Error::invalid(
+                "no config file to check: pass one (`jetvault config check FILE`) or --config"
+            )),
+        }
+    } else {
+        files
+    };
+    let mut failed = 0;
+    for file in &files {
+        match Config::load(file) {
+            Ok(c) => {
+                let envs = c.envs().count();
+                let scheduled = c.envs().filter(|(_, e)| e.schedule.is_some()).count();
+                println!(
+                    "{}: ok ({} apps, {envs} environments, {scheduled} scheduled; store {})",
+                    file.display(),
+                    c.apps.len(),
+                    c.store.as_deref().unwrap_or("(embedded default)")
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}", e.report());
+            }
+        }
+    }
+    Ok(if failed == 0 { exit::OK } else { exit::INVALID })
+}

@@ -1,0 +1,303 @@
+//! The command line: global options, one file per subcommand, and the context they share.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jetvault::config::Config;
+use jetvault::events::Actor;
+use jetvault::store::{self, OpenOptions, Store};
+use jetvault::{EnvRef, Vault, VaultOptions};
+
+mod backup;
+mod backup_all;
+mod browse;
+mod completions;
+mod config_cmd;
+mod diff;
+mod doctor;
+mod events;
+pub mod exit;
+mod pin;
+mod promote;
+mod prune;
+mod release;
+mod restore;
+mod serve;
+mod verify;
+
+/// Versioned, restorable backups and releases of no-code app configurations.
+#[derive(Debug, Parser)]
+#[command(name = "jetvault", version = version(), about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn version() -> &'static str {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (git ",
+        env!("JETVAULT_GIT_REV"),
+        ")"
+    )
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML).
+    #[arg(long, global = true, env = "JETVAULT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store URL: s3://BUCKET[/PREFIX] or file:///PATH (overrides the config's `store`).
+    #[arg(long, global = true, env = "JETVAULT_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// S3 endpoint for MinIO or LocalStack (overrides s3.endpoint; AWS_ENDPOINT_URL
+    /// also works).
+    #[arg(long, global = true, env = "JETVAULT_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Use path-style S3 addressing (MinIO, LocalStack).
+    #[arg(long, global = true, env = "JETVAULT_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "JETVAULT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service and the scheduler.
+    Serve(serve::ServeArgs),
+    /// Snapshot one environment's live configuration (or a file with --from).
+    Backup(backup::BackupArgs),
+    /// Snapshot every configured environment.
+    BackupAll(backup_all::BackupAllArgs),
+    /// List an environment's snapshots, newest first.
+    List(browse::ListArgs),
+    /// Show one snapshot's metadata.
+    Show(browse::ShowArgs),
+    /// Print a snapshot's configuration, byte for byte.
+    Cat(browse::CatArgs),
+    /// Show the differences between two versions.
+    Diff(diff::DiffArgs),
+    /// Publish a snapshot as the environment's release.
+    Release(release::ReleaseArgs),
+    /// List an environment's releases, newest first.
+    Releases(release::ReleasesArgs),
+    /// Go back to the previous release.
+    Rollback(release::RollbackArgs),
+    /// Copy a snapshot into another environment.
+    Promote(promote::PromoteArgs),
+    /// Push a snapshot back to the live configuration.
+    Restore(restore::RestoreArgs),
+    /// Delete old snapshots by retention policy.
+    Prune(prune::PruneArgs),
+    /// Keep a snapshot from being pruned.
+    Pin(pin::PinArgs),
+    /// Let a pinned snapshot be pruned again.
+    Unpin(pin::PinArgs),
+    /// Check that every snapshot decompresses and matches its checksum.
+    Verify(verify::VerifyArgs),
+    /// List an environment's audit events, newest first.
+    Events(events::EventsArgs),
+    /// Check the store, its conditional writes and the live targets.
+    Doctor(doctor::DoctorArgs),
+    /// Check config files.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Print shell completions.
+    Completions(completions::CompletionsArgs),
+}
+
+/// Sets up tracing on stderr: `RUST_LOG` filters (default `warn`, `info` for `serve`).
+pub fn init_logging(global: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let serving = std::env::args().any(|a| a == "serve");
+    let default = if serving { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match global.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the parsed command; returns the exit code.
+///
+/// # Errors
+/// Whatever the command fails with; `main` reports it once.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let ctx = Ctx::new(cli.global)?;
+    match cli.command {
+        Command::Serve(a) => serve::run(&ctx, a).await,
+        Command::Backup(a) => backup::run(&ctx, a).await,
+        Command::BackupAll(a) => backup_all::run(&ctx, a).await,
+        Command::List(a) => browse::list(&ctx, a).await,
+        Command::Show(a) => browse::show(&ctx, a).await,
+        Command::Cat(a) => browse::cat(&ctx, a).await,
+        Command::Diff(a) => diff::run(&ctx, a).await,
+        Command::Release(a) => release::release(&ctx, a).await,
+        Command::Releases(a) => release::releases(&ctx, a).await,
+        Command::Rollback(a) => release::rollback(&ctx, a).await,
+        Command::Promote(a) => promote::run(&ctx, a).await,
+        Command::Restore(a) => restore::run(&ctx, a).await,
+        Command::Prune(a) => prune::run(&ctx, a).await,
+        Command::Pin(a) => pin::run(&ctx, a, true).await,
+        Command::Unpin(a) => pin::run(&ctx, a, false).await,
+        Command::Verify(a) => verify::run(&ctx, a).await,
+        Command::Events(a) => events::run(&ctx, a).await,
+        Command::Doctor(a) => doctor::run(&ctx, a).await,
+        Command::Config(c) => config_cmd::run(&ctx, c),
+        Command::Completions(a) => completions::run(&a),
+    }
+}
+
+/// What every command shares: the options, the loaded config, and a way to the store.
+#[derive(Debug)]
+pub struct Ctx {
+    pub global: GlobalArgs,
+    pub config: Config,
+}
+
+impl Ctx {
+    /// Loads the config file (if any) and applies environment and flag overrides.
+    fn new(global: GlobalArgs) -> anyhow::Result<Self> {
+        let mut config = match &global.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(store) = &global.store {
+            store::StoreUrl::parse(store)?;
+            config.store = Some(store.clone());
+        }
+        if let Some(endpoint) = &global.s3_endpoint {
+            config.s3.endpoint = Some(endpoint.clone());
+        }
+        if global.s3_path_style {
+            config.s3.force_path_style = true;
+        }
+        Ok(Self { global, config })
+    }
+
+    /// Whether output should be JSON.
+    pub fn json(&self) -> bool {
+        self.global.json
+    }
+
+    /// Opens the store.
+    pub async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let url = self.config.store_url();
+        let options = OpenOptions {
+            s3: self.config.s3.clone(),
+        };
+        Ok(store::open(&url, &options).await?)
+    }
+
+    /// Opens the store and wraps it in a vault with the configured options.
+    pub async fn vault(&self) -> anyhow::Result<Vault> {
+        Ok(Vault::new(
+            self.store().await?,
+            VaultOptions::from_config(&self.config),
+        ))
+    }
+
+    /// Who is acting: `--author`, else `JETVAULT_AUTHOR`, else `user@host`.
+    pub fn actor(&self, author: Option<&str>) -> Actor {
+        Actor {
+            who: Some(author.map_or_else(default_author, str::to_string)),
+            via: "cli".into(),
+            from: hostname(),
+        }
+    }
+}
+
+/// Validates an app and env pair from the command line.
+pub fn env_ref(app: &str, env: &str) -> anyhow::Result<EnvRef> {
+    Ok(EnvRef::parse(app, env)?)
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+}
+
+fn default_author() -> String {
+    if let Ok(a) = std::env::var("JETVAULT_AUTHOR")
+        && !a.is_empty()
+    {
+        return a;
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    match hostname() {
+        Some(h) => format!("{user}@{h}"),
+        None => user,
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("cannot encode the output as JSON")?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Whether stderr is a terminal (progress bars and prompts go there).
+pub fn interactive() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    if !interactive() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// A human-readable size.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

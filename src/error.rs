@@ -1,0 +1,217 @@
+//! The library's error type: kinds a caller can act on, each message saying what failed
+//! and what to do about it.
+
+use std::fmt;
+
+/// A boxed source error kept for `Error::source()` chains.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure happened, independent of its text.
+///
+/// Front ends map kinds to HTTP statuses and exit codes in one place each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller's input is wrong (an id, an argument, a document that is not JSON).
+    InvalidInput,
+    /// The configuration file is wrong (unknown key, bad value, missing file).
+    Config,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The thing to create exists already (a version, a label).
+    AlreadyExists,
+    /// A compare-and-swap lost: what was read has changed since.
+    PreconditionFailed,
+    /// Input larger than the configured limit.
+    TooLarge,
+    /// A store or live target could not be reached or answered with a server error;
+    /// retrying later may help.
+    Unavailable,
+    /// Stored data failed a check (checksum, decompression, metadata).
+    Corrupt,
+    /// The store does not honour conditional writes; writing would be unsafe.
+    UnsafeStore,
+    /// A bug or an unexpected state.
+    Internal,
+}
+
+impl ErrorKind {
+    /// A stable, machine-readable code (used in HTTP error bodies and `--json` output).
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "invalid_input",
+            Self::Config => "config",
+            Self::NotFound => "not_found",
+            Self::AlreadyExists => "already_exists",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::TooLarge => "too_large",
+            Self::Unavailable => "unavailable",
+            Self::Corrupt => "corrupt",
+            Self::UnsafeStore => "unsafe_store",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Whether trying the same call again later may succeed.
+    #[must_use]
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Unavailable | Self::PreconditionFailed)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A library error: a kind, a message that says what failed and what to do, and the
+/// underlying cause where there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl Error {
+    /// Builds an error of `kind` with a complete, user-facing message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying cause.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Appends a hint ("what to do next") to the message.
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl fmt::Display) -> Self {
+        self.message = format!("{}; {hint}", self.message);
+        self
+    }
+
+    /// Prefixes the message with what was being done when the error happened.
+    #[must_use]
+    pub fn context(mut self, doing: impl fmt::Display) -> Self {
+        self.message = format!("{doing}: {}", self.message);
+        self
+    }
+
+    /// The kind of failure.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message without the source chain.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The message followed by every cause in the source chain, for reports.
+    #[must_use]
+    pub fn report(&self) -> String {
+        let mut out = self.message.clone();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        while let Some(e) = cur {
+            let text = e.to_string();
+            if !out.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            cur = e.source();
+        }
+        out
+    }
+
+    /// Invalid caller input.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// A configuration problem.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    /// Something that does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// Something that exists already.
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::AlreadyExists, message)
+    }
+
+    /// A lost compare-and-swap.
+    pub fn precondition(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::PreconditionFailed, message)
+    }
+
+    /// Input over a size limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooLarge, message)
+    }
+
+    /// An unreachable or failing dependency.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// Stored data that fails a check.
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Corrupt, message)
+    }
+
+    /// An unexpected state.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// Whether this is a lost race on a conditional write (created by someone else, or
+    /// changed since read): the caller should re-read and decide.
+    #[must_use]
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_includes_sources_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::unavailable("cannot read /x").with_source(io);
+        assert_eq!(e.report(), "cannot read /x: denied");
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.kind().is_retryable());
+    }
+
+    #[test]
+    fn conflict_kinds() {
+        assert!(Error::already_exists("v1").is_conflict());
+        assert!(Error::precondition("ptr").is_conflict());
+        assert!(!Error::not_found("x").is_conflict());
+    }
+}

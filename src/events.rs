@@ -1,0 +1,151 @@
+//! Audit events: one immutable object per backup, release, rollback, restore, prune
+//! and pin, saying who did what, when and from where.
+
+use std::fmt;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::EnvRef;
+use crate::layout;
+use crate::store::{Metadata, PutMode};
+use crate::vault::Vault;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// A snapshot was taken.
+    Backup,
+    /// A snapshot was published as the release.
+    Release,
+    /// The release went back to an earlier one.
+    Rollback,
+    /// A snapshot was copied from another environment.
+    Promote,
+    /// A snapshot was pushed to the live target.
+    Restore,
+    /// Snapshots were deleted by retention.
+    Prune,
+    /// A snapshot was pinned.
+    Pin,
+    /// A snapshot was unpinned.
+    Unpin,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.write_str(&s)
+    }
+}
+
+/// Who and where an action came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The person or token name.
+    pub who: Option<String>,
+    /// The front end: `cli`, `api`, `schedule`.
+    pub via: String,
+    /// The host (CLI, scheduler) or client address (API).
+    pub from: Option<String>,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What.
+    pub action: Action,
+    /// The environment.
+    pub env: EnvRef,
+    /// Who, through which front end, from where.
+    pub actor: Actor,
+    /// The snapshot version concerned, if one.
+    pub version: Option<u64>,
+    /// Action-specific details (labels, counts, targets, outcomes).
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+impl Event {
+    /// A new event happening now.
+    #[must_use]
+    pub fn now(action: Action, env: &EnvRef, actor: &Actor) -> Self {
+        Self {
+            at: Utc::now(),
+            action,
+            env: env.clone(),
+            actor: actor.clone(),
+            version: None,
+            details: serde_json::Value::Null,
+        }
+    }
+
+    /// Sets the version.
+    #[must_use]
+    pub fn version(mut self, v: u64) -> Self {
+        self.version = Some(v);
+        self
+    }
+
+    /// Sets the details.
+    #[must_use]
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+impl Vault {
+    /// Writes an event as an immutable object.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn record_event(&self, event: &Event) -> Result<()> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let key = layout::event_key(&event.env, event.at, &id[..12]);
+        let body = serde_json::to_vec(event)
+            .map_err(|e| Error::internal(format!("cannot encode event: {e}")))?;
+        self.store()
+            .put(&key, Bytes::from(body), &Metadata::new(), PutMode::Create)
+            .await
+            .map(drop)
+    }
+
+    /// Writes an event, logging instead of failing: the action it records has already
+    /// happened and must not be reported as failed.
+    pub async fn record_event_or_log(&self, event: &Event) {
+        if let Err(e) = self.record_event(event).await {
+            tracing::warn!(env = %event.env, action = %event.action, error = %e.report(),
+                "could not record the audit event");
+        }
+    }
+
+    /// Up to `limit` events of `env`, newest first.
+    ///
+    /// # Errors
+    /// Store errors; `Corrupt` for an unreadable event.
+    pub async fn events(&self, env: &EnvRef, limit: usize) -> Result<Vec<Event>> {
+        use futures::{StreamExt, TryStreamExt};
+        let page = self
+            .store()
+            .list(&layout::events_prefix(env), None, limit.min(1000))
+            .await?;
+        futures::stream::iter(page.objects)
+            .map(|o| async move {
+                let obj = self.store().get(&o.key).await?;
+                serde_json::from_slice::<Event>(&obj.bytes)
+                    .map_err(|e| Error::corrupt(format!("event {} is unreadable: {e}", o.key)))
+            })
+            .buffered(16)
+            .try_collect()
+            .await
+    }
+}

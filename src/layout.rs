@@ -1,0 +1,181 @@
+//! Where everything lives in a store. The one place that builds and parses keys.
+//!
+//! ```text
+//! jetvault.json                                             store marker
+//! apps/<app>/envs/<env>/snapshots/<ord(v)>-v<v>.json.zst    snapshot v, immutable
+//! apps/<app>/envs/<env>/release.json                        release pointer (CAS)
+//! apps/<app>/envs/<env>/releases/<ord(n)>-r<n>.json         release history, immutable
+//! apps/<app>/envs/<env>/labels/<label>.json                 label index, immutable
+//! apps/<app>/envs/<env>/pins/<ord(v)>-v<v>                  pinned versions
+//! apps/<app>/envs/<env>/events/<ord(ms)>-<id>.json          audit events, immutable
+//! ```
+//! `ord(n)` is `9999999999 - n` in ten digits, so that a listing in key order (the only
+//! order S3 has) starts with the newest: the latest version is the first key of one LIST.
+
+use chrono::{DateTime, Utc};
+
+use crate::id::{EnvRef, Label};
+
+/// The store marker's key.
+pub const MARKER_KEY: &str = "jetvault.json";
+/// The layout version written in the marker.
+pub const FORMAT_VERSION: u32 = 1;
+/// The largest version or sequence number a key can hold.
+pub const MAX_ORDINAL: u64 = 9_999_999_999;
+const MAX_MILLIS: i64 = 9_999_999_999_999;
+
+/// `apps/`: the parent of every app.
+pub const APPS_PREFIX: &str = "apps/";
+
+/// `apps/<app>/envs/`.
+#[must_use]
+pub fn envs_prefix(app: &crate::id::AppId) -> String {
+    format!("{APPS_PREFIX}{app}/envs/")
+}
+
+/// `apps/<app>/envs/<env>/`.
+#[must_use]
+pub fn env_prefix(env: &EnvRef) -> String {
+    format!("{APPS_PREFIX}{}/envs/{}/", env.app, env.env)
+}
+
+fn ordinal(n: u64) -> String {
+    format!("{:010}", MAX_ORDINAL - n.min(MAX_ORDINAL))
+}
+
+/// Parses `<ord(n)>-<tag><n>` (the key's file name without its extension).
+fn parse_ordinal(name: &str, tag: char) -> Option<u64> {
+    let (ord, rest) = name.split_once('-')?;
+    let n: u64 = rest.strip_prefix(tag)?.parse().ok()?;
+    (ord.len() == 10 && ord == ordinal(n) && n <= MAX_ORDINAL).then_some(n)
+}
+
+fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// The prefix under which an environment's snapshots are listed, newest first.
+#[must_use]
+pub fn snapshots_prefix(env: &EnvRef) -> String {
+    format!("{}snapshots/", env_prefix(env))
+}
+
+/// The key of snapshot `version`.
+#[must_use]
+pub fn snapshot_key(env: &EnvRef, version: u64) -> String {
+    format!(
+        "{}{}-v{version}.json.zst",
+        snapshots_prefix(env),
+        ordinal(version)
+    )
+}
+
+/// The version a snapshot key holds, if it is one.
+#[must_use]
+pub fn parse_snapshot_key(key: &str) -> Option<u64> {
+    parse_ordinal(file_name(key).strip_suffix(".json.zst")?, 'v')
+}
+
+/// The release pointer's key.
+#[must_use]
+pub fn release_pointer_key(env: &EnvRef) -> String {
+    format!("{}release.json", env_prefix(env))
+}
+
+/// The prefix of the release history, newest first.
+#[must_use]
+pub fn releases_prefix(env: &EnvRef) -> String {
+    format!("{}releases/", env_prefix(env))
+}
+
+/// The key of release number `seq` in the history.
+#[must_use]
+pub fn release_key(env: &EnvRef, seq: u64) -> String {
+    format!("{}{}-r{seq}.json", releases_prefix(env), ordinal(seq))
+}
+
+/// The release number a history key holds, if it is one.
+#[must_use]
+pub fn parse_release_key(key: &str) -> Option<u64> {
+    parse_ordinal(file_name(key).strip_suffix(".json")?, 'r')
+}
+
+/// The key that reserves a label.
+#[must_use]
+pub fn label_key(env: &EnvRef, label: &Label) -> String {
+    format!("{}labels/{label}.json", env_prefix(env))
+}
+
+/// The prefix of pinned versions, newest first.
+#[must_use]
+pub fn pins_prefix(env: &EnvRef) -> String {
+    format!("{}pins/", env_prefix(env))
+}
+
+/// The key that pins `version`.
+#[must_use]
+pub fn pin_key(env: &EnvRef, version: u64) -> String {
+    format!("{}{}-v{version}", pins_prefix(env), ordinal(version))
+}
+
+/// The version a pin key holds.
+#[must_use]
+pub fn parse_pin_key(key: &str) -> Option<u64> {
+    parse_ordinal(file_name(key), 'v')
+}
+
+/// The prefix of audit events, newest first.
+#[must_use]
+pub fn events_prefix(env: &EnvRef) -> String {
+    format!("{}events/", env_prefix(env))
+}
+
+/// The key of an event that happened at `at`; `id` makes it unique.
+#[must_use]
+pub fn event_key(env: &EnvRef, at: DateTime<Utc>, id: &str) -> String {
+    let ms = at.timestamp_millis().clamp(0, MAX_MILLIS);
+    format!("{}{:013}-{id}.json", events_prefix(env), MAX_MILLIS - ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> EnvRef {
+        EnvRef::parse("crm", "production").unwrap()
+    }
+
+    #[test]
+    fn keys_look_right() {
+        assert_eq!(
+            snapshot_key(&env(), 41),
+            "apps/crm/envs/production/snapshots/9999999958-v41.json.zst"
+        );
+        assert_eq!(
+            release_key(&env(), 3),
+            "apps/crm/envs/production/releases/9999999996-r3.json"
+        );
+        assert_eq!(parse_snapshot_key("x/9999999958-v41.json.zst"), Some(41));
+        assert_eq!(parse_snapshot_key("x/9999999958-v42.json.zst"), None);
+        assert_eq!(parse_snapshot_key("x/9999999958-v41.json"), None);
+        assert_eq!(parse_release_key(&release_key(&env(), 77)), Some(77));
+        assert_eq!(parse_pin_key(&pin_key(&env(), 5)), Some(5));
+    }
+
+    #[test]
+    fn newer_events_sort_first() {
+        let a = event_key(&env(), DateTime::from_timestamp_millis(1_000).unwrap(), "a");
+        let b = event_key(&env(), DateTime::from_timestamp_millis(2_000).unwrap(), "a");
+        assert!(b < a);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn snapshot_keys_round_trip_and_sort_newest_first(a in 0u64..=MAX_ORDINAL, b in 0u64..=MAX_ORDINAL) {
+            let (ka, kb) = (snapshot_key(&env(), a), snapshot_key(&env(), b));
+            proptest::prop_assert_eq!(parse_snapshot_key(&ka), Some(a));
+            proptest::prop_assert_eq!(a > b, ka < kb);
+            proptest::prop_assert_eq!(parse_release_key(&release_key(&env(), a)), Some(a));
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! jetvault: versioned, restorable backups and releases of no-code app configurations,
+//! on S3 or a local directory.
+//!
+//! The domain lives here, over the [`store::Store`] trait; the CLI, the HTTP service and
+//! the scheduler are thin callers of [`Vault`].
+
+pub mod codec;
+pub mod config;
+pub mod diff;
+pub mod error;
+pub mod events;
+pub mod id;
+pub mod layout;
+pub mod live;
+pub mod snapshot;
+pub mod store;
+pub mod vault;
+
+pub use error::{Error, ErrorKind, Result};
+pub use id::{AppId, EnvId, EnvRef, Label};
+pub use snapshot::{BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger};
+pub use vault::{Vault, VaultOptions};

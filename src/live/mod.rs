@@ -1,0 +1,69 @@
+//! Live targets: where an environment's configuration really lives. Backup reads it;
+//! restore writes it and reads it back.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::config::{Config, LiveConfig, S3Options};
+use crate::error::{Error, Result};
+use crate::id::EnvRef;
+
+pub mod file;
+pub mod http;
+pub mod s3;
+
+/// A live configuration that can be read and written.
+#[async_trait]
+pub trait LiveTarget: Send + Sync + fmt::Debug {
+    /// Where it is, for messages and snapshot sources (never contains secrets).
+    fn describe(&self) -> String;
+
+    /// Reads the live configuration, refusing more than `limit` bytes.
+    async fn read(&self, limit: u64) -> Result<Bytes>;
+
+    /// Replaces the live configuration with `bytes`.
+    async fn write(&self, bytes: Bytes) -> Result<()>;
+}
+
+/// Builds the live target an environment's config describes.
+///
+/// `store_s3` gives S3 targets the store's endpoint settings when they set none.
+///
+/// # Errors
+/// `Config` for a target that can't be built (a bad URL, an unreadable token file).
+pub async fn open(
+    env: &EnvRef,
+    config: &LiveConfig,
+    store_s3: &S3Options,
+) -> Result<Arc<dyn LiveTarget>> {
+    match config {
+        LiveConfig::File { path } => Ok(Arc::new(file::FileTarget::new(path.clone()))),
+        LiveConfig::Http { .. } => Ok(Arc::new(http::HttpTarget::from_config(env, config)?)),
+        LiveConfig::S3 { .. } => Ok(Arc::new(s3::S3Target::from_config(config, store_s3).await?)),
+    }
+}
+
+/// Builds the live target of a configured environment.
+///
+/// # Errors
+/// `NotFound` if the environment is not in the config, `Config` if it has no live
+/// target or the target can't be built.
+pub async fn open_configured(config: &Config, env: &EnvRef) -> Result<Arc<dyn LiveTarget>> {
+    let env_config = config.env(env).ok_or_else(|| {
+        Error::not_found(format!(
+            "{env} is not in the config: add [apps.{}.envs.{}.live] to it, or pass --from FILE",
+            env.app, env.env
+        ))
+    })?;
+    let live = env_config.live.as_ref().ok_or_else(|| {
+        Error::config(format!(
+            "{env} has no live target: add [apps.{}.envs.{}.live] to the config, or pass \
+             --from FILE",
+            env.app, env.env
+        ))
+    })?;
+    open(env, live, &config.s3).await
+}

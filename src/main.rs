@@ -1,0 +1,31 @@
+//! The `jetvault` command: parses arguments, runs one command, reports an error once
+//! with what to do next, and exits with a code a script can act on.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging(&args.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(cli::exit::INTERNAL);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let (code, text) = cli::exit::report(&e);
+            eprintln!("error: {text}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! A store in a local directory, with the same semantics as S3.
+//!
+//! Object `k` is the file `<root>/k`, byte for byte, so `zstd -d` works on it directly;
+//! its etag and metadata live in `<root>/.jvmeta/k`. One lock file serialises writers
+//! (exclusive) against readers (shared) across processes, which makes create-only and
+//! compare-and-swap atomic and reads never torn.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Conditional, ListPage, Metadata, Object, ObjectInfo, PutMode, Store};
+use crate::error::{Error, Result};
+
+const META_DIR: &str = ".jvmeta";
+const LOCK_FILE: &str = ".jvlock";
+const HIDDEN_PREFIX: &str = ".jv";
+
+/// A directory that holds objects as files.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Sidecar {
+    etag: String,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+impl LocalStore {
+    /// Opens (without touching the disk) the store rooted at `root`; the directory is
+    /// created on the first write.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `root` is not an absolute path.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        if !root.is_absolute() {
+            return Err(Error::invalid(format!(
+                "store directory {} is not an absolute path; use file:///absolute/path",
+                root.display()
+            )));
+        }
+        Ok(Self { root })
+    }
+
+    /// The root directory.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn data_path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn meta_path(&self, key: &str) -> PathBuf {
+        self.root.join(META_DIR).join(key)
+    }
+
+    fn io_err(&self, doing: &str, path: &Path, e: io::Error) -> Error {
+        Error::unavailable(format!(
+            "local store {}: cannot {doing} {}: {e}; check that the directory exists and is \
+             writable by this user",
+            self.root.display(),
+            path.display()
+        ))
+        .with_source(e)
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<File> {
+        let path = self.root.join(LOCK_FILE);
+        let open = || {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+        };
+        let file = match open() {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.root).map_err(|e| self.io_err("create", &self.root, e))?;
+                open().map_err(|e| self.io_err("open", &path, e))?
+            }
+            Err(e) => return Err(self.io_err("open", &path, e)),
+        };
+        let locked = if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        locked.map_err(|e| self.io_err("lock", &path, e))?;
+        Ok(file)
+    }
+
+    fn read_info(&self, key: &str) -> Result<Option<(ObjectInfo, PathBuf)>> {
+        let path = self.data_path(key);
+        let stat = match fs::metadata(&path) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(20) => return Ok(None), // ENOTDIR
+            Err(e) => return Err(self.io_err("read", &path, e)),
+        };
+        let sidecar = match fs::read(self.meta_path(key)) {
+            Ok(b) => serde_json::from_slice::<Sidecar>(&b).ok(),
+            Err(_) => None,
+        };
+        let (etag, metadata) = match sidecar {
+            Some(s) => (s.etag, s.metadata),
+            None => {
+                // Written by hand: derive the etag from the content.
+                let data = fs::read(&path).map_err(|e| self.io_err("read", &path, e))?;
+                (etag_of(&data), Metadata::new())
+            }
+        };
+        let info = ObjectInfo {
+            key: key.to_string(),
+            size: stat.len(),
+            etag,
+            last_modified: stat.modified().ok().map(DateTime::<Utc>::from),
+            metadata,
+        };
+        Ok(Some((info, path)))
+    }
+
+    fn get_sync(&self, key: &str) -> Result<Object> {
+        check_key(key)?;
+        let _lock = self.lock(false)?;
+        let (info, path) = self.read_info(key)?.ok_or_else(|| self.not_found(key))?;
+        let bytes = fs::read(&path).map_err(|e| self.io_err("read", &path, e))?;
+        Ok(Object {
+            info,
+            bytes: Bytes::from(bytes),
+        })
+    }
+
+    fn not_found(&self, key: &str) -> Error {
+        Error::not_found(format!(
+            "object {key} not found in local store {}",
+            self.root.display()
+        ))
+    }
+
+    fn put_sync(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        metadata: &Metadata,
+        mode: &PutMode,
+    ) -> Result<String> {
+        check_key(key)?;
+        let _lock = self.lock(true)?;
+        let current = self.read_info(key)?;
+        match (mode, &current) {
+            (PutMode::Create, Some(_)) => {
+                return Err(Error::already_exists(format!(
+                    "object {key} already exists in local store {}",
+                    self.root.display()
+                )));
+            }
+            (PutMode::Update { .. }, None) => return Err(self.not_found(key)),
+            (PutMode::Update { etag }, Some((info, _))) if &info.etag != etag => {
+                return Err(Error::precondition(format!(
+                    "object {key} in local store {} changed since it was read (etag {} is \
+                     now {})",
+                    self.root.display(),
+                    etag,
+                    info.etag
+                )));
+            }
+            _ => {}
+        }
+        let etag = etag_of(bytes);
+        let sidecar = serde_json::to_vec(&Sidecar {
+            etag: etag.clone(),
+            metadata: metadata.clone(),
+        })
+        .map_err(|e| Error::internal(format!("cannot encode metadata of {key}: {e}")))?;
+        // Metadata first, then the content: a reader never sees content without its
+        // metadata, and a crash in between leaves the old object (or none) visible.
+        self.write_atomic(&self.meta_path(key), &sidecar)?;
+        self.write_atomic(&self.data_path(key), bytes)?;
+        Ok(etag)
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = path
+            .parent()
+            .ok_or_else(|| Error::internal(format!("{} has no parent", path.display())))?;
+        fs::create_dir_all(dir).map_err(|e| self.io_err("create", dir, e))?;
+        let tmp = dir.join(format!(
+            "{HIDDEN_PREFIX}tmp-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            // Make the rename durable.
+            File::open(dir)?.sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.io_err("write", path, e));
+        }
+        Ok(())
+    }
+
+    fn delete_sync(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        let _lock = self.lock(true)?;
+        for path in [self.data_path(key), self.meta_path(key)] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io_err("delete", &path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn list_sync(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage> {
+        let (dir_part, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        if !dir_part.is_empty() {
+            check_key(dir_part)?;
+        }
+        let _lock = self.lock(false)?;
+        let mut keys = Vec::new();
+        let base = self.root.join(dir_part);
+        self.walk(&base, dir_part, &mut keys)?;
+        keys.retain(|k| k.starts_with(prefix) && start_after.is_none_or(|s| k.as_str() > s));
+        keys.sort_unstable();
+        let truncated = keys.len() > limit;
+        keys.truncate(limit);
+        let mut objects = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some((mut info, _)) = self.read_info(&key)? {
+                info.metadata.clear();
+                objects.push(info);
+            }
+        }
+        Ok(ListPage { objects, truncated })
+    }
+
+    fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(20) => return Ok(()),
+            Err(e) => return Err(self.io_err("list", dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io_err("list", dir, e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with(HIDDEN_PREFIX) {
+                continue;
+            }
+            let key = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let ft = entry.file_type().map_err(|e| self.io_err("list", dir, e))?;
+            if ft.is_dir() {
+                self.walk(&entry.path(), &key, out)?;
+            } else if ft.is_file() {
+                out.push(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn list_dirs_sync(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = prefix.trim_end_matches('/');
+        if !dir.is_empty() {
+            check_key(dir)?;
+        }
+        let _lock = self.lock(false)?;
+        let path = self.root.join(dir);
+        let entries = match fs::read_dir(&path) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io_err("list", &path, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io_err("list", &path, e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if !name.starts_with(HIDDEN_PREFIX)
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+                && has_files(&entry.path())
+            {
+                out.push(name);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    fn check_sync(&self) -> Result<()> {
+        // Taking the lock creates the directory if needed and proves it is writable.
+        self.lock(true).map(drop)
+    }
+}
+
+fn has_files(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let hidden = name.to_string_lossy().starts_with(HIDDEN_PREFIX);
+            !hidden
+                && e.file_type()
+                    .is_ok_and(|t| t.is_file() || (t.is_dir() && has_files(&e.path())))
+        })
+    })
+}
+
+/// The etag of some content: a quoted content hash, like S3's.
+fn etag_of(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+fn check_key(key: &str) -> Result<()> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key.contains('\\')
+        || key.contains('\0')
+        || key.split('/').any(|seg| {
+            seg.is_empty() || seg == "." || seg == ".." || seg.starts_with(HIDDEN_PREFIX)
+        });
+    if bad {
+        return Err(Error::invalid(format!(
+            "invalid object key {key:?} for the local store: keys are '/'-separated \
+             non-empty segments other than '.', '..' and names starting with '{HIDDEN_PREFIX}'"
+        )));
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("local store task failed: {e}")))?
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    fn describe(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    async fn get(&self, key: &str) -> Result<Object> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || this.get_sync(&key)).await
+    }
+
+    async fn get_if_none_match(&self, key: &str, etag: &str) -> Result<Conditional> {
+        let (this, key, etag) = (self.clone(), key.to_string(), etag.to_string());
+        blocking(move || {
+            check_key(&key)?;
+            let info = {
+                let _lock = this.lock(false)?;
+                this.read_info(&key)?.map(|(i, _)| i)
+            };
+            match info {
+                Some(i) if i.etag == etag => Ok(Conditional::NotModified),
+                Some(_) => this.get_sync(&key).map(Conditional::Modified),
+                None => Err(this.not_found(&key)),
+            }
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectInfo> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || {
+            check_key(&key)?;
+            let _lock = this.lock(false)?;
+            this.read_info(&key)?
+                .map(|(i, _)| i)
+                .ok_or_else(|| this.not_found(&key))
+        })
+        .await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        metadata: &Metadata,
+        mode: PutMode,
+    ) -> Result<String> {
+        let (this, key, metadata) = (self.clone(), key.to_string(), metadata.clone());
+        blocking(move || this.put_sync(&key, &bytes, &metadata, &mode)).await
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage> {
+        let (this, prefix) = (self.clone(), prefix.to_string());
+        let start_after = start_after.map(str::to_string);
+        blocking(move || this.list_sync(&prefix, start_after.as_deref(), limit)).await
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let (this, prefix) = (self.clone(), prefix.to_string());
+        blocking(move || this.list_dirs_sync(&prefix)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || this.delete_sync(&key)).await
+    }
+
+    async fn check(&self) -> Result<()> {
+        let this = self.clone();
+        blocking(move || this.check_sync()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_escaping_keys() {
+        for key in ["", "/abs", "a/../b", "a//b", ".jvmeta/x", "a/./b", "a\\b"] {
+            assert!(check_key(key).is_err(), "{key}");
+        }
+        assert!(check_key("apps/crm/envs/p/snapshots/1.json.zst").is_ok());
+    }
+
+    #[tokio::test]
+    async fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        super::super::conformance::suite(&store).await;
+    }
+
+    #[tokio::test]
+    async fn content_is_stored_verbatim() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        store
+            .put(
+                "a/b.bin",
+                Bytes::from_static(b"\x28\xb5raw"),
+                &Metadata::new(),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            fs::read(dir.path().join("a/b.bin")).unwrap(),
+            b"\x28\xb5raw"
+        );
+    }
+}

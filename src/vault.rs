@@ -1,0 +1,152 @@
+//! The domain's entry point: a [`Vault`] is a store plus the options that shape what is
+//! written to it. Snapshots, releases, restore and retention are `impl Vault` blocks in
+//! their own modules.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::layout::{FORMAT_VERSION, MARKER_KEY};
+use crate::store::{Metadata, PutMode, Store};
+
+/// What shapes the snapshots a vault writes.
+#[derive(Debug, Clone)]
+pub struct VaultOptions {
+    /// zstd level for new snapshots.
+    pub compression_level: i32,
+    /// The largest configuration accepted, in bytes.
+    pub max_size: u64,
+}
+
+impl Default for VaultOptions {
+    fn default() -> Self {
+        Self {
+            compression_level: 3,
+            max_size: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl VaultOptions {
+    /// The options a config file sets.
+    #[must_use]
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            compression_level: config.snapshots.compression_level,
+            max_size: config.snapshots.max_size.0,
+        }
+    }
+}
+
+/// The store marker: says that a bucket or directory holds a jetvault store, and in
+/// which layout version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Marker {
+    /// Layout version.
+    pub format: u32,
+    /// When the store was first written.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The jetvault version that created it.
+    pub created_by: String,
+}
+
+/// Snapshots, releases and restores of every environment in one store.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    store: Arc<dyn Store>,
+    options: VaultOptions,
+    marker_checked: Arc<OnceCell<()>>,
+}
+
+impl Vault {
+    /// A vault over `store`.
+    pub fn new(store: Arc<dyn Store>, options: VaultOptions) -> Self {
+        Self {
+            store,
+            options,
+            marker_checked: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// The store underneath.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The options in force.
+    #[must_use]
+    pub fn options(&self) -> &VaultOptions {
+        &self.options
+    }
+
+    /// Makes sure the store carries a marker of a layout this build understands,
+    /// writing one into an empty store. Done once per vault, before the first write.
+    ///
+    /// # Errors
+    /// `Corrupt` if the marker is unreadable, `InvalidInput` if it is from a newer
+    /// layout, store errors otherwise.
+    pub async fn ensure_marker(&self) -> Result<()> {
+        self.marker_checked
+            .get_or_try_init(|| async {
+                match self.read_marker().await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
+                        let marker = Marker {
+                            format: FORMAT_VERSION,
+                            created_at: chrono::Utc::now(),
+                            created_by: format!("jetvault {}", env!("CARGO_PKG_VERSION")),
+                        };
+                        let body = serde_json::to_vec_pretty(&marker)
+                            .map_err(|e| Error::internal(format!("cannot encode marker: {e}")))?;
+                        match self
+                            .store
+                            .put(
+                                MARKER_KEY,
+                                Bytes::from(body),
+                                &Metadata::new(),
+                                PutMode::Create,
+                            )
+                            .await
+                        {
+                            Ok(_) => Ok(()),
+                            Err(e) if e.is_conflict() => self.read_marker().await.map(drop),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// Reads the store marker.
+    ///
+    /// # Errors
+    /// `NotFound` for a store never written to; `Corrupt` or `InvalidInput` for a
+    /// marker this build can't use.
+    pub async fn read_marker(&self) -> Result<Marker> {
+        let obj = self.store.get(MARKER_KEY).await?;
+        let marker: Marker = serde_json::from_slice(&obj.bytes).map_err(|e| {
+            Error::corrupt(format!(
+                "store marker {MARKER_KEY} in {} is unreadable: {e}",
+                self.store.describe()
+            ))
+        })?;
+        if marker.format > FORMAT_VERSION {
+            return Err(Error::invalid(format!(
+                "{} was written in layout {} by {}; this jetvault reads layout \
+                 {FORMAT_VERSION}: upgrade jetvault",
+                self.store.describe(),
+                marker.format,
+                marker.created_by
+            )));
+        }
+        Ok(marker)
+    }
+}
