@@ -12,11 +12,16 @@ pub mod events;
 pub mod id;
 pub mod layout;
 pub mod live;
+pub mod release;
 pub mod snapshot;
 pub mod store;
 pub mod vault;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{AppId, EnvId, EnvRef, Label};
+pub use release::{
+    PromoteOutcome, PromoteRequest, Release, ReleaseKind, ReleasePointer, ReleaseRef,
+    ReleaseRequest,
+};
 pub use snapshot::{BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger};
 pub use vault::{Vault, VaultOptions};

@@ -267,13 +267,17 @@ pub enum Selector {
     Version(u64),
     /// The newest snapshot.
     Latest,
+    /// The snapshot the environment's release pointer names.
+    Release,
 }
 
 impl FromStr for Selector {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        if s == "latest" {
-            return Ok(Self::Latest);
+        match s {
+            "latest" => return Ok(Self::Latest),
+            "release" => return Ok(Self::Release),
+            _ => {}
         }
         s.strip_prefix('v')
             .unwrap_or(s)
@@ -283,7 +287,7 @@ impl FromStr for Selector {
             .map(Self::Version)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "{s:?} is not a version: use a number such as 12 (or v12), or latest"
+                    "{s:?} is not a version: use a number such as 12 (or v12), latest or release"
                 ))
             })
     }
@@ -523,15 +527,28 @@ impl Vault {
         }
     }
 
-    /// Resolves a selector to a version number.
+    /// Resolves a selector to a snapshot.
     ///
     /// # Errors
-    /// `NotFound` if the environment has no snapshot (for `latest`) or the version
-    /// does not exist.
+    /// `NotFound` if the environment has no snapshot (for `latest`), no release (for
+    /// `release`), or the version does not exist.
     pub async fn resolve(&self, env: &EnvRef, selector: &Selector) -> Result<SnapshotMeta> {
         match selector {
             Selector::Version(v) => self.snapshot_meta(env, *v).await,
             Selector::Latest => self.latest(env).await?.ok_or_else(|| no_snapshots(env)),
+            Selector::Release => {
+                let pointer = self
+                    .current_release(env)
+                    .await?
+                    .ok_or_else(|| crate::release::no_release(env))?;
+                let release = &pointer.release;
+                self.snapshot_meta(env, release.version).await.map_err(|e| {
+                    e.context(format!(
+                        "release {} (r{}) of {env} names v{}",
+                        release.label, release.seq, release.version
+                    ))
+                })
+            }
         }
     }
 
