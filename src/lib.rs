@@ -13,6 +13,7 @@ pub mod http;
 pub mod id;
 pub mod layout;
 pub mod live;
+pub mod release;
 pub mod scheduler;
 pub mod snapshot;
 pub mod store;
@@ -20,5 +21,9 @@ pub mod vault;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{AppId, EnvId, EnvRef, Label};
+pub use release::{
+    PromoteOutcome, PromoteRequest, Release, ReleaseKind, ReleasePointer, ReleaseRef,
+    ReleaseRequest,
+};
 pub use snapshot::{BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger};
 pub use vault::{Vault, VaultOptions};

@@ -395,7 +395,7 @@ mod tests {
     }
 
     fn corpus(name: &str) -> Bytes {
-        let path = format!("{}/../../shared/corpus/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
         Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
     }
 
@@ -411,7 +411,7 @@ mod tests {
         let env = EnvRef::parse("crm", "production").unwrap();
         for name in [
             "grafana-k8s-views-nodes.json",
-            "appsmith-widget-configs.json",
+            "appsmith-import-app-all-access.json",
         ] {
             vault
                 .backup(&env, BackupRequest::new(corpus(name), Trigger::Manual))
@@ -495,7 +495,7 @@ mod tests {
             .unwrap();
         assert_eq!(next.release.version, 2);
         let c3 = next.config(&vault, &env, &metrics).await.unwrap();
-        assert_eq!(c3.raw, corpus("appsmith-widget-configs.json"));
+        assert_eq!(c3.raw, corpus("appsmith-import-app-all-access.json"));
         assert_ne!(c3.etag, c1.etag);
     }
 
