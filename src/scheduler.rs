@@ -195,7 +195,8 @@ impl EnvJob {
                 tracing::info!(env = %self.env, version = m.version, size = m.size,
                     elapsed_ms = started.elapsed().as_millis() as u64, "scheduled backup written");
                 if let Some(policy) = &self.retention
-                    && let Err(e) = apply_retention(&self.vault, &self.env, policy).await
+                    && let Err(e) =
+                        apply_retention(&self.vault, &self.env, policy, &self.actor).await
                 {
                     tracing::warn!(env = %self.env, error = %e.report(),
                         "retention after the scheduled backup failed");
@@ -214,14 +215,25 @@ impl EnvJob {
 
 /// Applies an environment's retention policy after a scheduled backup.
 ///
-/// HOOK (retention, issue 4): the restore/retention work adds `Vault::prune`; call it
-/// here (`vault.prune(env, policy, ...)`), keeping pinned and released versions. Until
-/// then the policy is only logged, and nothing is deleted.
+/// HOOK (retention, issue 4): once `Vault::apply_retention` lands (branch `restore`,
+/// `src/retention.rs`), the body becomes:
+/// ```ignore
+/// let opts = crate::retention::PruneOptions { actor: actor.clone(), ..Default::default() };
+/// let report = vault.apply_retention(env, policy, &opts).await?;
+/// tracing::info!(%env, deleted = report.deleted, kept = report.kept, "retention applied");
+/// Ok(())
+/// ```
+/// Until then the policy is only logged, and nothing is deleted.
 ///
 /// # Errors
 /// What pruning fails with.
-pub async fn apply_retention(vault: &Vault, env: &EnvRef, policy: &RetentionPolicy) -> Result<()> {
-    let _ = vault;
+pub async fn apply_retention(
+    vault: &Vault,
+    env: &EnvRef,
+    policy: &RetentionPolicy,
+    actor: &Actor,
+) -> Result<()> {
+    let _ = (vault, actor);
     tracing::debug!(%env, ?policy, "retention is configured but not built yet; nothing pruned");
     Ok(())
 }
