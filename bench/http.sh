@@ -55,6 +55,7 @@ mkdir -p "$WORK/www" "$WORK/ng"
 curl -sf -H "$A" "$JV$P/release" > "$WORK/www/release.json"
 curl -sf -H "$A" "$JV$P/release/config" > "$WORK/www/config.json"
 curl -sf -H "$A" -H 'Accept-Encoding: zstd' "$JV$P/release/config" > "$WORK/www/config.zst"
+chmod -R a+rX "$WORK"   # nginx workers run as an unprivileged user
 NGPORT=$(free_port)
 cat > "$WORK/ng/nginx.conf" <<EOF
 worker_processes 2;
@@ -78,6 +79,9 @@ nginx -c "$WORK/ng/nginx.conf" -p "$WORK/ng" &
 NG_PID=$!
 NG=http://127.0.0.1:$NGPORT
 for _ in $(seq 50); do curl -sf "$NG/release.json" >/dev/null && break; sleep 0.1; done
+for f in release.json config.json config.zst; do
+  cmp -s <(curl -sf "$NG/$f") "$WORK/www/$f" || { echo "nginx does not serve $f" >&2; exit 1; }
+done
 
 rss() { awk '/^VmRSS/ {print int($2/1024)}' /proc/$JV_PID/status; }
 hwm() { awk '/^VmHWM/ {print int($2/1024)}' /proc/$JV_PID/status; }
