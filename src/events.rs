@@ -14,7 +14,7 @@ use crate::store::{Metadata, PutMode};
 use crate::vault::Vault;
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// A snapshot was taken.
@@ -46,7 +46,7 @@ impl fmt::Display for Action {
 }
 
 /// Who and where an action came from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Actor {
     /// The person or token name.
     pub who: Option<String>,
@@ -57,7 +57,7 @@ pub struct Actor {
 }
 
 /// One audit event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// When.
     pub at: DateTime<Utc>,

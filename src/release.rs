@@ -39,7 +39,7 @@ const MAX_LABEL_SKIP: u64 = 1000;
 const GET_CONCURRENCY: usize = 16;
 
 /// How a release came about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReleaseKind {
     /// A snapshot published with `release`.
@@ -72,7 +72,7 @@ impl fmt::Display for ReleaseKind {
 }
 
 /// A short reference to a release: its number, label and snapshot version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseRef {
     /// The release number.
     pub seq: u64,
@@ -95,7 +95,7 @@ impl fmt::Display for ReleaseRef {
 
 /// One release of an environment, as stored in the pointer and, immutably, in the
 /// history and the label index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Release {
     /// The release number: 1, 2, 3 ... per environment.
     pub seq: u64,
@@ -154,7 +154,7 @@ impl Release {
 
 /// The current release with the etag of the pointer that holds it: the etag to pass as
 /// `if_match` to publish only over this release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleasePointer {
     /// The release.
     pub release: Release,
@@ -234,7 +234,7 @@ impl PromoteRequest {
 }
 
 /// What a promotion did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PromoteOutcome {
     /// The source snapshot that was copied.
     pub source: SnapshotMeta,

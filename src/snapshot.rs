@@ -20,7 +20,7 @@ use crate::store::{Metadata, ObjectInfo, PutMode};
 use crate::vault::Vault;
 
 /// What made a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Trigger {
     /// A person, from the CLI.
@@ -74,7 +74,7 @@ impl FromStr for Trigger {
 }
 
 /// Everything known about one snapshot without its content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnapshotMeta {
     /// The version number, 1, 2, 3 ... per environment.
     pub version: u64,
@@ -241,7 +241,7 @@ impl BackupRequest {
 }
 
 /// What a backup did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum BackupOutcome {
     /// A new snapshot was written.

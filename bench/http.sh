@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Serving benchmark: jetvault serve against nginx on the same bytes, in the same run.
+#
+# Cases (wrk -t2 -c64, both servers on this machine's loopback):
+#   pointer      GET .../release               (~300 B JSON)
+#   pointer-304  GET .../release               with If-None-Match
+#   config       GET .../release/config        (the 1.3 MB Appsmith export)
+#   config-304   GET .../release/config        with If-None-Match
+#   config-zstd  GET .../release/config        Accept-Encoding: zstd (stored bytes)
+# and jetvault's resident memory idle and at its peak under the load.
+#
+# Usage: bench/http.sh [DURATION]   (default 10s; needs wrk, nginx, curl, a release build)
+set -euo pipefail
+
+DURATION=${1:-10s}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${JETVAULT_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/jetvault}
+CORPUS=$ROOT/tests/data/appsmith-ce-automation-test.json
+[ -x "$BIN" ] || { echo "build first: cargo build --release ($BIN missing)" >&2; exit 2; }
+for t in wrk nginx curl; do command -v $t >/dev/null || { echo "needs $t" >&2; exit 2; }; done
+
+WORK=$(mktemp -d)
+JV_PID= NG_PID=
+cleanup() {
+  [ -n "$JV_PID" ] && kill "$JV_PID" 2>/dev/null || true
+  [ -n "$NG_PID" ] && kill "$NG_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+TOKEN=bench-token
+cat > "$WORK/jv.toml" <<EOF
+store = "file://$WORK/store"
+[server]
+pointer_ttl = "1s"
+[[server.tokens]]
+name = "bench"
+role = "operate"
+value = "$TOKEN"
+EOF
+
+"$BIN" --config "$WORK/jv.toml" backup crm production --from "$CORPUS" >/dev/null
+"$BIN" --config "$WORK/jv.toml" release crm production 1 --label 1.0.0 >/dev/null
+
+RUST_LOG=warn "$BIN" --config "$WORK/jv.toml" serve --listen 127.0.0.1:0 > "$WORK/jv.out" 2>"$WORK/jv.err" &
+JV_PID=$!
+for _ in $(seq 100); do grep -q listening "$WORK/jv.out" 2>/dev/null && break; sleep 0.1; done
+JV=$(sed -n 's/^jetvault listening on //p' "$WORK/jv.out")
+A="Authorization: Bearer $TOKEN"
+P=/v1/apps/crm/envs/production
+
+# nginx serves the very same bytes.
+mkdir -p "$WORK/www" "$WORK/ng"
+curl -sf -H "$A" "$JV$P/release" > "$WORK/www/release.json"
+curl -sf -H "$A" "$JV$P/release/config" > "$WORK/www/config.json"
+curl -sf -H "$A" -H 'Accept-Encoding: zstd' "$JV$P/release/config" > "$WORK/www/config.zst"
+chmod -R a+rX "$WORK"   # nginx workers run as an unprivileged user
+NGPORT=$(free_port)
+cat > "$WORK/ng/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $WORK/ng/nginx.pid;
+error_log $WORK/ng/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 1000000;
+  types { application/json json; application/zstd zst; }
+  server {
+    listen 127.0.0.1:$NGPORT;
+    root $WORK/www;
+    location = /config.zst { default_type application/json; types { } add_header Content-Encoding zstd; }
+  }
+}
+EOF
+nginx -c "$WORK/ng/nginx.conf" -p "$WORK/ng" &
+NG_PID=$!
+NG=http://127.0.0.1:$NGPORT
+for _ in $(seq 50); do curl -sf "$NG/release.json" >/dev/null && break; sleep 0.1; done
+for f in release.json config.json config.zst; do
+  cmp -s <(curl -sf "$NG/$f") "$WORK/www/$f" || { echo "nginx does not serve $f" >&2; exit 1; }
+done
+
+rss() { awk '/^VmRSS/ {print int($2/1024)}' /proc/$JV_PID/status; }
+hwm() { awk '/^VmHWM/ {print int($2/1024)}' /proc/$JV_PID/status; }
+etag_of() { curl -sI "$@" | awk 'tolower($1)=="etag:" {print $2}' | tr -d '\r'; }
+run() { # name url headers...
+  local url=$1; shift
+  wrk -t2 -c64 -d"$DURATION" --latency "$@" "$url" | awk '
+    /Requests\/sec/ {rps=$2}
+    /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+    END {printf "%s %s %s", rps, p50, p99}'
+}
+
+IDLE=$(rss)
+JE_P=$(etag_of -H "$A" "$JV$P/release")
+JE_C=$(etag_of -H "$A" "$JV$P/release/config")
+NE_P=$(etag_of "$NG/release.json")
+NE_C=$(etag_of "$NG/config.json")
+
+printf '%-12s %12s %9s %9s   %12s %9s %9s   %6s\n' case jv_req/s p50 p99 nginx_req/s p50 p99 ratio
+for c in pointer pointer-304 config config-304 config-zstd; do
+  case $c in
+    pointer)     j=$(run "$JV$P/release" -H "$A");                                   n=$(run "$NG/release.json");;
+    pointer-304) j=$(run "$JV$P/release" -H "$A" -H "If-None-Match: $JE_P");         n=$(run "$NG/release.json" -H "If-None-Match: $NE_P");;
+    config)      j=$(run "$JV$P/release/config" -H "$A");                            n=$(run "$NG/config.json");;
+    config-304)  j=$(run "$JV$P/release/config" -H "$A" -H "If-None-Match: $JE_C");  n=$(run "$NG/config.json" -H "If-None-Match: $NE_C");;
+    config-zstd) j=$(run "$JV$P/release/config" -H "$A" -H 'Accept-Encoding: zstd'); n=$(run "$NG/config.zst");;
+  esac
+  read -r jr jp50 jp99 <<<"$j"; read -r nr np50 np99 <<<"$n"
+  printf '%-12s %12s %9s %9s   %12s %9s %9s   %6s\n' "$c" "$jr" "$jp50" "$jp99" "$nr" "$np50" "$np99" \
+    "$(awk -v a="$jr" -v b="$nr" 'BEGIN {printf "%.2f", a/b}')"
+done
+echo "jetvault RSS: idle ${IDLE} MiB, peak under load $(hwm) MiB"

@@ -1,0 +1,187 @@
+//! The one mapping from a library error kind to an HTTP status and a JSON body
+//! `{"error": {"code": "...", "message": "..."}}`. Every error response goes through it.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{Error, ErrorKind};
+
+/// An error as a response: a status, a stable machine code and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// A stable code and a message saying what failed and what to do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable: `invalid_input`, `not_found`, `already_exists`,
+    /// `precondition_failed`, `too_large`, `unauthorized`, `forbidden`, `unavailable`, ...
+    pub code: String,
+    /// What failed and what to do about it.
+    pub message: String,
+}
+
+/// The status for a library error kind.
+#[must_use]
+pub fn status_for(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::AlreadyExists => StatusCode::CONFLICT,
+        ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Unavailable | ErrorKind::UnsafeStore => StatusCode::SERVICE_UNAVAILABLE,
+        // Config (the server's own config is wrong), Corrupt (stored data failed a
+        // check), Internal and kinds added later are the server's problem.
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ApiError {
+    /// An error with an explicit status and code, for what is not a library error
+    /// (authentication, unknown routes).
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 401: no valid bearer token.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: a valid token without the role the route needs.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// The status sent.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = status_for(e.kind());
+        if status.is_server_error() {
+            tracing::warn!(code = e.kind().code(), error = %e.report(), "request failed");
+        }
+        Self {
+            status,
+            code: e.kind().code(),
+            message: e.report(),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        Error::invalid(format!("invalid path: {}", e.body_text())).into()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Error::invalid(format!("invalid query string: {}", e.body_text())).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let mut res = (self.status, bytes).into_response();
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"jetvault\""),
+            );
+        }
+        res
+    }
+}
+
+/// The fallback for unknown paths: a JSON 404.
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; see /openapi.json for the API",
+    )
+}
+
+/// The fallback for a known path with another method: a JSON 405.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method; see /openapi.json for the API",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_status() {
+        for (kind, status) in [
+            (ErrorKind::InvalidInput, 400),
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::AlreadyExists, 409),
+            (ErrorKind::PreconditionFailed, 412),
+            (ErrorKind::TooLarge, 413),
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::Corrupt, 500),
+            (ErrorKind::Config, 500),
+            (ErrorKind::Internal, 500),
+        ] {
+            assert_eq!(status_for(kind).as_u16(), status, "{kind}");
+        }
+    }
+
+    #[tokio::test]
+    async fn body_has_code_and_message() {
+        let res = ApiError::from(Error::already_exists("label 1.0 is taken")).into_response();
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["error"]["code"], "already_exists");
+        assert_eq!(v["error"]["message"], "label 1.0 is taken");
+        let res = ApiError::unauthorized("no token").into_response();
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"jetvault\""
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! Release routes: the pointer and the released configuration (from the pointer cache),
+//! the history, release, rollback and promote.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{CanOperate, CanRead};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{App, AppPath, Env, EnvPath, Json, Negotiation, OptionalJson, Q};
+use super::{AppState, config_response, json_response, not_modified};
+use crate::error::Error;
+use crate::id::{EnvId, EnvRef, Label};
+use crate::release::{
+    PromoteOutcome, PromoteRequest, Release, ReleaseKind, ReleasePointer, ReleaseRequest,
+    no_release,
+};
+use crate::snapshot::{BackupOutcome, Selector, no_snapshots};
+
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 1000;
+
+/// The current release (from memory, revalidated at most every `pointer_ttl`).
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases",
+    params(EnvPath,
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of the pointer the client has")),
+    responses(
+        (status = 200, description = "The release; ETag identifies the pointer (pass it as If-Match to release over it)", body = Release),
+        (status = 304, description = "The client's pointer is current"),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "The environment has no release", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn pointer(
+    _: CanRead,
+    Env(env): Env,
+    neg: Negotiation,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    let p = state
+        .cache
+        .pointer(&state.vault, &env, &state.metrics)
+        .await?
+        .ok_or_else(|| no_release(&env))?;
+    if neg.not_modified(p.etag.as_bytes()) {
+        return Ok(not_modified(&p.etag, false));
+    }
+    let mut res = Response::new(axum::body::Body::from(p.body.clone()));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::ETAG, p.etag.clone());
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(res)
+}
+
+/// The released configuration, byte for byte (ETag = `"<sha256>"`); the stored zstd
+/// bytes as they are when the client accepts zstd.
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release/config", tag = "releases",
+    params(EnvPath,
+        ("If-None-Match" = Option<String>, Header, description = "`\"<sha256>\"` of the configuration the client has"),
+        ("Accept-Encoding" = Option<String>, Header, description = "With `zstd`, the stored zstd frame is sent as it is (Content-Encoding: zstd)")),
+    responses(
+        (status = 200, description = "The released configuration", content_type = "application/json", body = Object),
+        (status = 304, description = "The client's configuration is current"),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "The environment has no release", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn config(
+    _: CanRead,
+    Env(env): Env,
+    neg: Negotiation,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    let p = state
+        .cache
+        .pointer(&state.vault, &env, &state.metrics)
+        .await?
+        .ok_or_else(|| no_release(&env))?;
+    let c = p.config(&state.vault, &env, &state.metrics).await?;
+    if neg.not_modified(c.etag.as_bytes()) {
+        return Ok(not_modified(&c.etag, true));
+    }
+    let body = if neg.zstd { &c.zstd } else { &c.raw };
+    Ok(config_response(body.clone(), &c.etag, neg.zstd))
+}
+
+/// Paging of the release history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReleasesQuery {
+    /// How many releases (1 to 1000, default 50).
+    pub limit: Option<usize>,
+    /// Only releases numbered below this one.
+    pub before: Option<u64>,
+}
+
+/// The release history, newest first.
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/releases", tag = "releases",
+    params(EnvPath, ReleasesQuery),
+    responses(
+        (status = 200, description = "Releases, newest first", body = Vec<Release>),
+        (status = 400, description = "Invalid id or query", body = ErrorBody),
+        (status = 404, description = "The environment has no snapshots", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn history(
+    _: CanRead,
+    Env(env): Env,
+    Q(q): Q<ReleasesQuery>,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    let limit = match q.limit {
+        None => DEFAULT_PAGE,
+        Some(n) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(n) => return Err(Error::invalid(format!("limit={n}: use 1 to {MAX_PAGE}")).into()),
+    };
+    let releases = state.vault.releases_page(&env, q.before, limit).await?;
+    if releases.is_empty() && state.vault.latest_version(&env).await?.is_none() {
+        return Err(no_snapshots(&env).into());
+    }
+    Ok(json_response(StatusCode::OK, &releases))
+}
+
+/// A version: a number, or a string (`12`, `v12`, `latest`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum VersionSpec {
+    /// A version number.
+    Number(u64),
+    /// `12`, `v12` or `latest`.
+    Text(String),
+}
+
+impl VersionSpec {
+    fn selector(&self) -> Result<Selector, Error> {
+        match self {
+            Self::Number(n) => format!("{n}").parse(),
+            Self::Text(s) => s.parse(),
+        }
+    }
+}
+
+/// What to publish.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// The snapshot to publish.
+    pub version: VersionSpec,
+    /// The label, unique in the environment (default: the next release number).
+    pub label: Option<String>,
+    /// Release notes.
+    pub notes: Option<String>,
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get(header::IF_MATCH)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| Error::invalid("If-Match is not a valid entity tag").into())
+        })
+        .transpose()
+}
+
+fn label(s: Option<String>) -> Result<Option<Label>, Error> {
+    s.map(Label::new).transpose()
+}
+
+fn released(pointer: &ReleasePointer, status: StatusCode) -> Response {
+    let mut res = json_response(status, &pointer.release);
+    let quoted = if pointer.etag.starts_with('"') {
+        pointer.etag.clone()
+    } else {
+        format!("\"{}\"", pointer.etag)
+    };
+    if let Ok(v) = HeaderValue::from_str(&quoted) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// Publishes a snapshot as the environment's release. With `If-Match` (the pointer's
+/// ETag), only if no other release happened since.
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases",
+    params(EnvPath,
+        ("If-Match" = Option<String>, Header, description = "Publish only over this pointer (its ETag)")),
+    request_body = ReleaseBody,
+    responses(
+        (status = 201, description = "Published; ETag is the new pointer's", body = Release),
+        (status = 400, description = "Invalid id, label or body", body = ErrorBody),
+        (status = 404, description = "No such snapshot", body = ErrorBody),
+        (status = 409, description = "The label is taken", body = ErrorBody),
+        (status = 412, description = "If-Match is stale, or another release won the race", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn release(
+    CanOperate(who): CanOperate,
+    Env(env): Env,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+    Json(body): Json<ReleaseBody>,
+) -> Result<Response, ApiError> {
+    let selector = body.version.selector()?;
+    let mut req = ReleaseRequest::new(0, who.actor());
+    req.label = label(body.label)?;
+    req.notes = body.notes;
+    req.if_match = if_match(&headers)?;
+    req.kind = ReleaseKind::Release;
+    let s = state.clone();
+    let e = env.clone();
+    let pointer = state
+        .tasks
+        .run(async move {
+            req.version = match selector {
+                Selector::Version(v) => v,
+                other => s.vault.resolve(&e, &other).await?.version,
+            };
+            let p = s.vault.release(&e, req).await?;
+            s.metrics.record_release(&e, "release");
+            s.cache.published(&e, p.clone()).await;
+            Ok(p)
+        })
+        .await?;
+    tracing::info!(%env, label = %pointer.release.label, version = pointer.release.version,
+        token = who.name(), "released through the API");
+    Ok(released(&pointer, StatusCode::CREATED))
+}
+
+/// Options of a rollback.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// Why.
+    pub notes: Option<String>,
+}
+
+/// Goes back to the release before the current one, recorded as a new release.
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/rollback", tag = "releases",
+    params(EnvPath,
+        ("If-Match" = Option<String>, Header, description = "Roll back only from this pointer (its ETag)")),
+    request_body(content = Option<RollbackBody>, description = "Optional"),
+    responses(
+        (status = 201, description = "Rolled back; ETag is the new pointer's", body = Release),
+        (status = 404, description = "No release, or none before it", body = ErrorBody),
+        (status = 412, description = "If-Match is stale, or another release won the race", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn rollback(
+    CanOperate(who): CanOperate,
+    Env(env): Env,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+    OptionalJson(body): OptionalJson<RollbackBody>,
+) -> Result<Response, ApiError> {
+    let if_match = if_match(&headers)?;
+    let actor = who.actor();
+    let s = state.clone();
+    let e = env.clone();
+    let pointer = state
+        .tasks
+        .run(async move {
+            let p = s.vault.rollback(&e, if_match, actor, body.notes).await?;
+            s.metrics.record_release(&e, "rollback");
+            s.cache.published(&e, p.clone()).await;
+            Ok(p)
+        })
+        .await?;
+    tracing::info!(%env, label = %pointer.release.label, version = pointer.release.version,
+        token = who.name(), "rolled back through the API");
+    Ok(released(&pointer, StatusCode::CREATED))
+}
+
+/// What to promote.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteBody {
+    /// The environment to copy from.
+    pub from: String,
+    /// The environment to copy to.
+    pub to: String,
+    /// The source version (default: the source's release, else its latest).
+    pub version: Option<VersionSpec>,
+    /// Also publish the copy as the target's release.
+    #[serde(default)]
+    pub release: bool,
+    /// The label of that release.
+    pub label: Option<String>,
+    /// Release notes.
+    pub notes: Option<String>,
+    /// The copy's snapshot message.
+    pub message: Option<String>,
+    /// Write a new snapshot even if the target's latest has the same content.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Copies a snapshot from one environment into another as a new snapshot (trigger
+/// `promote`), and optionally publishes it there. `If-Match` applies to the target's
+/// release pointer.
+#[utoipa::path(post, path = "/v1/apps/{app}/promote", tag = "releases",
+    params(AppPath,
+        ("If-Match" = Option<String>, Header, description = "Release only over this target pointer (its ETag)")),
+    request_body = PromoteBody,
+    responses(
+        (status = 201, description = "A snapshot was written or a release published"),
+        (status = 200, description = "The target already had this content; nothing written"),
+        (status = 400, description = "Invalid id or body", body = ErrorBody),
+        (status = 404, description = "No such source snapshot", body = ErrorBody),
+        (status = 409, description = "The label is taken", body = ErrorBody),
+        (status = 412, description = "If-Match is stale", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn promote(
+    CanOperate(who): CanOperate,
+    App(app): App,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+    Json(body): Json<PromoteBody>,
+) -> Result<Response, ApiError> {
+    let from = EnvId::new(body.from)?;
+    let to = EnvId::new(body.to)?;
+    let mut req = PromoteRequest::new(who.actor());
+    req.version = body
+        .version
+        .as_ref()
+        .map(VersionSpec::selector)
+        .transpose()?;
+    req.release = body.release;
+    req.label = label(body.label)?;
+    req.notes = body.notes;
+    req.message = body.message;
+    req.force = body.force;
+    req.if_match = if_match(&headers)?;
+    let s = state.clone();
+    let target = EnvRef {
+        app: app.clone(),
+        env: to.clone(),
+    };
+    let t = target.clone();
+    let outcome: PromoteOutcome = state
+        .tasks
+        .run(async move {
+            let o = s.vault.promote(&app, &from, &to, req).await?;
+            if let Some(p) = &o.release {
+                s.metrics.record_release(&t, "promote");
+                s.cache.published(&t, p.clone()).await;
+            }
+            Ok(o)
+        })
+        .await?;
+    let created =
+        matches!(outcome.snapshot, BackupOutcome::Created(_)) || outcome.release.is_some();
+    tracing::info!(env = %target, version = outcome.snapshot.snapshot().version,
+        released = outcome.release.is_some(), token = who.name(), "promoted through the API");
+    Ok(json_response(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        &outcome,
+    ))
+}

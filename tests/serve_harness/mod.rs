@@ -1,0 +1,304 @@
+//! Runs the real `jetvault serve` binary for tests: writes a config, starts the process on
+//! a free loopback port (`--listen 127.0.0.1:0`; the bound address is read from its
+//! standard output), and stops it by PID.
+//!
+//! The store is a parameter ([`StoreSpec`]): tests run against a local directory here,
+//! and the same scenarios run against LocalStack once its harness is available.
+
+#![allow(dead_code, reason = "each test crate uses a part of the harness")]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use jetvault::config::S3Options;
+use jetvault::store::OpenOptions;
+use jetvault::{Vault, VaultOptions};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_jetvault");
+/// The `operate` token of every test config.
+pub const OP: &str = "op-token-for-tests";
+/// The `read` token of every test config.
+pub const RD: &str = "rd-token-for-tests";
+
+/// A store the service and the test both open.
+#[derive(Debug, Clone)]
+pub struct StoreSpec {
+    /// `file:///...` or `s3://bucket/prefix`.
+    pub url: String,
+    /// S3 client settings (endpoint, path style) when `url` is S3.
+    pub s3: S3Options,
+}
+
+impl StoreSpec {
+    /// A local directory store.
+    pub fn local(dir: &Path) -> Self {
+        Self {
+            url: format!("file://{}", dir.display()),
+            s3: S3Options::default(),
+        }
+    }
+
+    /// The config lines that select this store (top-level key and `[s3]` table).
+    pub fn toml(&self) -> String {
+        let mut out = format!("store = {:?}\n", self.url);
+        if let Some(endpoint) = &self.s3.endpoint {
+            out.push_str(&format!(
+                "[s3]\nendpoint = {endpoint:?}\nforce_path_style = {}\n",
+                self.s3.force_path_style
+            ));
+            if let Some(region) = &self.s3.region {
+                out.push_str(&format!("region = {region:?}\n"));
+            }
+        }
+        out
+    }
+
+    /// Opens the store as the library does, to check what the service wrote.
+    pub async fn vault(&self) -> Vault {
+        let store = jetvault::store::open(
+            &self.url,
+            &OpenOptions {
+                s3: self.s3.clone(),
+            },
+        )
+        .await
+        .expect("open the test store");
+        Vault::new(store, VaultOptions::default())
+    }
+}
+
+/// A config with the two test tokens; `server` adds `[server]` keys, `apps` adds tables.
+pub fn config(store: &StoreSpec, server: &str, apps: &str) -> String {
+    format!(
+        "{store}[server]\npointer_ttl = \"1s\"\n{server}\n\
+         [[server.tokens]]\nname = \"ci\"\nrole = \"operate\"\nvalue = \"{OP}\"\n\
+         [[server.tokens]]\nname = \"dash\"\nrole = \"read\"\nvalue = \"{RD}\"\n{apps}",
+        store = store.toml()
+    )
+}
+
+/// A test file from `tests/data` (real configurations from the corpus).
+pub fn fixture(name: &str) -> Bytes {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+pub const SMALL: &str = "nodered-http-endpoint-example.json";
+pub const MEDIUM: &str = "grafana-k8s-views-nodes.json";
+pub const OTHER: &str = "appsmith-import-app-all-access.json";
+pub const LARGE: &str = "appsmith-ce-automation-test.json";
+
+/// A running `jetvault serve`.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    stderr: Arc<Mutex<String>>,
+    /// Where its config file is.
+    pub config_path: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary with `config_text` (written into `dir`) and waits until it
+    /// listens.
+    pub fn start(dir: &Path, config_text: &str) -> Self {
+        Self::start_with(dir, config_text, &["serve", "--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts the binary with other arguments after `--config`.
+    pub fn start_with(dir: &Path, config_text: &str, args: &[&str]) -> Self {
+        let config_path = dir.join(format!("jetvault-{}.toml", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&config_path, config_text).expect("write the test config");
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .env_remove("JETVAULT_STORE")
+            .env_remove("JETVAULT_LISTEN")
+            .env_remove("JETVAULT_CONFIG")
+            .env("RUST_LOG", "info,jetvault=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start jetvault serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        {
+            let mut pipe = child.stderr.take().expect("stderr");
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(addr) = line.strip_prefix("jetvault listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "jetvault serve did not start ({status:?}); stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        Self {
+            child,
+            base,
+            stderr,
+            config_path,
+        }
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// What the process logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} never appeared in the log:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for jetvault") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jetvault serve did not exit; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A client that never decompresses by itself (the tests look at the bytes sent).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("build the HTTP client")
+}
+
+/// A response's status, headers and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body[..self.body.len().min(500)])
+            )
+        })
+    }
+
+    /// A header as a string.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+
+    /// The error code of an error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {:?}", self.json()))
+            .to_string()
+    }
+}
+
+/// Sends a request and reads the whole reply.
+pub async fn send(req: reqwest::RequestBuilder) -> Reply {
+    let res = req.send().await.expect("send the request");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.bytes().await.expect("read the body");
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
