@@ -12,9 +12,15 @@ pub mod events;
 pub mod id;
 pub mod layout;
 pub mod live;
+pub mod pin;
+pub mod restore;
+pub mod retention;
 pub mod snapshot;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod vault;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{AppId, EnvId, EnvRef, Label};
