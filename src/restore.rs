@@ -38,6 +38,8 @@ pub enum RestoreSource {
     Version(u64),
     /// The newest snapshot.
     Latest,
+    /// The snapshot the current release names.
+    CurrentRelease,
     /// The snapshot a release label names.
     Release(Label),
     /// The newest snapshot taken at or before this time.
@@ -49,8 +51,29 @@ impl fmt::Display for RestoreSource {
         match self {
             Self::Version(v) => write!(f, "v{v}"),
             Self::Latest => f.write_str("the latest snapshot"),
+            Self::CurrentRelease => f.write_str("the current release"),
             Self::Release(l) => write!(f, "release {l}"),
             Self::At(t) => write!(f, "the snapshot as of {}", t.to_rfc3339()),
+        }
+    }
+}
+
+impl std::str::FromStr for RestoreSource {
+    type Err = Error;
+
+    /// Parses a version as typed on the command line: `12`, `v12`, `latest` or
+    /// `release`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "latest" => Ok(Self::Latest),
+            "release" => Ok(Self::CurrentRelease),
+            _ => match s.parse::<crate::snapshot::Selector>() {
+                Ok(crate::snapshot::Selector::Version(v)) => Ok(Self::Version(v)),
+                _ => Err(Error::invalid(format!(
+                    "{s:?} is not a version: use a number such as 12 (or v12), latest or \
+                     release"
+                ))),
+            },
         }
     }
 }
@@ -254,6 +277,20 @@ impl Vault {
         match source {
             RestoreSource::Version(v) => self.snapshot_meta(env, *v).await,
             RestoreSource::Latest => self.latest(env).await?.ok_or_else(|| no_snapshots(env)),
+            RestoreSource::CurrentRelease => {
+                let key = layout::release_pointer_key(env);
+                let version = match self.store().get(&key).await {
+                    Ok(obj) => release_version(&obj.bytes, &key)?,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        return Err(Error::not_found(format!("{env} has no release"))
+                            .with_hint("restore a version, or --release LABEL"));
+                    }
+                    Err(e) => return Err(e),
+                };
+                self.snapshot_meta(env, version)
+                    .await
+                    .map_err(|e| e.context(format!("the release of {env} names v{version}")))
+            }
             RestoreSource::Release(label) => {
                 let version = self.label_version(env, label).await?;
                 self.snapshot_meta(env, version)
@@ -403,10 +440,11 @@ impl Vault {
         target: &dyn LiveTarget,
         source: &RestoreSource,
     ) -> Result<RestorePlan> {
-        let (snapshot, raw) = self
-            .checked_snapshot(env, source)
-            .await
-            .map_err(|e| e.context(format!("cannot restore {source} of {env}")))?;
+        let (snapshot, raw) = self.checked_snapshot(env, source).await.map_err(|e| {
+            e.context(format!(
+                "refusing to restore {source} of {env} (nothing was pushed)"
+            ))
+        })?;
         let (live, live_raw) = self.read_live(target).await;
         let already_live =
             matches!(&live, LiveState::Present { sha256, .. } if *sha256 == snapshot.sha256);
@@ -481,7 +519,7 @@ impl Vault {
         let source = &req.source;
         let (snapshot, raw) = self.checked_snapshot(env, source).await.map_err(|e| {
             e.context(format!(
-                "refusing to restore {source} of {env}; nothing was pushed"
+                "refusing to restore {source} of {env} (nothing was pushed)"
             ))
         })?;
         let v = snapshot.version;
@@ -782,7 +820,7 @@ impl Vault {
     ) -> Result<RestoreReport> {
         let (snapshot, raw) = self.checked_snapshot(env, source).await.map_err(|e| {
             e.context(format!(
-                "refusing to restore {source} of {env}; nothing was written"
+                "refusing to restore {source} of {env} (nothing was written)"
             ))
         })?;
         let where_ = target.describe();
@@ -822,6 +860,14 @@ impl Vault {
     }
 }
 
+/// The `version` field of a release record (pointer, history entry or label key).
+fn release_version(bytes: &[u8], key: &str) -> Result<u64> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
+        .ok_or_else(|| Error::corrupt(format!("the release record {key} names no version")))
+}
+
 /// What live holds after a failure, in words and as a code for the event.
 struct LiveAfter {
     text: String,
@@ -846,7 +892,7 @@ fn undo_text(env: &EnvRef, pre_restore: &PreRestore) -> String {
 fn impossible(env: &EnvRef, req: &RestoreRequest, target: &str, why: String) -> Result<PreRestore> {
     let reason = format!("the live configuration of {env} at {target}: {why}");
     if req.allow_missing_live {
-        tracing::warn!(%env, %reason, "restoring without a pre-restore snapshot");
+        tracing::info!(%env, %reason, "restoring without a pre-restore snapshot");
         Ok(PreRestore::Impossible { reason })
     } else {
         Err(Error::precondition(format!(

@@ -1,0 +1,189 @@
+//! Runs the real `jetvault` binary against a store and file live targets in a temporary
+//! directory, with a config file written by the test.
+//!
+//! Scenarios take a [`Jv`] so that they run against any store URL: the local directory
+//! store now, LocalStack through `tests/support/` once that harness is there.
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
+
+/// The corpus of real configurations: `$JETVAULT_CORPUS`, `../shared/corpus` beside the
+/// repository, or `/work/shared/corpus`.
+pub fn corpus_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("JETVAULT_CORPUS") {
+        return PathBuf::from(dir);
+    }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from("/work/shared/corpus")
+}
+
+pub fn corpus(name: &str) -> Vec<u8> {
+    let path = corpus_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("corpus file {}: {e}", path.display()))
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// One test's world: a temporary directory with the store (unless another URL is
+/// given), the config file and the live files.
+pub struct Jv {
+    pub dir: tempfile::TempDir,
+    pub store_url: String,
+    pub config: PathBuf,
+    /// Run the binary as this uid/gid (to make permissions bite when tests run as root).
+    pub user: Option<(u32, u32)>,
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr)
+        })
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Jv {
+    /// A world with a local directory store.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store_url = format!("file://{}", dir.path().join("store").display());
+        Self::with_dir(dir, store_url)
+    }
+
+    /// A world with the given store URL.
+    pub fn with_store(url: &str) -> Self {
+        Self::with_dir(tempfile::tempdir().unwrap(), url.to_string())
+    }
+
+    fn with_dir(dir: tempfile::TempDir, store_url: String) -> Self {
+        let config = dir.path().join("jetvault.toml");
+        let jv = Self {
+            dir,
+            store_url,
+            config,
+            user: None,
+        };
+        jv.write_config("");
+        jv
+    }
+
+    /// Runs every command as `nobody` when the tests run as root, so that a read-only
+    /// directory refuses writes as it would for any service user.
+    pub fn as_unprivileged(mut self) -> Self {
+        // /proc/self belongs to the effective uid of the process reading it.
+        let root = std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false);
+        if root {
+            self.user = Some((65534, 65534));
+            std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o777))
+                .unwrap();
+            std::fs::set_permissions(&self.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        self
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The store directory (local stores only).
+    pub fn store_dir(&self) -> PathBuf {
+        PathBuf::from(
+            self.store_url
+                .strip_prefix("file://")
+                .expect("a local directory store"),
+        )
+    }
+
+    /// Writes the config: the store, then `body` (env sections and so on).
+    pub fn write_config(&self, body: &str) {
+        let text = format!("store = {:?}\n{body}", self.store_url);
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// A config section for a file live target.
+    pub fn file_env(app: &str, env: &str, live: &Path, extra: &str) -> String {
+        format!(
+            "[apps.{app}.envs.{env}]\nlive = {{ kind = \"file\", path = {:?} }}\n{extra}\n",
+            live.display().to_string()
+        )
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jetvault"));
+        cmd.args(args)
+            .env("JETVAULT_CONFIG", &self.config)
+            .env_remove("JETVAULT_STORE")
+            .env("JETVAULT_AUTHOR", "tester")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = self.user {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    /// Runs the binary with no standard input.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command(args).output().unwrap().into()
+    }
+
+    /// Runs the binary and expects success.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 0,
+            "jetvault {args:?} failed:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        r
+    }
+
+    /// Runs the binary and expects `code`.
+    pub fn fails(&self, args: &[&str], code: i32) -> Run {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, code,
+            "jetvault {args:?}: expected exit {code}:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        r
+    }
+
+    /// Writes `bytes` to `live` and backs it up.
+    pub fn backup_bytes(&self, app: &str, env: &str, live: &Path, bytes: &[u8]) -> u64 {
+        std::fs::write(live, bytes).unwrap();
+        let r = self.ok(&["--json", "backup", app, env]);
+        r.json()["version"].as_u64().unwrap()
+    }
+}
