@@ -373,7 +373,39 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::config(format!("cannot read config file {}: {e}", path.display()))
         })?;
-        Self::parse(&text).map_err(|e| e.context(format!("config file {}", path.display())))
+        let mut config =
+            Self::parse(&text).map_err(|e| e.context(format!("config file {}", path.display())))?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths(dir);
+        }
+        Ok(config)
+    }
+
+    /// Makes relative file paths in the config (live files, token files) relative to
+    /// `dir`, the config file's directory, so a config works from any working directory.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        for t in &mut self.server.tokens {
+            if let Some(p) = &mut t.value_file {
+                fix(p);
+            }
+        }
+        for app in self.apps.values_mut() {
+            for env in app.envs.values_mut() {
+                match &mut env.live {
+                    Some(LiveConfig::File { path }) => fix(path),
+                    Some(LiveConfig::Http {
+                        bearer_token_file: Some(p),
+                        ..
+                    }) => fix(p),
+                    _ => {}
+                }
+            }
+        }
     }
 
     /// Parses and checks config text.
@@ -579,6 +611,32 @@ path = "/tmp/staging.json"
         ] {
             assert!(Config::parse(text).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[apps.crm.envs.p.live]\nkind = \"file\"\npath = \"live/p.json\"\n\
+             [apps.crm.envs.q.live]\nkind = \"file\"\npath = \"/abs/q.json\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let paths: Vec<_> = c
+            .envs()
+            .map(|(_, e)| match &e.live {
+                Some(LiveConfig::File { path }) => path.clone(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(
+            paths,
+            vec![dir.path().join("live/p.json"), PathBuf::from("/abs/q.json")]
+        );
+        let e = Config::load(&dir.path().join("missing.toml")).unwrap_err();
+        assert!(e.to_string().contains("missing.toml"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod id;
 pub mod layout;
 pub mod live;
 pub mod pin;
+pub mod release;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;
@@ -24,5 +25,9 @@ pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{AppId, EnvId, EnvRef, Label};
+pub use release::{
+    PromoteOutcome, PromoteRequest, Release, ReleaseKind, ReleasePointer, ReleaseRef,
+    ReleaseRequest,
+};
 pub use snapshot::{BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger};
 pub use vault::{Vault, VaultOptions};

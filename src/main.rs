@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let args = cli::Cli::parse();
     cli::init_logging(&args.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -28,4 +29,22 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// `jetvault list ... | head` closes the pipe early: exit quietly like other Unix tools
+/// (status 141, SIGPIPE's) instead of printing a panic.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

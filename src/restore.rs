@@ -25,8 +25,8 @@ use crate::diff::{Change, Diff};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Action, Actor, Event};
 use crate::id::{EnvRef, Label};
-use crate::layout;
 use crate::live::LiveTarget;
+use crate::release::{ReleaseKind, ReleaseRequest};
 use crate::snapshot::{BackupOutcome, BackupRequest, SnapshotMeta, Trigger, no_snapshots};
 use crate::vault::Vault;
 
@@ -232,6 +232,8 @@ pub struct Published {
     pub label: String,
     /// The version released.
     pub version: u64,
+    /// Whether a new release was made (false: the snapshot already was the release).
+    pub changed: bool,
 }
 
 /// What a restore did.
@@ -278,24 +280,20 @@ impl Vault {
             RestoreSource::Version(v) => self.snapshot_meta(env, *v).await,
             RestoreSource::Latest => self.latest(env).await?.ok_or_else(|| no_snapshots(env)),
             RestoreSource::CurrentRelease => {
-                let key = layout::release_pointer_key(env);
-                let version = match self.store().get(&key).await {
-                    Ok(obj) => release_version(&obj.bytes, &key)?,
-                    Err(e) if e.kind() == ErrorKind::NotFound => {
-                        return Err(Error::not_found(format!("{env} has no release"))
-                            .with_hint("restore a version, or --release LABEL"));
-                    }
-                    Err(e) => return Err(e),
-                };
-                self.snapshot_meta(env, version)
+                let pointer = self
+                    .current_release(env)
+                    .await?
+                    .ok_or_else(|| crate::release::no_release(env))?;
+                let r = &pointer.release;
+                self.snapshot_meta(env, r.version)
                     .await
-                    .map_err(|e| e.context(format!("the release of {env} names v{version}")))
+                    .map_err(|e| e.context(format!("release {} of {env}", r.reference())))
             }
             RestoreSource::Release(label) => {
-                let version = self.label_version(env, label).await?;
-                self.snapshot_meta(env, version)
+                let r = self.find_label(env, label).await?;
+                self.snapshot_meta(env, r.version)
                     .await
-                    .map_err(|e| e.context(format!("release {label} of {env} names v{version}")))
+                    .map_err(|e| e.context(format!("release {} of {env}", r.reference())))
             }
             RestoreSource::At(at) => self.snapshot_at(env, *at).await,
         }
@@ -358,55 +356,6 @@ impl Vault {
             "pass a later --at, or run `jetvault list {} {}`",
             env.app, env.env
         )))
-    }
-
-    /// The version a release label names.
-    async fn label_version(&self, env: &EnvRef, label: &Label) -> Result<u64> {
-        let key = layout::label_key(env, label);
-        match self.store().get(&key).await {
-            Ok(obj) => serde_json::from_slice::<serde_json::Value>(&obj.bytes)
-                .ok()
-                .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
-                .ok_or_else(|| Error::corrupt(format!("the label record {key} names no version"))),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                Err(self.label_not_found(env, label).await)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// A `NotFound` error for a label that names the most recent labels.
-    async fn label_not_found(&self, env: &EnvRef, label: &Label) -> Error {
-        let mut recent = Vec::new();
-        if let Ok(page) = self
-            .store()
-            .list(&layout::releases_prefix(env), None, 10)
-            .await
-        {
-            for o in page.objects {
-                if let Ok(obj) = self.store().get(&o.key).await
-                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&obj.bytes)
-                    && let (Some(l), Some(ver)) = (
-                        v.get("label").and_then(serde_json::Value::as_str),
-                        v.get("version").and_then(serde_json::Value::as_u64),
-                    )
-                {
-                    let item = format!("{l} (v{ver})");
-                    if !recent.contains(&item) {
-                        recent.push(item);
-                    }
-                }
-            }
-        }
-        let near = if recent.is_empty() {
-            format!("{env} has no releases")
-        } else {
-            format!("the most recent releases are {}", recent.join(", "))
-        };
-        Error::not_found(format!("release {label} of {env} not found; {near}")).with_hint(format!(
-            "run `jetvault releases {} {}`, or restore a version",
-            env.app, env.env
-        ))
     }
 
     /// Reads the snapshot `source` names and checks it: size and sha256 against its
@@ -585,7 +534,9 @@ impl Vault {
         if req.publish {
             match self.publish_restored(env, &snapshot, &req).await {
                 Ok(p) => {
-                    undo.push(format!("jetvault rollback {} {}", env.app, env.env));
+                    if p.changed {
+                        undo.push(format!("jetvault rollback {} {}", env.app, env.env));
+                    }
                     published = Some(p);
                 }
                 Err(e) => {
@@ -792,17 +743,36 @@ impl Vault {
         self.record_event_or_log(&event).await;
     }
 
-    /// Publishes the restored snapshot as the release (`--publish`).
+    /// Publishes the restored snapshot as the release (`publish`), unless it already
+    /// is the release.
     async fn publish_restored(
         &self,
         env: &EnvRef,
         snapshot: &SnapshotMeta,
-        _req: &RestoreRequest,
+        req: &RestoreRequest,
     ) -> Result<Published> {
-        Err(Error::unavailable(format!(
-            "publishing v{} of {env} is not available in this build (releases are not built yet)",
-            snapshot.version
-        )))
+        if let Some(cur) = self.current_release(env).await?
+            && cur.release.version == snapshot.version
+        {
+            return Ok(Published {
+                label: cur.release.label.to_string(),
+                version: cur.release.version,
+                changed: false,
+            });
+        }
+        let mut release = ReleaseRequest::new(snapshot.version, req.actor.clone());
+        release.kind = ReleaseKind::Restore;
+        release.notes = Some(
+            req.message
+                .clone()
+                .unwrap_or_else(|| format!("restored v{}", snapshot.version)),
+        );
+        let pointer = self.release(env, release).await?;
+        Ok(Published {
+            label: pointer.release.label.to_string(),
+            version: pointer.release.version,
+            changed: true,
+        })
     }
 
     /// Writes a snapshot to `target` as a copy: no pre-restore snapshot, no release;
@@ -860,14 +830,6 @@ impl Vault {
     }
 }
 
-/// The `version` field of a release record (pointer, history entry or label key).
-fn release_version(bytes: &[u8], key: &str) -> Result<u64> {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
-        .ok_or_else(|| Error::corrupt(format!("the release record {key} names no version")))
-}
-
 /// What live holds after a failure, in words and as a code for the event.
 struct LiveAfter {
     text: String,
@@ -910,8 +872,9 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::layout;
     use crate::live::file::FileTarget;
-    use crate::store::{LocalStore, Metadata, PutMode, Store};
+    use crate::store::{LocalStore, PutMode, Store};
     use crate::testutil::corpus;
     use crate::vault::VaultOptions;
 
@@ -1345,31 +1308,10 @@ mod tests {
     #[tokio::test]
     async fn labels_resolve_and_a_missing_one_names_the_recent_releases() {
         let f = Fixture::new().await;
-        let put = |key: String, body: &'static str| {
-            let store = f.store.clone();
-            async move {
-                store
-                    .put(
-                        &key,
-                        Bytes::from_static(body.as_bytes()),
-                        &Metadata::new(),
-                        PutMode::Create,
-                    )
-                    .await
-                    .unwrap();
-            }
-        };
         let label = Label::new("1.4.0").unwrap();
-        put(
-            layout::label_key(&f.env, &label),
-            r#"{"label":"1.4.0","version":2}"#,
-        )
-        .await;
-        put(
-            layout::release_key(&f.env, 1),
-            r#"{"seq":1,"label":"1.4.0","version":2}"#,
-        )
-        .await;
+        let mut r = ReleaseRequest::new(2, Fixture::actor());
+        r.label = Some(label.clone());
+        f.vault.release(&f.env, r).await.unwrap();
         let meta = f
             .vault
             .resolve_source(&f.env, &RestoreSource::Release(label))
@@ -1385,7 +1327,13 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound);
-        assert!(e.to_string().contains("1.4.0 (v2)"), "{e}");
+        assert!(e.to_string().contains("1.4.0"), "{e}");
+        let meta = f
+            .vault
+            .resolve_source(&f.env, &RestoreSource::CurrentRelease)
+            .await
+            .unwrap();
+        assert_eq!(meta.version, 2);
         let e = f
             .vault
             .resolve_source(&f.env, &RestoreSource::Version(7))

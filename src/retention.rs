@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::config::RetentionPolicy;
@@ -522,61 +522,22 @@ impl Vault {
         })
     }
 
-    /// The version the release pointer names and the versions of the release history,
-    /// read from the objects as stored (only their `version` field is needed).
+    /// The version the release pointer names and every version in the release history.
     async fn released_versions(&self, env: &EnvRef) -> Result<(Option<u64>, BTreeSet<u64>)> {
-        let pointer_key = layout::release_pointer_key(env);
-        let release = match self.store().get(&pointer_key).await {
-            Ok(obj) => Some(version_field(&obj.bytes, &pointer_key)?),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
-        let prefix = layout::releases_prefix(env);
-        let mut keys = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store().list(&prefix, after.as_deref(), 1000).await?;
-            after = page.objects.last().map(|o| o.key.clone());
-            keys.extend(
-                page.objects
-                    .into_iter()
-                    .filter(|o| layout::parse_release_key(&o.key).is_some())
-                    .map(|o| o.key),
-            );
-            if !page.truncated {
-                break;
-            }
-        }
-        let history: BTreeSet<u64> = futures::stream::iter(keys)
-            .map(|key| async move {
-                match self.store().get(&key).await {
-                    Ok(obj) => version_field(&obj.bytes, &key).map(Some),
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffered(CONCURRENCY)
-            .try_collect::<Vec<Option<u64>>>()
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        Ok((release, history))
+        let (pointer, history) =
+            futures::try_join!(self.current_release(env), self.releases(env, usize::MAX)).map_err(
+                |e| {
+                    e.context(format!(
+                        "reading the releases of {env}: refusing to prune, since the \
+                         released versions can't be told"
+                    ))
+                },
+            )?;
+        Ok((
+            pointer.map(|p| p.release.version),
+            history.iter().map(|r| r.version).collect(),
+        ))
     }
-}
-
-/// Reads the `version` field of a release pointer or history entry.
-fn version_field(bytes: &[u8], key: &str) -> Result<u64> {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
-        .ok_or_else(|| {
-            Error::corrupt(format!(
-                "{key} is unreadable or names no version: refusing to prune, since the \
-                 released versions can't be told"
-            ))
-            .with_hint("run `jetvault verify` and look at the object")
-        })
 }
 
 fn merge(mut a: Protected, b: Protected) -> Protected {
@@ -816,25 +777,16 @@ mod tests {
             )
             .await;
         }
-        // A release pointer and history written the way the release module does.
-        store
-            .put(
-                &layout::release_pointer_key(&env),
-                br#"{"label":"1.0.0","version":5}"#.to_vec().into(),
-                &Metadata::new(),
-                PutMode::Create,
-            )
-            .await
-            .unwrap();
-        store
-            .put(
-                &layout::release_key(&env, 1),
-                br#"{"seq":1,"label":"0.9","version":3}"#.to_vec().into(),
-                &Metadata::new(),
-                PutMode::Create,
-            )
-            .await
-            .unwrap();
+        // Release v3, then v5: v5 is the release, v3 in the history.
+        for v in [3, 5] {
+            vault
+                .release(
+                    &env,
+                    crate::release::ReleaseRequest::new(v, Actor::default()),
+                )
+                .await
+                .unwrap();
+        }
         vault.pin(&env, 7, &Actor::default()).await.unwrap();
         let p = RetentionPolicy {
             keep_last: Some(4),

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -267,13 +267,17 @@ pub enum Selector {
     Version(u64),
     /// The newest snapshot.
     Latest,
+    /// The snapshot the environment's release pointer names.
+    Release,
 }
 
 impl FromStr for Selector {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        if s == "latest" {
-            return Ok(Self::Latest);
+        match s {
+            "latest" => return Ok(Self::Latest),
+            "release" => return Ok(Self::Release),
+            _ => {}
         }
         s.strip_prefix('v')
             .unwrap_or(s)
@@ -283,7 +287,7 @@ impl FromStr for Selector {
             .map(Self::Version)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "{s:?} is not a version: use a number such as 12 (or v12), or latest"
+                    "{s:?} is not a version: use a number such as 12 (or v12), latest or release"
                 ))
             })
     }
@@ -359,7 +363,7 @@ impl Vault {
             }
             meta.version = latest.as_ref().map_or(1, |l| l.version + 1);
             meta.key = layout::snapshot_key(env, meta.version);
-            meta.created_at = Utc::now();
+            meta.created_at = Utc::now().trunc_subsecs(3);
             match self
                 .store()
                 .put(
@@ -523,15 +527,28 @@ impl Vault {
         }
     }
 
-    /// Resolves a selector to a version number.
+    /// Resolves a selector to a snapshot.
     ///
     /// # Errors
-    /// `NotFound` if the environment has no snapshot (for `latest`) or the version
-    /// does not exist.
+    /// `NotFound` if the environment has no snapshot (for `latest`), no release (for
+    /// `release`), or the version does not exist.
     pub async fn resolve(&self, env: &EnvRef, selector: &Selector) -> Result<SnapshotMeta> {
         match selector {
             Selector::Version(v) => self.snapshot_meta(env, *v).await,
             Selector::Latest => self.latest(env).await?.ok_or_else(|| no_snapshots(env)),
+            Selector::Release => {
+                let pointer = self
+                    .current_release(env)
+                    .await?
+                    .ok_or_else(|| crate::release::no_release(env))?;
+                let release = &pointer.release;
+                self.snapshot_meta(env, release.version).await.map_err(|e| {
+                    e.context(format!(
+                        "release {} (r{}) of {env} names v{}",
+                        release.label, release.seq, release.version
+                    ))
+                })
+            }
         }
     }
 
@@ -659,4 +676,286 @@ pub async fn decode_snapshot(
     })
     .await
     .map_err(|e| Error::internal(format!("decompression task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::store::{CountingStore, LocalStore};
+    use crate::vault::VaultOptions;
+
+    const SMALL: &[u8] = include_bytes!("../tests/data/nodered-http-endpoint-example.json");
+    const MEDIUM: &[u8] = include_bytes!("../tests/data/grafana-k8s-views-nodes.json");
+
+    fn env() -> EnvRef {
+        EnvRef::parse("crm", "production").unwrap()
+    }
+
+    fn vault(dir: &tempfile::TempDir) -> (Vault, CountingStore) {
+        let store = CountingStore::new(Arc::new(LocalStore::open(dir.path()).unwrap()));
+        let vault = Vault::new(Arc::new(store.clone()), VaultOptions::default());
+        (vault, store)
+    }
+
+    /// A distinct, valid variant of a corpus document.
+    fn variant(base: &[u8], n: usize) -> Bytes {
+        let mut v: serde_json::Value = serde_json::from_slice(base).unwrap();
+        match &mut v {
+            serde_json::Value::Object(m) => {
+                m.insert("jetvaultTestEdit".into(), n.into());
+            }
+            serde_json::Value::Array(a) => a.push(n.into()),
+            _ => unreachable!(),
+        }
+        Bytes::from(serde_json::to_vec(&v).unwrap())
+    }
+
+    fn req(raw: impl Into<Bytes>) -> BackupRequest {
+        let mut r = BackupRequest::new(raw, Trigger::Manual);
+        r.actor.who = Some("tester".into());
+        r
+    }
+
+    #[tokio::test]
+    async fn backup_dedups_unless_forced_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, _) = vault(&dir);
+        let mut r = req(MEDIUM);
+        r.message = Some("first ✓ 100% done".into());
+        let BackupOutcome::Created(m1) = v.backup(&env(), r).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(m1.version, 1);
+        assert_eq!(m1.sha256, codec::sha256_hex(MEDIUM));
+        assert!(m1.stored_size < m1.size);
+        let again = v.backup(&env(), req(MEDIUM)).await.unwrap();
+        assert_eq!(again, BackupOutcome::Unchanged(m1.clone()));
+        let mut forced = req(MEDIUM);
+        forced.force = true;
+        assert_eq!(
+            v.backup(&env(), forced).await.unwrap().snapshot().version,
+            2
+        );
+        let (meta, raw) = v.get(&env(), 1).await.unwrap();
+        assert_eq!(&raw[..], MEDIUM);
+        assert_eq!(meta.message.as_deref(), Some("first ✓ 100% done"));
+        assert_eq!(meta.author.as_deref(), Some("tester"));
+        assert_eq!(meta, m1);
+        // The stored object is a plain zstd frame of the original bytes.
+        let stored = std::fs::read(dir.path().join(&m1.key)).unwrap();
+        assert_eq!(zstd::decode_all(&stored[..]).unwrap(), MEDIUM);
+    }
+
+    #[tokio::test]
+    async fn bad_input_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, store) = vault(&dir);
+        let e = v.backup(&env(), req(&b"{\"a\": "[..])).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        let small = Vault::new(
+            Arc::new(store.clone()),
+            VaultOptions {
+                max_size: 100,
+                ..VaultOptions::default()
+            },
+        );
+        let e = small.backup(&env(), req(SMALL)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        let mut long = req(SMALL);
+        long.message = Some("é".repeat(600));
+        assert_eq!(
+            v.backup(&env(), long).await.unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            store.counts().put.load(Ordering::Relaxed),
+            0,
+            "nothing may be written"
+        );
+        assert!(v.latest(&env()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn latest_costs_the_same_whatever_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, store) = vault(&dir);
+        let mut cost = Vec::new();
+        for n in 0..300 {
+            v.backup(&env(), req(variant(SMALL, n))).await.unwrap();
+            if n == 0 || n == 299 {
+                let before = store.counts().total();
+                let latest = v.latest(&env()).await.unwrap().unwrap();
+                assert_eq!(latest.version, n as u64 + 1);
+                cost.push(store.counts().total() - before);
+            }
+        }
+        assert_eq!(
+            cost,
+            vec![2, 2],
+            "one LIST and one HEAD, at 1 and at 300 versions"
+        );
+    }
+
+    #[tokio::test]
+    async fn racing_writers_get_distinct_versions_without_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, _) = vault(&dir);
+        let tasks: Vec<_> = (0..8)
+            .map(|w| {
+                let v = v.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    for i in 0..10 {
+                        let raw = variant(SMALL, w * 100 + i);
+                        let out = v.backup(&env(), req(raw.clone())).await.unwrap();
+                        let BackupOutcome::Created(m) = out else {
+                            panic!("distinct content")
+                        };
+                        mine.push((m.version, raw));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort_by_key(|(v, _)| *v);
+        let versions: Vec<u64> = all.iter().map(|(v, _)| *v).collect();
+        assert_eq!(versions, (1..=80).collect::<Vec<_>>());
+        for (version, raw) in &all {
+            assert_eq!(&v.get(&env(), *version).await.unwrap().1, raw);
+        }
+    }
+
+    #[tokio::test]
+    async fn replicas_backing_up_the_same_content_write_one_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, _) = vault(&dir);
+        let outcomes = {
+            let e = env();
+            futures::future::join_all((0..6).map(|_| v.backup(&e, req(MEDIUM)))).await
+        };
+        let created = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(BackupOutcome::Created(_))))
+            .count();
+        assert_eq!(created, 1, "{outcomes:?}");
+        assert_eq!(v.all_versions(&env()).await.unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn listing_pages_and_missing_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, _) = vault(&dir);
+        for n in 0..12 {
+            v.backup(&env(), req(variant(SMALL, n))).await.unwrap();
+        }
+        let page: Vec<u64> = v
+            .list(&env(), None, 5)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(page, vec![12, 11, 10, 9, 8]);
+        let next: Vec<u64> = v
+            .list(&env(), Some(8), 5)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(next, vec![7, 6, 5, 4, 3]);
+        std::fs::remove_file(dir.path().join(layout::snapshot_key(&env(), 6))).unwrap();
+        let e = v.get(&env(), 6).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e.to_string().contains("nearest are v5 and v7"), "{e}");
+        let e = v.snapshot_meta(&env(), 40).await.unwrap_err();
+        assert!(e.to_string().contains("the latest is v12"), "{e}");
+        let other = EnvRef::parse("crm", "staging").unwrap();
+        let e = v.resolve(&other, &Selector::Latest).await.unwrap_err();
+        assert!(
+            e.to_string().contains("crm/staging has no snapshots"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flipped_byte_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, _) = vault(&dir);
+        let m = v
+            .backup(&env(), req(MEDIUM))
+            .await
+            .unwrap()
+            .snapshot()
+            .clone();
+        let path = dir.path().join(&m.key);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        std::fs::write(&path, bytes).unwrap();
+        let e = v.get(&env(), 1).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+        assert!(
+            e.to_string().contains("snapshot v1 of crm/production"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn selectors() {
+        assert_eq!("latest".parse::<Selector>().unwrap(), Selector::Latest);
+        assert_eq!("v12".parse::<Selector>().unwrap(), Selector::Version(12));
+        assert_eq!("12".parse::<Selector>().unwrap(), Selector::Version(12));
+        for bad in ["0", "-1", "x", "", "v"] {
+            assert!(bad.parse::<Selector>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metadata_round_trip() {
+        let m = SnapshotMeta {
+            version: 7,
+            sha256: codec::sha256_hex(b"x"),
+            size: 1,
+            stored_size: 10,
+            created_at: Utc::now(),
+            trigger: Trigger::PreRestore,
+            author: Some("Zoë <z@x>".into()),
+            message: Some("line1\nline2 50%".into()),
+            source: Some("https://x/export".into()),
+            key: layout::snapshot_key(&env(), 7),
+        };
+        let info = ObjectInfo {
+            key: m.key.clone(),
+            size: 10,
+            etag: "\"e\"".into(),
+            last_modified: None,
+            metadata: m.to_metadata(),
+        };
+        assert!(
+            info.metadata
+                .values()
+                .all(|v| v.is_ascii() && !v.contains('\n'))
+        );
+        let back = SnapshotMeta::from_object(&info).unwrap();
+        assert_eq!(
+            back.created_at.timestamp_millis(),
+            m.created_at.timestamp_millis()
+        );
+        assert_eq!(back.message, m.message);
+        assert_eq!(back.author, m.author);
+        let mut wrong_key = info.clone();
+        wrong_key.key = layout::snapshot_key(&env(), 8);
+        assert_eq!(
+            SnapshotMeta::from_object(&wrong_key).unwrap_err().kind(),
+            ErrorKind::Corrupt
+        );
+    }
 }

@@ -2,18 +2,9 @@
 
 use std::path::PathBuf;
 
-/// The shared corpus of real configuration files: `$JETVAULT_CORPUS`, else
-/// `../shared/corpus` beside the repository (as CI lays it out), else
-/// `/work/shared/corpus`.
+/// Real configuration files (copies from the shared corpus, see `tests/data/SOURCES.md`).
 pub fn corpus_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("JETVAULT_CORPUS") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared/corpus")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 /// The bytes of one corpus file.

@@ -84,7 +84,7 @@ fn flipped_byte_local() {
 /// unchanged and said to be, and the pre-restore snapshot exists.
 #[test]
 fn push_into_a_read_only_directory() {
-    let jv = Jv::new().as_unprivileged();
+    let jv = Jv::new().unprivileged();
     let dir = jv.path("live");
     std::fs::create_dir(&dir).unwrap();
     let live = dir.join("production.json");

@@ -1,42 +1,448 @@
-//! A live configuration behind an HTTP endpoint (GET exports it, PUT imports it).
-// Written by the live-targets work; placeholder until then.
+//! A live configuration behind an HTTP endpoint: GET exports it, PUT (or the configured
+//! method) imports it. Headers come from the config; a bearer token from an environment
+//! variable or a file, read at each request so a rotated token is picked up.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
 
 use super::LiveTarget;
-use crate::config::LiveConfig;
+use crate::config::{LiveConfig, read_secret_file};
 use crate::error::{Error, Result};
 use crate::id::EnvRef;
 
-/// An HTTP endpoint.
+/// How long a request may take when the config sets no timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+enum TokenSource {
+    None,
+    Env(String),
+    File(PathBuf),
+}
+
+/// An HTTP endpoint holding one environment's configuration.
 #[derive(Debug)]
 pub struct HttpTarget {
-    url: String,
+    env: EnvRef,
+    client: reqwest::Client,
+    read_url: reqwest::Url,
+    write_url: reqwest::Url,
+    write_method: Method,
+    headers: HeaderMap,
+    token: TokenSource,
+    timeout: Duration,
+}
+
+fn parse_url(env: &EnvRef, url: &str) -> Result<reqwest::Url> {
+    reqwest::Url::parse(url).map_err(|e| {
+        Error::config(format!(
+            "apps.{}.envs.{}.live: invalid URL {:?}: {e}",
+            env.app,
+            env.env,
+            redact(url)
+        ))
+    })
+}
+
+/// A URL without credentials or query string, safe to print.
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            let had_query = u.query().is_some();
+            u.set_query(None);
+            let mut s = u.to_string();
+            if had_query {
+                s.push_str("?...");
+            }
+            s
+        }
+        Err(_) => "(unparseable URL)".into(),
+    }
 }
 
 impl HttpTarget {
     /// Builds the target from its config.
     ///
     /// # Errors
-    /// `Config` for a bad URL or unreadable token.
-    pub fn from_config(_env: &EnvRef, config: &LiveConfig) -> Result<Self> {
-        match config {
-            LiveConfig::Http { url, .. } => Ok(Self { url: url.clone() }),
-            _ => Err(Error::internal("not an http target")),
+    /// `Config` for a bad URL, header or method.
+    pub fn from_config(env: &EnvRef, config: &LiveConfig) -> Result<Self> {
+        let LiveConfig::Http {
+            url,
+            write_url,
+            write_method,
+            headers,
+            bearer_token_env,
+            bearer_token_file,
+            timeout,
+        } = config
+        else {
+            return Err(Error::internal(
+                "HttpTarget::from_config needs an http live config",
+            ));
+        };
+        let read_url = parse_url(env, url)?;
+        let write_url = match write_url {
+            Some(u) => parse_url(env, u)?,
+            None => read_url.clone(),
+        };
+        let write_method = match write_method.as_deref().unwrap_or("PUT") {
+            "PUT" => Method::PUT,
+            "POST" => Method::POST,
+            "PATCH" => Method::PATCH,
+            other => {
+                return Err(Error::config(format!(
+                    "apps.{}.envs.{}.live.write_method = {other:?}: use PUT, POST or PATCH",
+                    env.app, env.env
+                )));
+            }
+        };
+        let token = match (bearer_token_env, bearer_token_file) {
+            (Some(var), None) => TokenSource::Env(var.clone()),
+            (None, Some(path)) => TokenSource::File(path.clone()),
+            (None, None) => TokenSource::None,
+            (Some(_), Some(_)) => {
+                return Err(Error::config(format!(
+                    "apps.{}.envs.{}.live: set at most one of bearer_token_env and bearer_token_file",
+                    env.app, env.env
+                )));
+            }
+        };
+        let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
+            .user_agent(concat!("jetvault/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            env: env.clone(),
+            client,
+            read_url,
+            write_url,
+            write_method,
+            headers: header_map(env, headers)?,
+            token,
+            timeout,
+        })
+    }
+
+    fn token(&self) -> Result<Option<HeaderValue>> {
+        let token = match &self.token {
+            TokenSource::None => return Ok(None),
+            TokenSource::Env(var) => std::env::var(var).map_err(|_| {
+                Error::config(format!(
+                    "the bearer token for the live target of {} is read from ${var}, which is \
+                     not set; export it or use bearer_token_file",
+                    self.env
+                ))
+            })?,
+            TokenSource::File(path) => read_secret_file(path)?.expose().to_string(),
+        };
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
+            Error::config(format!(
+                "the bearer token for the live target of {} has characters not allowed in a header",
+                self.env
+            ))
+        })?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+
+    fn request(&self, method: Method, url: &reqwest::Url) -> Result<reqwest::RequestBuilder> {
+        let mut req = self
+            .client
+            .request(method, url.clone())
+            .headers(self.headers.clone());
+        if let Some(token) = self.token()? {
+            req = req.header(AUTHORIZATION, token);
+        }
+        Ok(req)
+    }
+
+    fn send_error(&self, doing: &str, url: &reqwest::Url, e: &reqwest::Error) -> Error {
+        let url = redact(url.as_str());
+        if e.is_timeout() {
+            Error::unavailable(format!(
+                "{doing} {url} timed out after {:?}; check that the endpoint is up, or raise the \
+                 live target's timeout",
+                self.timeout
+            ))
+        } else if e.is_connect() {
+            Error::unavailable(format!(
+                "cannot connect to {url} ({doing}): {e}; check that the endpoint is up and \
+                 reachable (`jetvault doctor` checks every live target)"
+            ))
+        } else {
+            Error::unavailable(format!("{doing} {url} failed: {e}"))
         }
     }
+
+    async fn status_error(
+        &self,
+        doing: &str,
+        url: &reqwest::Url,
+        resp: reqwest::Response,
+    ) -> Error {
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)])
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        let url = redact(url.as_str());
+        let msg = format!("{doing} {url} answered {status}: {snippet}");
+        match status {
+            StatusCode::NOT_FOUND => Error::not_found(msg),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::config(format!(
+                "{msg}; check the live target's bearer token and headers"
+            )),
+            StatusCode::PAYLOAD_TOO_LARGE => Error::too_large(msg),
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                Error::unavailable(format!("{msg}; retry later"))
+            }
+            _ => Error::invalid(msg),
+        }
+    }
+}
+
+fn header_map(env: &EnvRef, headers: &BTreeMap<String, String>) -> Result<HeaderMap> {
+    let mut map = HeaderMap::new();
+    map.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    for (name, value) in headers {
+        let bad = |what: &str| {
+            Error::config(format!(
+                "apps.{}.envs.{}.live.headers: invalid header {what} {name:?}",
+                env.app, env.env
+            ))
+        };
+        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("name"))?;
+        let mut v = HeaderValue::from_str(value).map_err(|_| bad("value for"))?;
+        if n == AUTHORIZATION || name.to_ascii_lowercase().contains("token") {
+            v.set_sensitive(true);
+        }
+        map.insert(n, v);
+    }
+    Ok(map)
 }
 
 #[async_trait]
 impl LiveTarget for HttpTarget {
     fn describe(&self) -> String {
-        self.url.clone()
+        redact(self.read_url.as_str())
     }
-    async fn read(&self, _limit: u64) -> Result<Bytes> {
-        Err(Error::internal("http live target not built yet"))
+
+    async fn read(&self, limit: u64) -> Result<Bytes> {
+        let doing = "GET";
+        let resp = self
+            .request(Method::GET, &self.read_url)?
+            .send()
+            .await
+            .map_err(|e| self.send_error(doing, &self.read_url, &e))?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(doing, &self.read_url, resp).await);
+        }
+        let too_large = || {
+            Error::too_large(format!(
+                "the live configuration at {} is larger than the {limit}-byte limit; raise \
+                 snapshots.max_size if this is expected",
+                self.describe()
+            ))
+        };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut body = BytesMut::with_capacity(
+            usize::try_from(resp.content_length().unwrap_or(0).min(limit)).unwrap_or(0),
+        );
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| self.send_error("reading the body of GET", &self.read_url, &e))?;
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
-    async fn write(&self, _bytes: Bytes) -> Result<()> {
-        Err(Error::internal("http live target not built yet"))
+
+    async fn write(&self, bytes: Bytes) -> Result<()> {
+        let doing = self.write_method.as_str().to_string();
+        let resp = self
+            .request(self.write_method.clone(), &self.write_url)?
+            .header(CONTENT_TYPE, "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| self.send_error(&doing, &self.write_url, &e))?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(&doing, &self.write_url, resp).await);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::{HeaderMap as AxHeaders, StatusCode as AxStatus};
+    use axum::routing::get;
+
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[derive(Clone, Default)]
+    struct Fake {
+        body: Arc<Mutex<Vec<u8>>>,
+        auth_seen: Arc<Mutex<Option<String>>>,
+    }
+
+    async fn fake_server(fake: Fake) -> String {
+        async fn get_cfg(State(f): State<Fake>, h: AxHeaders) -> (AxStatus, Vec<u8>) {
+            *f.auth_seen.lock().unwrap() = h
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_string());
+            (AxStatus::OK, f.body.lock().unwrap().clone())
+        }
+        async fn put_cfg(State(f): State<Fake>, body: axum::body::Bytes) -> AxStatus {
+            *f.body.lock().unwrap() = body.to_vec();
+            AxStatus::NO_CONTENT
+        }
+        async fn fail() -> (AxStatus, &'static str) {
+            (AxStatus::INTERNAL_SERVER_ERROR, "database is down")
+        }
+        async fn slow() -> &'static str {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "{}"
+        }
+        let app = Router::new()
+            .route("/config", get(get_cfg).put(put_cfg))
+            .route("/fail", get(fail).put(fail))
+            .route("/slow", get(slow))
+            .with_state(fake);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    fn target(url: String, token_file: Option<PathBuf>, timeout: Option<Duration>) -> HttpTarget {
+        let env = EnvRef::parse("crm", "production").unwrap();
+        HttpTarget::from_config(
+            &env,
+            &LiveConfig::Http {
+                url,
+                write_url: None,
+                write_method: None,
+                headers: BTreeMap::from([("X-App".to_string(), "crm".to_string())]),
+                bearer_token_env: None,
+                bearer_token_file: token_file,
+                timeout,
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn reads_writes_and_sends_the_token() {
+        let corpus = include_bytes!("../../tests/data/nodered-http-endpoint-example.json");
+        let fake = Fake::default();
+        *fake.body.lock().unwrap() = corpus.to_vec();
+        let base = fake_server(fake.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let t = target(format!("{base}/config?key=abc"), Some(token), None);
+        assert_eq!(&t.read(1 << 20).await.unwrap()[..], &corpus[..]);
+        assert_eq!(
+            fake.auth_seen.lock().unwrap().as_deref(),
+            Some("Bearer s3cret")
+        );
+        assert!(
+            !t.describe().contains("abc"),
+            "query strings may hold secrets"
+        );
+        t.write(Bytes::from_static(b"{\"restored\":true}"))
+            .await
+            .unwrap();
+        assert_eq!(&fake.body.lock().unwrap()[..], b"{\"restored\":true}");
+        assert_eq!(t.read(5).await.unwrap_err().kind(), ErrorKind::TooLarge);
+    }
+
+    #[tokio::test]
+    async fn failures_have_kinds() {
+        let base = fake_server(Fake::default()).await;
+        let e = target(format!("{base}/fail"), None, None)
+            .read(100)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.to_string().contains("500"), "{e}");
+        let e = target(format!("{base}/fail"), None, None)
+            .write(Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        let e = target(format!("{base}/nothing"), None, None)
+            .read(100)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = target(
+            format!("{base}/slow"),
+            None,
+            Some(Duration::from_millis(200)),
+        )
+        .read(100)
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.to_string().contains("timed out"), "{e}");
+        // A port nobody listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let e = target(format!("http://127.0.0.1:{port}/x"), None, None)
+            .read(100)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    #[tokio::test]
+    async fn missing_token_variable_is_a_config_error() {
+        let env = EnvRef::parse("crm", "production").unwrap();
+        let t = HttpTarget::from_config(
+            &env,
+            &LiveConfig::Http {
+                url: "http://127.0.0.1:9/x".into(),
+                write_url: None,
+                write_method: None,
+                headers: BTreeMap::new(),
+                bearer_token_env: Some("JETVAULT_TEST_TOKEN_THAT_IS_NOT_SET".into()),
+                bearer_token_file: None,
+                timeout: None,
+            },
+        )
+        .unwrap();
+        let e = t.read(10).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(
+            e.to_string()
+                .contains("JETVAULT_TEST_TOKEN_THAT_IS_NOT_SET")
+        );
     }
 }

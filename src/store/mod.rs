@@ -19,9 +19,11 @@ use crate::error::{Error, Result};
 
 #[doc(hidden)]
 pub mod conformance;
+pub mod counting;
 pub mod local;
 pub mod s3;
 
+pub use counting::CountingStore;
 pub use local::LocalStore;
 pub use s3::S3Store;
 

@@ -13,17 +13,9 @@ use std::process::{Command, Output, Stdio};
 
 use sha2::{Digest, Sha256};
 
-/// The corpus of real configurations: `$JETVAULT_CORPUS`, `../shared/corpus` beside the
-/// repository, or `/work/shared/corpus`.
+/// Real configuration files (copies from the shared corpus, see `tests/data/SOURCES.md`).
 pub fn corpus_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("JETVAULT_CORPUS") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared/corpus")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 pub fn corpus(name: &str) -> Vec<u8> {
@@ -98,7 +90,7 @@ impl Jv {
 
     /// Runs every command as `nobody` when the tests run as root, so that a read-only
     /// directory refuses writes as it would for any service user.
-    pub fn as_unprivileged(mut self) -> Self {
+    pub fn unprivileged(mut self) -> Self {
         // /proc/self belongs to the effective uid of the process reading it.
         let root = std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)

@@ -1,0 +1,391 @@
+//! The real `jetvault` binary publishing, listing, rolling back and promoting releases
+//! against a local directory store (`--store file:///...`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jetvault");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+const NODERED: &str = "nodered-http-endpoint-example.json";
+const APPSMITH: &str = "appsmith-import-app-all-access.json";
+const GRAFANA: &str = "grafana-k8s-views-nodes.json";
+
+/// A store in a temporary directory and a way to run the binary on it.
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--store")
+            .arg(format!("file://{}", self.store_dir().display()))
+            .args(args)
+            .env_remove("JETVAULT_CONFIG")
+            .env_remove("JETVAULT_STORE")
+            .env_remove("RUST_LOG")
+            .env("JETVAULT_AUTHOR", "ada");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run jetvault")
+    }
+
+    /// Runs and expects exit code `code`; returns stdout.
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "jetvault {args:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.expect(0, args)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).expect("JSON output")
+    }
+
+    /// Runs and expects exit code `code`; returns stderr.
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "jetvault {args:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn backup(&self, app: &str, env: &str, file: &str) {
+        let path = fixture(file);
+        self.ok(&["backup", app, env, "--from", path.to_str().unwrap()]);
+    }
+
+    /// Sequence numbers of the history entries on disk, newest first.
+    fn history(&self, app: &str, env: &str) -> Vec<u64> {
+        let dir = self
+            .store_dir()
+            .join(format!("apps/{app}/envs/{env}/releases"));
+        let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+            .iter()
+            .map(|n| {
+                let (_, r) = n.split_once("-r").unwrap();
+                r.strip_suffix(".json").unwrap().parse().unwrap()
+            })
+            .collect()
+    }
+}
+
+/// crm/production with v1 (node-red), v2 (appsmith), v3 (grafana).
+fn three_snapshots() -> Cli {
+    let cli = Cli::new();
+    for f in [NODERED, APPSMITH, GRAFANA] {
+        cli.backup("crm", "production", f);
+    }
+    cli
+}
+
+const EXIT_NOT_FOUND: i32 = 3;
+const EXIT_CONFLICT: i32 = 4;
+
+#[test]
+fn release_prints_label_version_seq_and_etag() {
+    let cli = three_snapshots();
+    let out = cli.ok(&["release", "crm", "production", "2", "--notes", "first"]);
+    assert!(
+        out.contains("released v2 as 1 (release r1, first release)"),
+        "{out}"
+    );
+    assert!(out.contains("etag \""), "{out}");
+
+    let p = cli.json(&["release", "crm", "production", "latest", "--label", "1.4.0"]);
+    assert_eq!(p["release"]["label"], "1.4.0");
+    assert_eq!(p["release"]["version"], 3);
+    assert_eq!(p["release"]["seq"], 2);
+    assert_eq!(p["release"]["kind"], "release");
+    assert_eq!(p["release"]["released_by"], "ada");
+    assert_eq!(p["release"]["previous"]["seq"], 1);
+    assert!(p["etag"].as_str().unwrap().len() > 2);
+
+    let list = cli.json(&["releases", "crm", "production"]);
+    let seqs: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![2, 1]);
+    assert_eq!(list[1]["notes"], "first");
+
+    let text = cli.ok(&["releases", "crm", "production"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].contains("SEQ") && lines[0].contains("LABEL"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with('*') && lines[1].contains("1.4.0"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("v3") && lines[1].contains("ada"),
+        "{text}"
+    );
+    assert!(lines[2].contains("first"), "{text}");
+}
+
+#[test]
+fn reused_label_and_missing_version_fail_with_their_codes() {
+    let cli = three_snapshots();
+    cli.ok(&["release", "crm", "production", "1", "--label", "1.0.0"]);
+    cli.ok(&["release", "crm", "production", "2", "--label", "1.1.0"]);
+    for label in ["1.0.0", "1.1.0"] {
+        let err = cli.fails(
+            EXIT_CONFLICT,
+            &["release", "crm", "production", "3", "--label", label],
+        );
+        assert!(err.contains(&format!("label {label} is taken")), "{err}");
+    }
+    let err = cli.fails(EXIT_NOT_FOUND, &["release", "crm", "production", "7"]);
+    assert!(err.contains("v7"), "{err}");
+    cli.fails(2, &["release", "crm", "production", "1", "--label", "a/b"]);
+    assert_eq!(cli.history("crm", "production"), vec![2, 1]);
+}
+
+#[test]
+fn if_match_stale_or_without_a_release_is_a_conflict() {
+    let cli = three_snapshots();
+    let err = cli.fails(
+        EXIT_CONFLICT,
+        &["release", "crm", "production", "1", "--if-match", "\"abc\""],
+    );
+    assert!(err.contains("has no release"), "{err}");
+
+    let first = cli.json(&["release", "crm", "production", "1"]);
+    let etag1 = first["etag"].as_str().unwrap().to_string();
+    let second = cli.json(&["release", "crm", "production", "2", "--if-match", &etag1]);
+    let etag2 = second["etag"].as_str().unwrap().to_string();
+    let err = cli.fails(
+        EXIT_CONFLICT,
+        &["release", "crm", "production", "3", "--if-match", &etag1],
+    );
+    assert!(err.contains(&etag2), "names the current etag: {err}");
+    // Without the quotes, as a shell would pass it.
+    cli.ok(&[
+        "release",
+        "crm",
+        "production",
+        "3",
+        "--if-match",
+        etag2.trim_matches('"'),
+    ]);
+    assert_eq!(cli.history("crm", "production"), vec![3, 2, 1]);
+}
+
+#[test]
+fn rollback_twice_then_nothing_before() {
+    let cli = three_snapshots();
+    let err = cli.fails(EXIT_NOT_FOUND, &["rollback", "crm", "production"]);
+    assert!(err.contains("has no release"), "{err}");
+    for v in ["1", "2", "3"] {
+        cli.ok(&["release", "crm", "production", v]);
+    }
+    let out = cli.ok(&["rollback", "crm", "production"]);
+    assert!(out.contains("rolled back to v2 as 4 (release r4"), "{out}");
+    let p = cli.json(&["rollback", "crm", "production", "--notes", "bad deploy"]);
+    assert_eq!(p["release"]["version"], 1);
+    assert_eq!(p["release"]["kind"], "rollback");
+    assert_eq!(p["release"]["notes"], "bad deploy");
+    let err = cli.fails(EXIT_NOT_FOUND, &["rollback", "crm", "production"]);
+    assert!(err.contains("no release before"), "{err}");
+    let raw = cli.ok(&["cat", "crm", "production", "release"]);
+    assert_eq!(raw.as_bytes(), std::fs::read(fixture(NODERED)).unwrap());
+    assert_eq!(cli.history("crm", "production"), vec![5, 4, 3, 2, 1]);
+}
+
+#[test]
+fn cat_show_and_diff_take_release() {
+    let cli = three_snapshots();
+    let err = cli.fails(EXIT_NOT_FOUND, &["cat", "crm", "production", "release"]);
+    assert!(err.contains("crm/production has no release"), "{err}");
+    cli.ok(&["release", "crm", "production", "2"]);
+    let raw = cli.ok(&["cat", "crm", "production", "release"]);
+    assert_eq!(raw.as_bytes(), std::fs::read(fixture(APPSMITH)).unwrap());
+    let meta = cli.json(&["show", "crm", "production", "release"]);
+    assert_eq!(meta["version"], 2);
+    let diff = cli.ok(&["diff", "crm", "production", "release", "latest"]);
+    assert!(diff.contains("--- crm/production v2"), "{diff}");
+}
+
+#[test]
+fn promote_without_and_with_release() {
+    let cli = Cli::new();
+    cli.backup("crm", "staging", NODERED);
+    cli.backup("crm", "staging", GRAFANA);
+    cli.ok(&["release", "crm", "staging", "1"]);
+
+    // Default: the source's release (v1), not its latest.
+    let out = cli.ok(&["promote", "crm", "staging", "production"]);
+    assert!(
+        out.contains("crm/production: snapshot v1 written, a copy of crm/staging v1"),
+        "{out}"
+    );
+    let meta = cli.json(&["show", "crm", "production", "1"]);
+    assert_eq!(meta["trigger"], "promote");
+    assert_eq!(meta["source"], "promote:crm/staging@v1");
+    cli.fails(EXIT_NOT_FOUND, &["cat", "crm", "production", "release"]);
+
+    let out = cli.json(&[
+        "promote",
+        "crm",
+        "staging",
+        "production",
+        "--version",
+        "latest",
+        "--release",
+        "--label",
+        "2.0.0",
+    ]);
+    assert_eq!(out["source"]["version"], 2);
+    assert_eq!(out["snapshot"]["outcome"], "created");
+    assert_eq!(out["snapshot"]["version"], 2);
+    assert_eq!(out["release"]["release"]["label"], "2.0.0");
+    assert_eq!(out["release"]["release"]["kind"], "promote");
+    let raw = cli.ok(&["cat", "crm", "production", "release"]);
+    assert_eq!(raw.as_bytes(), std::fs::read(fixture(GRAFANA)).unwrap());
+
+    // The label is checked before the copy.
+    cli.fails(
+        EXIT_CONFLICT,
+        &[
+            "promote",
+            "crm",
+            "staging",
+            "production",
+            "--version",
+            "1",
+            "--release",
+            "--label",
+            "2.0.0",
+        ],
+    );
+    let list = cli.json(&["list", "crm", "production"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn history_is_whole_after_a_crash_between_pointer_and_history() {
+    let cli = three_snapshots();
+    cli.ok(&["release", "crm", "production", "1"]);
+    cli.ok(&["release", "crm", "production", "2", "--label", "2.0"]);
+    // The crash: r2's history entry and label key never written.
+    let env_dir = cli.store_dir().join("apps/crm/envs/production");
+    std::fs::remove_file(env_dir.join("releases/9999999997-r2.json")).unwrap();
+    std::fs::remove_file(env_dir.join("labels/2.0.json")).unwrap();
+    let list = cli.json(&["releases", "crm", "production"]);
+    assert_eq!(list[0]["seq"], 2);
+    assert_eq!(list[0]["label"], "2.0");
+    cli.fails(
+        EXIT_CONFLICT,
+        &["release", "crm", "production", "3", "--label", "2.0"],
+    );
+    cli.ok(&["release", "crm", "production", "3"]);
+    assert_eq!(cli.history("crm", "production"), vec![3, 2, 1]);
+    assert!(env_dir.join("labels/2.0.json").is_file());
+}
+
+/// Ten `jetvault release` processes with the same `--if-match`: one exits 0, nine exit
+/// with the conflict code, and the history holds exactly the winner.
+#[test]
+fn ten_processes_with_the_same_if_match_have_one_winner() {
+    let cli = three_snapshots();
+    let first = cli.json(&["release", "crm", "production", "1"]);
+    let etag = first["etag"].as_str().unwrap().to_string();
+    let children: Vec<_> = (0..10)
+        .map(|i| {
+            let label = format!("race-{i}");
+            cli.command(&[
+                "--json",
+                "release",
+                "crm",
+                "production",
+                "2",
+                "--label",
+                &label,
+                "--if-match",
+                &etag,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners: Vec<&Output> = outputs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(winners.len(), 1, "exactly one winner");
+    for o in &outputs {
+        if !o.status.success() {
+            assert_eq!(
+                o.status.code(),
+                Some(EXIT_CONFLICT),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    let won: Value = serde_json::from_slice(&winners[0].stdout).unwrap();
+    let label = won["release"]["label"].as_str().unwrap().to_string();
+    assert_eq!(cli.history("crm", "production"), vec![2, 1]);
+    let list = cli.json(&["releases", "crm", "production"]);
+    assert_eq!(list[0], won["release"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let labels: Vec<String> =
+        std::fs::read_dir(cli.store_dir().join("apps/crm/envs/production/labels"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+    let mut labels = labels;
+    labels.sort();
+    assert_eq!(labels, vec!["1.json".to_string(), format!("{label}.json")]);
+}
