@@ -204,12 +204,24 @@ fn nothing_matches_local() {
     nothing_matches(&Jv::new());
 }
 
-/// The drill: the live file is deleted; one command brings it back, byte for byte.
+/// The drill: the live file is deleted; one command brings the release back, byte for
+/// byte.
 fn drill(jv: &Jv) {
     let live = world(jv);
-    let want = versions(jv)[1]["sha256"].as_str().unwrap().to_string();
+    jv.ok(&["release", "crm", "production", "2", "--label", "2.0.0"]);
+    let releases = jv.ok(&["--json", "releases", "crm", "production"]).json();
+    let want = releases[0]["sha256"].as_str().unwrap().to_string();
     std::fs::remove_file(&live).unwrap();
-    let r = jv.ok(&["restore", "crm", "production", "2", "--yes"]);
+    let started = std::time::Instant::now();
+    let r = jv.ok(&[
+        "restore",
+        "crm",
+        "production",
+        "--release",
+        "2.0.0",
+        "--yes",
+    ]);
+    eprintln!("drill restore took {:?}", started.elapsed());
     assert_eq!(file_sha(&live).unwrap(), want);
     assert!(r.stdout.contains("restored v2"), "{}", r.stdout);
     assert!(r.stdout.contains("no pre-restore snapshot"), "{}", r.stdout);
@@ -234,6 +246,39 @@ fn drill(jv: &Jv) {
     assert!(undo.ends_with("restore crm production 4 --yes"), "{undo}");
     let args: Vec<&str> = undo.split(' ').skip(1).collect();
     jv.ok(&args);
+    assert_eq!(file_sha(&live).unwrap(), want);
+
+    // `release` restores what the pointer names; --publish moves the pointer.
+    let r = jv.ok(&[
+        "--json",
+        "restore",
+        "crm",
+        "production",
+        "3",
+        "--publish",
+        "--yes",
+    ]);
+    let report = r.json();
+    assert_eq!(report["published"]["version"], 3);
+    assert_eq!(report["published"]["changed"], true);
+    let undo: Vec<&str> = report["undo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    // v5 saved live (v1's bytes) before the undo; v6 saved it (v2's bytes) before this.
+    assert!(
+        undo[0].ends_with("restore crm production 6 --yes"),
+        "{undo:?}"
+    );
+    assert!(undo[1].ends_with("rollback crm production"), "{undo:?}");
+    let releases = jv.ok(&["--json", "releases", "crm", "production"]).json();
+    assert_eq!(releases[0]["version"], 3);
+    assert_eq!(releases[0]["kind"], "restore");
+    jv.ok(&["rollback", "crm", "production"]);
+    let r = jv.ok(&["restore", "crm", "production", "release", "--yes"]);
+    assert!(r.stdout.contains("restored v2"), "{}", r.stdout);
     assert_eq!(file_sha(&live).unwrap(), want);
 }
 
