@@ -3,6 +3,15 @@
 use std::process::Command;
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=JETVAULT_GIT_REV");
+    // A build without .git (a container build) passes the revision in.
+    if let Ok(rev) = std::env::var("JETVAULT_GIT_REV")
+        && !rev.is_empty()
+        && rev != "unknown"
+    {
+        println!("cargo:rustc-env=JETVAULT_GIT_REV={rev}");
+        return;
+    }
     let rev = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

@@ -23,12 +23,21 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(args)) {
         Ok(code) => ExitCode::from(code),
+        Err(e) if broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             let (code, text) = cli::exit::report(&e);
             eprintln!("error: {text}");
             ExitCode::from(code)
         }
     }
+}
+
+/// Whether an error comes from writing to a pipe whose reader has gone.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// `jetvault list ... | head` closes the pipe early: exit quietly like other Unix tools

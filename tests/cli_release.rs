@@ -10,7 +10,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_jetvault");
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("tests/data")
         .join(name)
 }
 

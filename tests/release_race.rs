@@ -16,8 +16,8 @@ use tokio::sync::Barrier;
 /// How many writers race.
 const RACERS: usize = 10;
 
-const V1: &[u8] = include_bytes!("fixtures/nodered-http-endpoint-example.json");
-const V2: &[u8] = include_bytes!("fixtures/appsmith-import-app-all-access.json");
+const V1: &[u8] = include_bytes!("data/nodered-http-endpoint-example.json");
+const V2: &[u8] = include_bytes!("data/appsmith-import-app-all-access.json");
 
 fn actor(i: usize) -> Actor {
     Actor {

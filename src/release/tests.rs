@@ -7,9 +7,9 @@ use crate::store::{LocalStore, Store};
 use crate::vault::VaultOptions;
 
 const FIXTURES: [&[u8]; 3] = [
-    include_bytes!("../../tests/fixtures/nodered-http-endpoint-example.json"),
-    include_bytes!("../../tests/fixtures/appsmith-import-app-all-access.json"),
-    include_bytes!("../../tests/fixtures/grafana-k8s-views-nodes.json"),
+    include_bytes!("../../tests/data/nodered-http-endpoint-example.json"),
+    include_bytes!("../../tests/data/appsmith-import-app-all-access.json"),
+    include_bytes!("../../tests/data/grafana-k8s-views-nodes.json"),
 ];
 
 struct Fixture {
