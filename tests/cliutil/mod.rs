@@ -6,6 +6,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+pub mod scenarios;
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,8 @@ pub struct Jv {
     pub dir: tempfile::TempDir,
     pub store_url: String,
     pub config: PathBuf,
+    /// The S3 endpoint (path-style) when the store is on an S3 server.
+    pub s3_endpoint: Option<String>,
     /// Run the binary as this uid/gid (to make permissions bite when tests run as root).
     pub user: Option<(u32, u32)>,
 }
@@ -82,6 +86,7 @@ impl Jv {
             dir,
             store_url,
             config,
+            s3_endpoint: None,
             user: None,
         };
         jv.write_config("");
@@ -115,6 +120,26 @@ impl Jv {
                 .strip_prefix("file://")
                 .expect("a local directory store"),
         )
+    }
+
+    /// The options that open this world's store from the library.
+    pub fn open_options(&self) -> jetvault::store::OpenOptions {
+        let mut o = jetvault::store::OpenOptions::default();
+        if let Some(e) = &self.s3_endpoint {
+            o.s3.endpoint = Some(e.clone());
+            o.s3.force_path_style = true;
+            o.s3.region = Some("us-east-1".into());
+        }
+        o
+    }
+
+    /// Flips one bit in the middle of a stored object, keeping its metadata.
+    pub fn flip_byte(&self, key: &str) {
+        let path = self.store_dir().join(key);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x20;
+        std::fs::write(&path, &bytes).unwrap();
     }
 
     /// Writes the config: the store, then `body` (env sections and so on).
