@@ -39,6 +39,20 @@ pub struct Jv {
     pub s3_endpoint: Option<String>,
     /// Run the binary as this uid/gid (to make permissions bite when tests run as root).
     pub user: Option<(u32, u32)>,
+    /// The binary to run.
+    pub bin: PathBuf,
+}
+
+/// Whether a user other than the owner can execute `bin` (every directory above it
+/// searchable by others, the file executable by others).
+fn others_can_run(bin: &Path) -> bool {
+    let mode = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.permissions().mode());
+    mode(bin) & 0o001 != 0
+        && bin
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .all(|a| mode(a) & 0o001 != 0)
 }
 
 /// A finished run.
@@ -88,6 +102,7 @@ impl Jv {
             config,
             s3_endpoint: None,
             user: None,
+            bin: PathBuf::from(env!("CARGO_BIN_EXE_jetvault")),
         };
         jv.write_config("");
         jv
@@ -105,6 +120,13 @@ impl Jv {
             std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o777))
                 .unwrap();
             std::fs::set_permissions(&self.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+            if !others_can_run(&self.bin) {
+                // The build directory is out of reach (e.g. under /root): run a copy.
+                let copy = self.dir.path().join("jetvault");
+                std::fs::copy(&self.bin, &copy).unwrap();
+                std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+                self.bin = copy;
+            }
         }
         self
     }
@@ -157,7 +179,7 @@ impl Jv {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jetvault"));
+        let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .env("JETVAULT_CONFIG", &self.config)
             .env_remove("JETVAULT_STORE")
@@ -172,7 +194,10 @@ impl Jv {
 
     /// Runs the binary with no standard input.
     pub fn run(&self, args: &[&str]) -> Run {
-        self.command(args).output().unwrap().into()
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()))
+            .into()
     }
 
     /// Runs the binary and expects success.
