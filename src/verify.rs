@@ -1,6 +1,7 @@
 //! Verification: reads stored snapshots back and checks every one of them (it
 //! decompresses, its size and sha256 match its metadata, the metadata parses, its key
-//! names the version the metadata states, the content is JSON).
+//! names the version the metadata states, the content is JSON), and that every version
+//! a release or a pin names has a snapshot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,7 +46,8 @@ pub struct VerifyReport {
     pub ok: usize,
     /// Objects deleted between the listing and the check (a concurrent prune).
     pub vanished: usize,
-    /// Objects that failed, with the reason.
+    /// Objects that failed, with the reason; also releases and pins that name a
+    /// version with no snapshot.
     pub bad: Vec<BadSnapshot>,
 }
 
@@ -83,6 +85,11 @@ impl Vault {
             }
         }
         let total = keys.len();
+        let present: std::collections::HashSet<u64> = keys
+            .iter()
+            .filter_map(|k| layout::parse_snapshot_key(k))
+            .collect();
+        let dangling = self.dangling_references(env, &present).await?;
         let chosen = match opts.sample {
             Some(n) if n < keys.len() => sample(keys, n),
             _ => keys,
@@ -117,8 +124,66 @@ impl Vault {
                 Check::Bad(b) => report.bad.push(b),
             }
         }
+        report.bad.extend(dangling);
         report.bad.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(report)
+    }
+
+    /// Releases (the pointer and the history) and pins that name a version with no
+    /// snapshot, and release records that can't be read.
+    async fn dangling_references(
+        &self,
+        env: &EnvRef,
+        present: &std::collections::HashSet<u64>,
+    ) -> Result<Vec<BadSnapshot>> {
+        let mut bad = Vec::new();
+        let mut refs: Vec<(String, String, u64)> = Vec::new();
+        match self.current_release(env).await {
+            Ok(Some(p)) => refs.push((
+                layout::release_pointer_key(env),
+                format!("the release pointer (release {})", p.release.reference()),
+                p.release.version,
+            )),
+            Ok(None) => {}
+            Err(e) if e.kind() == ErrorKind::Corrupt => bad.push(BadSnapshot {
+                key: layout::release_pointer_key(env),
+                version: None,
+                reason: e.report(),
+            }),
+            Err(e) => return Err(e),
+        }
+        match self.releases(env, usize::MAX).await {
+            Ok(history) => refs.extend(history.iter().map(|r| {
+                (
+                    layout::release_key(env, r.seq),
+                    format!("release {}", r.reference()),
+                    r.version,
+                )
+            })),
+            Err(e) if e.kind() == ErrorKind::Corrupt => bad.push(BadSnapshot {
+                key: layout::releases_prefix(env),
+                version: None,
+                reason: e.report(),
+            }),
+            Err(e) => return Err(e),
+        }
+        refs.extend(
+            self.pins(env)
+                .await?
+                .into_iter()
+                .map(|v| (layout::pin_key(env, v), format!("the pin of v{v}"), v)),
+        );
+        let mut seen = std::collections::HashSet::new();
+        for (key, what, v) in refs {
+            if !present.contains(&v) && seen.insert(key.clone()) {
+                bad.push(BadSnapshot {
+                    key,
+                    version: Some(v),
+                    reason: format!("{what} names v{v}, which has no snapshot in the store"),
+                });
+            }
+        }
+        Ok(bad)
     }
 
     async fn check_snapshot(&self, env: &EnvRef, key: &str) -> Result<Check> {
@@ -313,6 +378,55 @@ mod tests {
         assert!(
             bad.iter()
                 .any(|(v, r)| v.is_none() && r.contains("not a snapshot key"))
+        );
+    }
+
+    #[tokio::test]
+    async fn releases_and_pins_of_missing_versions_are_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::open(dir.path()).unwrap());
+        let vault = Vault::new(store.clone(), VaultOptions::default());
+        let env = EnvRef::parse("crm", "production").unwrap();
+        for i in 0..3 {
+            vault
+                .backup(
+                    &env,
+                    BackupRequest::new(format!("{{\"rev\":{i}}}"), Trigger::Manual),
+                )
+                .await
+                .unwrap();
+        }
+        let actor = crate::events::Actor::default();
+        vault
+            .release(&env, crate::release::ReleaseRequest::new(2, actor.clone()))
+            .await
+            .unwrap();
+        vault.pin(&env, 1, &actor).await.unwrap();
+        let report = vault
+            .verify_env(&env, &VerifyOptions::default())
+            .await
+            .unwrap();
+        assert!(report.bad.is_empty(), "{:?}", report.bad);
+        // Deleted behind jetvault's back.
+        store.delete(&layout::snapshot_key(&env, 2)).await.unwrap();
+        store.delete(&layout::snapshot_key(&env, 1)).await.unwrap();
+        let report = vault
+            .verify_env(&env, &VerifyOptions::default())
+            .await
+            .unwrap();
+        let reasons: Vec<&str> = report.bad.iter().map(|b| b.reason.as_str()).collect();
+        assert_eq!(report.bad.len(), 3, "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.starts_with("the release pointer")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.starts_with("release r1 (v2)")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.starts_with("the pin of v1")),
+            "{reasons:?}"
         );
     }
 
