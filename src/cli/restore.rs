@@ -347,8 +347,10 @@ fn print_report(r: &RestoreReport, undo: &[String], to_file: bool) {
         }
         PreRestore::NotNeeded => {}
     }
-    if let Some(p) = &r.published {
-        println!("published v{} as release {}", p.version, p.label);
+    match &r.published {
+        Some(p) if p.changed => println!("published v{} as release {}", p.version, p.label),
+        Some(p) => println!("v{} already is the release ({})", p.version, p.label),
+        None => {}
     }
     match undo {
         [] if r.pushed => println!("nothing to undo to: live had no configuration to save"),
