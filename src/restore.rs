@@ -234,6 +234,8 @@ pub struct Published {
     pub version: u64,
     /// Whether a new release was made (false: the snapshot already was the release).
     pub changed: bool,
+    /// The version the release named before, if there was a release.
+    pub previous_version: Option<u64>,
 }
 
 /// What a restore did.
@@ -534,7 +536,7 @@ impl Vault {
         if req.publish {
             match self.publish_restored(env, &snapshot, &req).await {
                 Ok(p) => {
-                    if p.changed {
+                    if p.changed && p.previous_version.is_some() {
                         undo.push(format!("jetvault rollback {} {}", env.app, env.env));
                     }
                     published = Some(p);
@@ -751,13 +753,15 @@ impl Vault {
         snapshot: &SnapshotMeta,
         req: &RestoreRequest,
     ) -> Result<Published> {
-        if let Some(cur) = self.current_release(env).await?
+        let current = self.current_release(env).await?;
+        if let Some(cur) = &current
             && cur.release.version == snapshot.version
         {
             return Ok(Published {
                 label: cur.release.label.to_string(),
                 version: cur.release.version,
                 changed: false,
+                previous_version: Some(cur.release.version),
             });
         }
         let mut release = ReleaseRequest::new(snapshot.version, req.actor.clone());
@@ -772,6 +776,7 @@ impl Vault {
             label: pointer.release.label.to_string(),
             version: pointer.release.version,
             changed: true,
+            previous_version: current.map(|c| c.release.version),
         })
     }
 
@@ -1005,6 +1010,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(std::fs::read(&f.live).unwrap(), edited);
+    }
+
+    #[tokio::test]
+    async fn publish_moves_the_release_and_says_how_to_undo() {
+        let f = Fixture::new().await;
+        let mut r = req(RestoreSource::Version(1));
+        r.publish = true;
+        let report = f.vault.restore(&f.env, &f.target(), r).await.unwrap();
+        let p = report.published.unwrap();
+        assert_eq!((p.version, p.changed, p.previous_version), (1, true, None));
+        assert_eq!(
+            report.undo.len(),
+            1,
+            "no release before: nothing to roll back to"
+        );
+        let mut r = req(RestoreSource::Version(2));
+        r.publish = true;
+        let report = f.vault.restore(&f.env, &f.target(), r).await.unwrap();
+        let p = report.published.unwrap();
+        assert_eq!((p.version, p.previous_version), (2, Some(1)));
+        assert_eq!(report.undo[1], "jetvault rollback crm production");
+        let cur = f.vault.current_release(&f.env).await.unwrap().unwrap();
+        assert_eq!(
+            (cur.release.version, cur.release.kind),
+            (2, ReleaseKind::Restore)
+        );
+        // Already the release: nothing published again.
+        let mut r = req(RestoreSource::Version(2));
+        r.publish = true;
+        let report = f.vault.restore(&f.env, &f.target(), r).await.unwrap();
+        assert!(!report.published.unwrap().changed);
+        assert!(!report.pushed);
     }
 
     #[tokio::test]
