@@ -13,11 +13,17 @@ pub mod http;
 pub mod id;
 pub mod layout;
 pub mod live;
+pub mod pin;
 pub mod release;
+pub mod restore;
+pub mod retention;
 pub mod scheduler;
 pub mod snapshot;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod vault;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{AppId, EnvId, EnvRef, Label};

@@ -21,7 +21,6 @@ pub const UNSAFE_STORE: u8 = 7;
 /// Some items of a batch failed (backup-all, verify, prune).
 pub const PARTIAL: u8 = 8;
 /// The user declined a confirmation.
-#[allow(dead_code, reason = "used by restore once it lands")]
 pub const ABORTED: u8 = 10;
 
 /// The exit code for a library error kind.

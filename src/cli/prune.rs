@@ -1,12 +1,25 @@
-//! `jetvault prune`. (Being built.)
+//! `jetvault prune`: delete old snapshots by retention policy.
+//!
+//! Which environments: the one named, every environment of the app named, or (with no
+//! app) every environment in the store, including ones no longer in the config. The
+//! policy: the `--keep-*` flags when any is given, else the environment's `retention`
+//! in the config; an environment with neither is skipped, never pruned. The latest
+//! snapshot, the released one, any in the release history and pinned ones are never
+//! deleted.
 
 use clap::Args;
+use jetvault::config::RetentionPolicy;
+use jetvault::retention::{
+    Decision, PruneOptions, PruneProgress, PruneReport, describe_policy, parse_duration,
+};
+use jetvault::{AppId, EnvRef, Error, Vault};
+use serde::Serialize;
 
-use super::Ctx;
+use super::{Ctx, env_ref, exit, human_size, print_json};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// App id (default: every app).
+    /// App id (default: every app in the store).
     pub app: Option<String>,
     /// Environment id (default: every environment of the app).
     pub env: Option<String>,
@@ -28,8 +41,205 @@ pub struct PruneArgs {
     /// Show what would be deleted and delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Who prunes.
+    #[arg(long)]
+    pub author: Option<String>,
 }
 
-pub async fn run(_ctx: &Ctx, _args: PruneArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("prune is not built yet")
+/// The environments a `prune` or `verify` covers.
+pub(super) async fn select_envs(
+    vault: &Vault,
+    app: Option<&str>,
+    env: Option<&str>,
+) -> anyhow::Result<Vec<EnvRef>> {
+    Ok(match (app, env) {
+        (Some(app), Some(env)) => vec![env_ref(app, env)?],
+        (Some(app), None) => vault.stored_envs_of(&AppId::new(app)?).await?,
+        _ => vault.stored_envs().await?,
+    })
+}
+
+fn flags_policy(args: &PruneArgs) -> anyhow::Result<Option<RetentionPolicy>> {
+    let policy = RetentionPolicy {
+        keep_last: args.keep_last,
+        keep_daily: args.keep_daily,
+        keep_weekly: args.keep_weekly,
+        keep_monthly: args.keep_monthly,
+        keep_within: args
+            .keep_within
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?,
+    };
+    Ok((!jetvault::retention::policy_is_empty(&policy)).then_some(policy))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+enum Row {
+    Pruned(PruneReport),
+    Skipped {
+        env: EnvRef,
+        reason: String,
+    },
+    Failed {
+        env: EnvRef,
+        error: String,
+        code: &'static str,
+    },
+}
+
+pub async fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<u8> {
+    let vault = ctx.vault().await?;
+    let flags = flags_policy(&args)?;
+    let envs = select_envs(&vault, args.app.as_deref(), args.env.as_deref()).await?;
+    let jobs: Vec<(EnvRef, Option<RetentionPolicy>)> = envs
+        .into_iter()
+        .map(|env| {
+            let policy = flags.clone().or_else(|| {
+                ctx.config
+                    .env(&env)
+                    .and_then(|c| c.retention.clone())
+                    .filter(|p| !jetvault::retention::policy_is_empty(p))
+            });
+            (env, policy)
+        })
+        .collect();
+    if jobs.iter().all(|(_, p)| p.is_none()) {
+        let what = match (&args.app, &args.env) {
+            (Some(a), Some(e)) => format!("{a}/{e}"),
+            (Some(a), None) => format!("any environment of {a}"),
+            _ => "any environment".into(),
+        };
+        return Err(Error::invalid(format!(
+            "no retention policy for {what}: refusing to prune"
+        ))
+        .with_hint(
+            "pass --keep-last/--keep-daily/--keep-weekly/--keep-monthly/--keep-within, or set \
+             `retention = { keep_last = 30, keep_daily = 14 }` for the environment in the config",
+        )
+        .into());
+    }
+
+    let opts = PruneOptions {
+        dry_run: args.dry_run,
+        actor: ctx.actor(args.author.as_deref()),
+        now: None,
+    };
+    let mut rows = Vec::new();
+    for (env, policy) in jobs {
+        let Some(policy) = policy else {
+            rows.push(Row::Skipped {
+                env,
+                reason: "no retention policy in the config".into(),
+            });
+            continue;
+        };
+        let bar = super::progress(0, &format!("prune {env}"));
+        let on_progress = |p: PruneProgress| match p {
+            PruneProgress::Reading { done, total } => {
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_message("reading");
+            }
+            PruneProgress::Deleting { done, total } => {
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_message("deleting");
+            }
+        };
+        let result = vault
+            .apply_retention_with_progress(&env, &policy, &opts, &on_progress)
+            .await;
+        bar.finish_and_clear();
+        rows.push(match result {
+            Ok(report) => Row::Pruned(report),
+            Err(e) => Row::Failed {
+                env,
+                error: e.report(),
+                code: e.kind().code(),
+            },
+        });
+    }
+
+    let failed = rows
+        .iter()
+        .filter(|r| matches!(r, Row::Failed { .. }))
+        .count();
+    if ctx.json() {
+        print_json(&rows)?;
+    } else {
+        for row in &rows {
+            print_row(row, args.dry_run);
+        }
+    }
+    Ok(if failed > 0 { exit::PARTIAL } else { exit::OK })
+}
+
+fn print_row(row: &Row, dry_run: bool) {
+    match row {
+        Row::Skipped { env, reason } => println!("{env}: skipped ({reason})"),
+        Row::Failed { env, error, .. } => println!("{env}: FAILED: {error}"),
+        Row::Pruned(r) => {
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            println!(
+                "{}: {} snapshots, {} kept, {verb} {} ({}) by {}{}",
+                r.env,
+                r.decisions.len(),
+                r.kept,
+                r.deleted,
+                human_size(r.freed_bytes),
+                describe_policy(&r.policy),
+                if dry_run { " [dry run]" } else { "" }
+            );
+            for d in r.decisions.iter().filter(|d| d.keep) {
+                let reasons: Vec<&str> = d.reasons.iter().map(|r| r.as_str()).collect();
+                println!(
+                    "  keep   v{:<8} {:<20} {}",
+                    d.version,
+                    d.created_at
+                        .map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M").to_string()),
+                    reasons.join(", ")
+                );
+            }
+            let gone: Vec<&Decision> = r.decisions.iter().filter(|d| !d.keep).collect();
+            if !gone.is_empty() {
+                println!(
+                    "  {:<6} {}",
+                    if dry_run { "delete" } else { "gone" },
+                    ranges(&gone)
+                );
+            }
+            if !r.spared.is_empty() {
+                let spared: Vec<String> = r.spared.iter().map(|v| format!("v{v}")).collect();
+                println!(
+                    "  spared {} (pinned or released while prune ran)",
+                    spared.join(", ")
+                );
+            }
+        }
+    }
+}
+
+/// `v1-v120, v122, v130-v487` from decisions listed newest first.
+fn ranges(ds: &[&Decision]) -> String {
+    let mut vs: Vec<u64> = ds.iter().map(|d| d.version).collect();
+    vs.sort_unstable();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < vs.len() {
+        let start = vs[i];
+        let mut end = start;
+        while i + 1 < vs.len() && vs[i + 1] == end + 1 {
+            i += 1;
+            end = vs[i];
+        }
+        out.push(if start == end {
+            format!("v{start}")
+        } else {
+            format!("v{start}-v{end}")
+        });
+        i += 1;
+    }
+    out.join(", ")
 }

@@ -1,12 +1,16 @@
-//! `jetvault verify`. (Being built.)
+//! `jetvault verify`: read snapshots back and check them; list the bad ones.
 
 use clap::Args;
+use jetvault::EnvRef;
+use jetvault::verify::{VerifyOptions, VerifyReport};
+use serde::Serialize;
 
-use super::Ctx;
+use super::prune::select_envs;
+use super::{Ctx, exit, print_json};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// App id (default: every app).
+    /// App id (default: every app in the store).
     pub app: Option<String>,
     /// Environment id (default: every environment of the app).
     pub env: Option<String>,
@@ -15,6 +19,118 @@ pub struct VerifyArgs {
     pub sample: Option<usize>,
 }
 
-pub async fn run(_ctx: &Ctx, _args: VerifyArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("verify is not built yet")
+#[derive(Debug, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+enum Row {
+    Checked(VerifyReport),
+    Failed {
+        env: EnvRef,
+        error: String,
+        code: &'static str,
+    },
+}
+
+pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
+    let vault = ctx.vault().await?;
+    let envs = select_envs(&vault, args.app.as_deref(), args.env.as_deref()).await?;
+    if envs.is_empty() {
+        anyhow::bail!(
+            jetvault::Error::not_found(format!(
+                "{} holds no snapshots{}",
+                vault.store().describe(),
+                args.app
+                    .as_deref()
+                    .map_or_else(String::new, |a| format!(" of app {a}"))
+            ))
+            .with_hint("check --store and the app name")
+        );
+    }
+    let opts = VerifyOptions {
+        sample: args.sample,
+    };
+    let single = envs.len() == 1;
+    let mut rows = Vec::new();
+    for env in envs {
+        let bar = super::progress(0, &format!("verify {env}"));
+        let result = vault
+            .verify_env_with_progress(&env, &opts, &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await;
+        bar.finish_and_clear();
+        match result {
+            Ok(report) if single && report.total == 0 => {
+                return Err(
+                    jetvault::Error::not_found(format!("{env} has no snapshots"))
+                        .with_hint("check the app and env names")
+                        .into(),
+                );
+            }
+            Ok(report) => rows.push(Row::Checked(report)),
+            Err(e) if single => return Err(e.into()),
+            Err(e) => rows.push(Row::Failed {
+                env,
+                error: e.report(),
+                code: e.kind().code(),
+            }),
+        }
+    }
+
+    let bad: usize = rows
+        .iter()
+        .map(|r| match r {
+            Row::Checked(r) => r.bad.len(),
+            Row::Failed { .. } => 0,
+        })
+        .sum();
+    let failed = rows
+        .iter()
+        .filter(|r| matches!(r, Row::Failed { .. }))
+        .count();
+    if ctx.json() {
+        print_json(&rows)?;
+    } else {
+        let mut checked = 0;
+        for row in &rows {
+            match row {
+                Row::Failed { env, error, .. } => println!("{env}: NOT VERIFIED: {error}"),
+                Row::Checked(r) => {
+                    checked += r.checked;
+                    let of = if r.checked < r.total {
+                        format!(" (a sample of {})", r.total)
+                    } else {
+                        String::new()
+                    };
+                    if r.bad.is_empty() {
+                        println!("{}: {} snapshots checked{of}, all good", r.env, r.checked);
+                    } else {
+                        println!(
+                            "{}: {} snapshots checked{of}, {} BAD:",
+                            r.env,
+                            r.checked,
+                            r.bad.len()
+                        );
+                        for b in &r.bad {
+                            let v = b.version.map_or_else(|| "?".into(), |v| format!("v{v}"));
+                            println!("  {v:<8} {}: {}", b.key, b.reason);
+                        }
+                    }
+                }
+            }
+        }
+        if rows.len() > 1 {
+            println!(
+                "{} environments, {checked} snapshots checked, {bad} bad, {failed} not verified",
+                rows.len()
+            );
+        }
+    }
+    Ok(if bad > 0 {
+        exit::CORRUPT
+    } else if failed > 0 {
+        exit::PARTIAL
+    } else {
+        exit::OK
+    })
 }

@@ -1,0 +1,471 @@
+//! Verification: reads stored snapshots back and checks every one of them (it
+//! decompresses, its size and sha256 match its metadata, the metadata parses, its key
+//! names the version the metadata states, the content is JSON), and that every version
+//! a release or a pin names has a snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::codec;
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::{AppId, EnvId, EnvRef};
+use crate::layout;
+use crate::snapshot::{SnapshotMeta, decode_snapshot};
+use crate::vault::Vault;
+
+/// How much to check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Check only this many randomly chosen snapshots (the latest always, on top).
+    pub sample: Option<usize>,
+}
+
+/// A snapshot that failed a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadSnapshot {
+    /// The object's key.
+    pub key: String,
+    /// The version its key names, if it names one.
+    pub version: Option<u64>,
+    /// What failed.
+    pub reason: String,
+}
+
+/// What `verify` found in one environment.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The environment.
+    pub env: EnvRef,
+    /// Objects under the environment's snapshot prefix.
+    pub total: usize,
+    /// Objects checked.
+    pub checked: usize,
+    /// Objects that passed.
+    pub ok: usize,
+    /// Objects deleted between the listing and the check (a concurrent prune).
+    pub vanished: usize,
+    /// Objects that failed, with the reason; also releases and pins that name a
+    /// version with no snapshot.
+    pub bad: Vec<BadSnapshot>,
+}
+
+/// How many snapshots are checked at once.
+const CONCURRENCY: usize = 8;
+
+impl Vault {
+    /// Checks the snapshots of `env` (all, or a sample plus the latest).
+    ///
+    /// # Errors
+    /// Store errors (an unreachable store is an error, not a bad snapshot).
+    pub async fn verify_env(&self, env: &EnvRef, opts: &VerifyOptions) -> Result<VerifyReport> {
+        self.verify_env_with_progress(env, opts, &|_, _| {}).await
+    }
+
+    /// [`Vault::verify_env`], calling `progress(done, total)` after each snapshot.
+    ///
+    /// # Errors
+    /// As [`Vault::verify_env`].
+    pub async fn verify_env_with_progress(
+        &self,
+        env: &EnvRef,
+        opts: &VerifyOptions,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<VerifyReport> {
+        let prefix = layout::snapshots_prefix(env);
+        let mut keys = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store().list(&prefix, after.as_deref(), 1000).await?;
+            after = page.objects.last().map(|o| o.key.clone());
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            if !page.truncated {
+                break;
+            }
+        }
+        let total = keys.len();
+        let present: std::collections::HashSet<u64> = keys
+            .iter()
+            .filter_map(|k| layout::parse_snapshot_key(k))
+            .collect();
+        let dangling = self.dangling_references(env, &present).await?;
+        let chosen = match opts.sample {
+            Some(n) if n < keys.len() => sample(keys, n),
+            _ => keys,
+        };
+        let n = chosen.len() as u64;
+        progress(0, n);
+        let done = AtomicU64::new(0);
+        let results: Vec<Result<Check>> = futures::stream::iter(chosen)
+            .map(|key| {
+                let done = &done;
+                async move {
+                    let r = self.check_snapshot(env, &key).await;
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, n);
+                    r
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut report = VerifyReport {
+            env: env.clone(),
+            total,
+            checked: results.len(),
+            ok: 0,
+            vanished: 0,
+            bad: Vec::new(),
+        };
+        for r in results {
+            match r? {
+                Check::Ok => report.ok += 1,
+                Check::Vanished => report.vanished += 1,
+                Check::Bad(b) => report.bad.push(b),
+            }
+        }
+        report.bad.extend(dangling);
+        report.bad.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(report)
+    }
+
+    /// Releases (the pointer and the history) and pins that name a version with no
+    /// snapshot, and release records that can't be read.
+    async fn dangling_references(
+        &self,
+        env: &EnvRef,
+        present: &std::collections::HashSet<u64>,
+    ) -> Result<Vec<BadSnapshot>> {
+        let mut bad = Vec::new();
+        let mut refs: Vec<(String, String, u64)> = Vec::new();
+        match self.current_release(env).await {
+            Ok(Some(p)) => refs.push((
+                layout::release_pointer_key(env),
+                format!("the release pointer (release {})", p.release.reference()),
+                p.release.version,
+            )),
+            Ok(None) => {}
+            Err(e) if e.kind() == ErrorKind::Corrupt => bad.push(BadSnapshot {
+                key: layout::release_pointer_key(env),
+                version: None,
+                reason: e.report(),
+            }),
+            Err(e) => return Err(e),
+        }
+        match self.releases(env, usize::MAX).await {
+            Ok(history) => refs.extend(history.iter().map(|r| {
+                (
+                    layout::release_key(env, r.seq),
+                    format!("release {}", r.reference()),
+                    r.version,
+                )
+            })),
+            Err(e) if e.kind() == ErrorKind::Corrupt => bad.push(BadSnapshot {
+                key: layout::releases_prefix(env),
+                version: None,
+                reason: e.report(),
+            }),
+            Err(e) => return Err(e),
+        }
+        refs.extend(
+            self.pins(env)
+                .await?
+                .into_iter()
+                .map(|v| (layout::pin_key(env, v), format!("the pin of v{v}"), v)),
+        );
+        let mut seen = std::collections::HashSet::new();
+        for (key, what, v) in refs {
+            if !present.contains(&v) && seen.insert(key.clone()) {
+                bad.push(BadSnapshot {
+                    key,
+                    version: Some(v),
+                    reason: format!("{what} names v{v}, which has no snapshot in the store"),
+                });
+            }
+        }
+        Ok(bad)
+    }
+
+    async fn check_snapshot(&self, env: &EnvRef, key: &str) -> Result<Check> {
+        let version = layout::parse_snapshot_key(key);
+        let bad = |reason: String| {
+            Ok(Check::Bad(BadSnapshot {
+                key: key.to_string(),
+                version,
+                reason,
+            }))
+        };
+        if version.is_none() {
+            return bad(
+                "not a snapshot key (expected <ordinal>-v<N>.json.zst): a stray or \
+                 renamed object"
+                    .into(),
+            );
+        }
+        let obj = match self.store().get(key).await {
+            Ok(obj) => obj,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Check::Vanished),
+            Err(e) => return Err(e),
+        };
+        let meta = match SnapshotMeta::from_object(&obj.info) {
+            Ok(m) => m,
+            Err(e) => return bad(e.report()),
+        };
+        if obj.bytes.len() as u64 != obj.info.size {
+            return bad(format!(
+                "the object holds {} bytes, the store says {}",
+                obj.bytes.len(),
+                obj.info.size
+            ));
+        }
+        let limit = self.options().max_size.max(meta.size);
+        let raw = match decode_snapshot(env, &meta, obj.bytes, limit).await {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == ErrorKind::Corrupt => return bad(e.report()),
+            Err(e) => return Err(e),
+        };
+        let what = format!("snapshot v{} of {env}", meta.version);
+        match tokio::task::spawn_blocking(move || codec::check_json(&raw, &what))
+            .await
+            .map_err(|e| Error::internal(format!("JSON check task failed: {e}")))?
+        {
+            Ok(()) => Ok(Check::Ok),
+            Err(e) => bad(e.report()),
+        }
+    }
+
+    /// Every environment that has a directory in the store, in id order (names that
+    /// are not valid ids are skipped with a warning).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn stored_envs(&self) -> Result<Vec<EnvRef>> {
+        let mut out = Vec::new();
+        for app in self.store().list_dirs(layout::APPS_PREFIX).await? {
+            let Ok(app) = AppId::new(&app) else {
+                tracing::warn!(app, "skipping a store directory that is not an app id");
+                continue;
+            };
+            out.extend(self.stored_envs_of(&app).await?);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every environment of `app` that has a directory in the store.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn stored_envs_of(&self, app: &AppId) -> Result<Vec<EnvRef>> {
+        let mut out = Vec::new();
+        for env in self.store().list_dirs(&layout::envs_prefix(app)).await? {
+            match EnvId::new(&env) {
+                Ok(env) => out.push(EnvRef {
+                    app: app.clone(),
+                    env,
+                }),
+                Err(_) => {
+                    tracing::warn!(%app, env, "skipping a store directory that is not an env id");
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+enum Check {
+    Ok,
+    Vanished,
+    Bad(BadSnapshot),
+}
+
+/// `n` keys chosen at random, plus the first (the newest: keys sort newest first).
+fn sample(mut keys: Vec<String>, n: usize) -> Vec<String> {
+    if keys.is_empty() {
+        return keys;
+    }
+    let newest = keys.remove(0);
+    // Partial Fisher-Yates: the first `n` places end up a uniform sample.
+    let n = n.min(keys.len());
+    for i in 0..n {
+        let j = rand::random_range(i..keys.len());
+        keys.swap(i, j);
+    }
+    keys.truncate(n);
+    keys.insert(0, newest);
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::snapshot::{BackupRequest, Trigger};
+    use crate::store::{LocalStore, Metadata, PutMode, Store};
+    use crate::vault::VaultOptions;
+
+    use crate::testutil::corpus;
+
+    #[tokio::test]
+    async fn names_every_bad_snapshot_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::open(dir.path()).unwrap());
+        let vault = Vault::new(store.clone(), VaultOptions::default());
+        let env = EnvRef::parse("crm", "production").unwrap();
+        for name in [
+            "nodered-http-endpoint-example.json",
+            "appsmith-import-app-all-access.json",
+            "grafana-k8s-views-nodes.json",
+            "n8n-webhook-manual-create.json",
+        ] {
+            vault
+                .backup(&env, BackupRequest::new(corpus(name), Trigger::Manual))
+                .await
+                .unwrap();
+        }
+        let clean = vault
+            .verify_env(&env, &VerifyOptions::default())
+            .await
+            .unwrap();
+        assert_eq!((clean.total, clean.ok, clean.bad.len()), (4, 4, 0));
+
+        // One flipped byte in v2's stored object.
+        let path = dir.path().join(layout::snapshot_key(&env, 2));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        // v3's object copied over v4's key: valid zstd, wrong sha256 for v4.
+        let v3 = std::fs::read(dir.path().join(layout::snapshot_key(&env, 3))).unwrap();
+        std::fs::write(dir.path().join(layout::snapshot_key(&env, 4)), v3).unwrap();
+        // A stray object under the prefix.
+        store
+            .put(
+                &format!("{}notes.txt", layout::snapshots_prefix(&env)),
+                bytes::Bytes::from_static(b"hello"),
+                &Metadata::new(),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+
+        let seen = AtomicU64::new(0);
+        let report = vault
+            .verify_env_with_progress(&env, &VerifyOptions::default(), &|d, _| {
+                seen.store(d, Ordering::Relaxed);
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen.load(Ordering::Relaxed), 5);
+        assert_eq!(report.ok, 2);
+        let bad: Vec<(Option<u64>, &str)> = report
+            .bad
+            .iter()
+            .map(|b| (b.version, b.reason.as_str()))
+            .collect();
+        assert_eq!(bad.len(), 3, "{bad:?}");
+        assert!(
+            bad.iter().any(|(v, r)| *v == Some(2) && r.contains("v2")),
+            "{bad:?}"
+        );
+        assert!(
+            bad.iter()
+                .any(|(v, r)| *v == Some(4) && (r.contains("sha256") || r.contains("bytes"))),
+            "{bad:?}"
+        );
+        assert!(
+            bad.iter()
+                .any(|(v, r)| v.is_none() && r.contains("not a snapshot key"))
+        );
+    }
+
+    #[tokio::test]
+    async fn releases_and_pins_of_missing_versions_are_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::open(dir.path()).unwrap());
+        let vault = Vault::new(store.clone(), VaultOptions::default());
+        let env = EnvRef::parse("crm", "production").unwrap();
+        for i in 0..3 {
+            vault
+                .backup(
+                    &env,
+                    BackupRequest::new(format!("{{\"rev\":{i}}}"), Trigger::Manual),
+                )
+                .await
+                .unwrap();
+        }
+        let actor = crate::events::Actor::default();
+        vault
+            .release(&env, crate::release::ReleaseRequest::new(2, actor.clone()))
+            .await
+            .unwrap();
+        vault.pin(&env, 1, &actor).await.unwrap();
+        let report = vault
+            .verify_env(&env, &VerifyOptions::default())
+            .await
+            .unwrap();
+        assert!(report.bad.is_empty(), "{:?}", report.bad);
+        // Deleted behind jetvault's back.
+        store.delete(&layout::snapshot_key(&env, 2)).await.unwrap();
+        store.delete(&layout::snapshot_key(&env, 1)).await.unwrap();
+        let report = vault
+            .verify_env(&env, &VerifyOptions::default())
+            .await
+            .unwrap();
+        let reasons: Vec<&str> = report.bad.iter().map(|b| b.reason.as_str()).collect();
+        assert_eq!(report.bad.len(), 3, "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.starts_with("the release pointer")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.starts_with("release r1 (v2)")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.starts_with("the pin of v1")),
+            "{reasons:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sample_always_includes_the_latest() {
+        let keys: Vec<String> = (0..50).map(|i| format!("k{i:02}")).collect();
+        for _ in 0..20 {
+            let s = sample(keys.clone(), 5);
+            assert_eq!(s.len(), 6);
+            assert_eq!(s[0], "k00");
+            let mut u = s.clone();
+            u.sort();
+            u.dedup();
+            assert_eq!(u.len(), 6, "no key twice");
+        }
+        assert_eq!(sample(Vec::new(), 3), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn lists_stored_envs() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::new(
+            Arc::new(LocalStore::open(dir.path()).unwrap()),
+            VaultOptions::default(),
+        );
+        for (a, e) in [("crm", "production"), ("crm", "staging"), ("hr", "dev")] {
+            let env = EnvRef::parse(a, e).unwrap();
+            vault
+                .backup(&env, BackupRequest::new(&b"{}"[..], Trigger::Manual))
+                .await
+                .unwrap();
+        }
+        let envs: Vec<String> = vault
+            .stored_envs()
+            .await
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(envs, ["crm/production", "crm/staging", "hr/dev"]);
+    }
+}
