@@ -50,12 +50,15 @@ start() {
     "$venv/bin/python" -m localstack.runtime.main </dev/null >"$dir/log" 2>&1 &
   pid=$!
   printf '%s\n' "$pid" >"$dir/pid"
+  # Interrupted before the caller knows the PID: stop the server here.
+  trap 'jv_stop "$pid" "$dir"; exit 130' INT TERM
   endpoint="http://127.0.0.1:$port"
   jv_wait_http "$endpoint/_localstack/health" "$pid" "$dir/log" 90 '"s3": *"(available|running)"' ||
     { jv_stop "$pid" "$dir"; exit 1; }
   local b
   for b in "$@"; do jv_create_bucket "$endpoint" "$b"; done
   jv_log "S3 ready at $endpoint (pid $pid, log $dir/log)"
+  trap - INT TERM
   printf 'LOCALSTACK_ENDPOINT=%s\nLOCALSTACK_PID=%s\nLOCALSTACK_DIR=%s\n' "$endpoint" "$pid" "$dir"
 }
 

@@ -35,11 +35,14 @@ start() {
   "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >"$dir/log" 2>&1 &
   pid=$!
   printf '%s\n' "$pid" >"$dir/pid"
+  # Interrupted before the caller knows the PID: stop the server here.
+  trap 'jv_stop "$pid" "$dir"; exit 130' INT TERM
   endpoint="http://127.0.0.1:$port"
   jv_wait_http "$endpoint/moto-api/" "$pid" "$dir/log" 60 ||
     { jv_stop "$pid" "$dir"; exit 1; }
   for b in "$@"; do jv_create_bucket "$endpoint" "$b"; done
   jv_log "S3 ready at $endpoint (pid $pid, log $dir/log)"
+  trap - INT TERM
   printf 'MOTO_ENDPOINT=%s\nMOTO_PID=%s\nMOTO_DIR=%s\n' "$endpoint" "$pid" "$dir"
 }
 

@@ -72,7 +72,7 @@ fn racing_backup_processes_get_distinct_gapless_versions() {
     let originals: Vec<Vec<u8>> = support::corpus_files()
         .into_iter()
         .map(|p| std::fs::read(p).unwrap())
-        .filter(|b| b.len() < 700_000)
+        .filter(|b| b.len() < 350_000)
         .collect();
     assert!(
         originals.len() >= 3,

@@ -88,6 +88,14 @@ impl S3Client {
             .map_or_else(|| DEFAULT_REGION.to_string(), ToString::to_string);
         let mut builder =
             aws_sdk_s3::config::Builder::from(&sdk).force_path_style(options.force_path_style);
+        if endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+        {
+            // Plain HTTP needs no root certificates: skip loading the system's (tens of
+            // milliseconds per process on Debian, which reads a bundle and a directory).
+            builder = builder.http_client(plain_http_client()?);
+        }
         if endpoint.is_some() {
             // S3-compatible servers differ in their support of the newer flexible
             // checksums (aws-chunked bodies with trailers); send them only when the
@@ -201,16 +209,15 @@ impl S3Client {
         E: std::error::Error + 'static,
         R: std::fmt::Debug + 'static,
     {
-        let cause = root_cause(err);
         let at = self.target();
-        let lower = cause.to_ascii_lowercase();
-        if lower.contains("credential") || lower.contains("identity") {
+        if let Some(cause) = credentials_cause(err) {
             return Error::config(format!(
                 "cannot {doing} {what} at {at}: no usable AWS credentials ({cause}); set \
                  AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an \
                  instance or pod role is available; then run `jetvault doctor`"
             ));
         }
+        let cause = root_cause(err);
         let hint = if self.endpoint.is_some() {
             "check the endpoint (s3.endpoint, --s3-endpoint or AWS_ENDPOINT_URL) and that the \
              server is running"
@@ -221,6 +228,20 @@ impl S3Client {
             "cannot reach S3 at {at} to {doing} {what}: {cause}; {hint}, then run `jetvault doctor`"
         ))
     }
+}
+
+/// An HTTP client for `http://` endpoints (LocalStack, MinIO on a private network): TLS
+/// stays available but with an empty trust store, so no certificate is loaded.
+fn plain_http_client() -> Result<aws_sdk_s3::config::SharedHttpClient> {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let context = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_native_roots(false))
+        .build()
+        .map_err(|e| Error::internal(format!("cannot set up the S3 HTTP client: {e}")))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
 }
 
 /// The response type of the SDK's errors.
@@ -337,6 +358,21 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     } else {
         text
     }
+}
+
+/// The deepest error of a chain that is about credentials, if any: the SDK reports a
+/// failed credential chain as a dispatch failure, which is not a network problem.
+fn credentials_cause(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut found = None;
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if text.to_ascii_lowercase().contains("credential") {
+            found = Some(text);
+        }
+        cur = e.source();
+    }
+    found
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
