@@ -158,6 +158,11 @@ impl S3Client {
             return self.transport_error(doing, what, err);
         };
         let kind = classify(op, status, code);
+        // S3 names the bucket's region on a redirect.
+        let bucket_region = err
+            .raw_response()
+            .and_then(|r| r.headers().get("x-amz-bucket-region"))
+            .map(str::to_string);
         let answer = match (code, detail) {
             (Some(c), Some(d)) if !d.is_empty() => format!("HTTP {status} {c}: {d}"),
             (Some(c), _) => format!("HTTP {status} {c}"),
@@ -184,8 +189,9 @@ impl S3Client {
             }
             ErrorKind::Config if is_redirect(status, code) => format!(
                 "cannot {doing} {what}: the bucket is not in region {} ({answer}); set the \
-                 bucket's region in s3.region or AWS_REGION",
-                self.region
+                 bucket's region{} in s3.region or AWS_REGION",
+                self.region,
+                bucket_region.map_or_else(String::new, |r| format!(" ({r})"))
             ),
             ErrorKind::Config => format!(
                 "cannot {doing} {what}: access denied by {at} ({answer}); check the AWS \
