@@ -130,6 +130,9 @@ pub fn init_logging(global: &GlobalArgs) {
     use tracing_subscriber::EnvFilter;
     let serving = std::env::args().any(|a| a == "serve");
     let default = if serving { "info" } else { "warn" };
+    // The AWS SDK logs each failed credential provider at warn; jetvault's own error
+    // says what went wrong once, so keep the SDK quieter unless RUST_LOG asks.
+    let default = format!("{default},aws_config=error,aws_smithy_runtime=error");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
