@@ -605,6 +605,11 @@ impl Store for S3Store {
             .bucket(&self.bucket)
             .key(self.full_key(key))
             .content_type(content_type(key))
+            // The server checks the body against this and refuses a truncated upload
+            // (a connection cut mid-body) instead of storing what arrived.
+            .checksum_sha256(aws_smithy_types::base64::encode(
+                <sha2::Sha256 as sha2::Digest>::digest(&bytes),
+            ))
             .body(ByteStream::from(bytes));
         for (k, v) in metadata {
             req = req.metadata(k, v);
