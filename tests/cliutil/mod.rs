@@ -94,6 +94,14 @@ impl Jv {
         Self::with_dir(tempfile::tempdir().unwrap(), url.to_string())
     }
 
+    /// A world whose store is `s3://...` on an S3 server at `endpoint` (path-style, test
+    /// credentials unless the environment has others).
+    pub fn with_s3(url: &str, endpoint: &str) -> Self {
+        let mut jv = Self::with_store(url);
+        jv.s3_endpoint = Some(endpoint.to_string());
+        jv
+    }
+
     fn with_dir(dir: tempfile::TempDir, store_url: String) -> Self {
         let config = dir.path().join("jetvault.toml");
         let jv = Self {
@@ -157,6 +165,41 @@ impl Jv {
 
     /// Flips one bit in the middle of a stored object, keeping its metadata.
     pub fn flip_byte(&self, key: &str) {
+        if let Some(rest) = self.store_url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let full = if prefix.is_empty() {
+                key.to_string()
+            } else {
+                format!("{}/{key}", prefix.trim_end_matches('/'))
+            };
+            let options = self.open_options().s3;
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let s3 = jetvault::store::s3::S3Client::new(&options).await.unwrap();
+                let client = s3.client();
+                let obj = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(&full)
+                    .send()
+                    .await
+                    .unwrap();
+                let metadata = obj.metadata().cloned();
+                let mut bytes = obj.body.collect().await.unwrap().into_bytes().to_vec();
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x20;
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&full)
+                    .set_metadata(metadata)
+                    .body(bytes.into())
+                    .send()
+                    .await
+                    .unwrap();
+            });
+            return;
+        }
         let path = self.store_dir().join(key);
         let mut bytes = std::fs::read(&path).unwrap();
         let mid = bytes.len() / 2;
@@ -186,6 +229,26 @@ impl Jv {
             .env("JETVAULT_AUTHOR", "tester")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
+        if let Some(endpoint) = &self.s3_endpoint {
+            let var = |name: &str, default: &str| {
+                std::env::var(name)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| default.to_string())
+            };
+            cmd.env("JETVAULT_S3_ENDPOINT", endpoint)
+                .env("JETVAULT_S3_PATH_STYLE", "true")
+                .env("AWS_ACCESS_KEY_ID", var("AWS_ACCESS_KEY_ID", "test"))
+                .env(
+                    "AWS_SECRET_ACCESS_KEY",
+                    var("AWS_SECRET_ACCESS_KEY", "test"),
+                )
+                .env("AWS_REGION", var("AWS_REGION", "us-east-1"))
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env_remove("AWS_PROFILE")
+                .env_remove("AWS_ENDPOINT_URL")
+                .env_remove("AWS_ENDPOINT_URL_S3");
+        }
         if let Some((uid, gid)) = self.user {
             cmd.uid(uid).gid(gid);
         }

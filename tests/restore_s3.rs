@@ -1,0 +1,234 @@
+//! Restore, verify and prune on S3 (LocalStack through `tests/support/`), and S3 going
+//! away in the middle of a backup and of a restore.
+//!
+//! The outage is real network trouble: jetvault talks to LocalStack through a TCP proxy
+//! that the test controls. "Stopping S3" forwards the headers and the first bytes of the
+//! next upload, then drops the connection and refuses every new one; "restarting" lets
+//! traffic through again.
+
+mod cliutil;
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use cliutil::scenarios::{self, A, B, versions, world};
+use cliutil::{Jv, corpus, sha256};
+use support::{Backend, TestBucket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn localstack(label: &str) -> Option<(TestBucket, Jv)> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = rt.block_on(TestBucket::new(Backend::LocalStack, label))?;
+    let jv = Jv::with_s3(&bucket.store_url("jetvault"), &bucket.endpoint);
+    Some((bucket, jv))
+}
+
+#[test]
+fn drill_localstack() {
+    let Some((_bucket, jv)) = localstack("drill") else {
+        return;
+    };
+    scenarios::drill(&jv);
+}
+
+#[test]
+fn nothing_matches_localstack() {
+    let Some((_bucket, jv)) = localstack("nearest") else {
+        return;
+    };
+    scenarios::nothing_matches(&jv);
+}
+
+#[test]
+fn flipped_byte_localstack() {
+    let Some((_bucket, jv)) = localstack("flipped") else {
+        return;
+    };
+    scenarios::flipped_byte(&jv);
+}
+
+#[test]
+fn prune_500_localstack() {
+    let Some((_bucket, jv)) = localstack("prune") else {
+        return;
+    };
+    scenarios::prune_500(&jv);
+}
+
+const PASS: u8 = 0;
+const STOP_AT_NEXT_PUT: u8 = 1;
+const DOWN: u8 = 2;
+
+/// A TCP proxy in front of an S3 server, in a thread of its own.
+struct Proxy {
+    endpoint: String,
+    mode: Arc<AtomicU8>,
+}
+
+impl Proxy {
+    fn start(upstream: &str) -> Self {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let m = mode.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let (client, _) = listener.accept().await.unwrap();
+                    if m.load(Ordering::SeqCst) == DOWN {
+                        drop(client);
+                        continue;
+                    }
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        continue;
+                    };
+                    tokio::spawn(relay(client, server, m.clone()));
+                }
+            });
+        });
+        let addr = rx.recv().unwrap();
+        Self {
+            endpoint: format!("http://{addr}"),
+            mode,
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+/// Copies both ways; in `STOP_AT_NEXT_PUT`, forwards the next PUT's headers and 100
+/// bytes of its body, then drops both connections and goes `DOWN`.
+async fn relay(client: tokio::net::TcpStream, server: tokio::net::TcpStream, mode: Arc<AtomicU8>) {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let down = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut budget: Option<usize> = None;
+    loop {
+        let n = match cr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        if budget.is_none()
+            && mode.load(Ordering::SeqCst) == STOP_AT_NEXT_PUT
+            && chunk.starts_with(b"PUT ")
+        {
+            let headers = chunk
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(n, |p| p + 4);
+            budget = Some(headers + 100);
+        }
+        match budget.as_mut() {
+            Some(left) => {
+                let take = n.min(*left);
+                let _ = sw.write_all(&chunk[..take]).await;
+                *left -= take;
+                if *left == 0 {
+                    mode.store(DOWN, Ordering::SeqCst);
+                    break;
+                }
+            }
+            None => {
+                if sw.write_all(chunk).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    down.abort();
+}
+
+/// S3 stops in the middle of a backup, then of a restore: each fails with an error that
+/// names the endpoint, leaves no partial object and live untouched; after S3 is back,
+/// `verify` passes and both succeed.
+#[test]
+fn s3_stopping_mid_backup_or_restore_localstack() {
+    s3_stopping_mid_backup_or_restore(Backend::LocalStack);
+}
+
+#[test]
+fn s3_stopping_mid_backup_or_restore_moto() {
+    s3_stopping_mid_backup_or_restore(Backend::Moto);
+}
+
+fn s3_stopping_mid_backup_or_restore(backend: Backend) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(bucket) = rt.block_on(TestBucket::new(backend, "outage")) else {
+        return;
+    };
+    let proxy = Proxy::start(&bucket.endpoint);
+    let jv = Jv::with_s3(&bucket.store_url("jetvault"), &proxy.endpoint);
+    let live = world(&jv);
+    let objects = || {
+        rt.block_on(async {
+            let out = bucket
+                .client
+                .client()
+                .list_objects_v2()
+                .bucket(&bucket.name)
+                .prefix("jetvault/apps/crm/envs/production/snapshots/")
+                .send()
+                .await
+                .unwrap();
+            out.contents()
+                .iter()
+                .map(|o| (o.key().unwrap().to_string(), o.size().unwrap()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let before = objects();
+    assert_eq!(before.len(), 3);
+
+    // A large configuration, so that the upload is cut well before its end.
+    let big = corpus("appsmith-ce-automation-test.json");
+    std::fs::write(&live, &big).unwrap();
+    proxy.set(STOP_AT_NEXT_PUT);
+    let r = jv.fails(&["backup", "crm", "production"], 5);
+    assert_eq!(
+        proxy.mode.load(Ordering::SeqCst),
+        DOWN,
+        "the upload was cut"
+    );
+    assert!(r.stderr.contains(&proxy.endpoint), "{}", r.stderr);
+    assert_eq!(objects(), before, "no partial object");
+
+    // The restore of v1 must first save the big live configuration: S3 stops there.
+    proxy.set(STOP_AT_NEXT_PUT);
+    let r = jv.fails(&["restore", "crm", "production", "1", "--yes"], 5);
+    assert!(r.stderr.contains(&proxy.endpoint), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was pushed"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&live).unwrap(), big, "live untouched");
+    assert_eq!(objects(), before, "no partial object");
+
+    // S3 is back.
+    proxy.set(PASS);
+    jv.ok(&["verify"]);
+    let r = jv
+        .ok(&["--json", "restore", "crm", "production", "1", "--yes"])
+        .json();
+    assert_eq!(r["pre_restore"]["snapshot"]["version"], 4);
+    assert_eq!(std::fs::read(&live).unwrap(), corpus(A));
+    let list = versions(&jv);
+    assert_eq!(list[0]["sha256"], sha256(&big));
+    assert_eq!(list[0]["trigger"], "pre-restore");
+    jv.ok(&["verify"]);
+    // And the earlier content still round-trips.
+    jv.ok(&["restore", "crm", "production", "2", "--yes"]);
+    assert_eq!(std::fs::read(&live).unwrap(), corpus(B));
+}
