@@ -20,10 +20,10 @@ CORPUS=$ROOT/tests/data/appsmith-ce-automation-test.json
 for t in wrk nginx curl; do command -v $t >/dev/null || { echo "needs $t" >&2; exit 2; }; done
 
 WORK=$(mktemp -d)
-JV_PID= NG_PID=
+JV_PID='' NG_PID=''
 cleanup() {
-  [ -n "$JV_PID" ] && kill "$JV_PID" 2>/dev/null || true
-  [ -n "$NG_PID" ] && kill "$NG_PID" 2>/dev/null || true
+  if [ -n "$JV_PID" ]; then kill "$JV_PID" 2>/dev/null || true; fi
+  if [ -n "$NG_PID" ]; then kill "$NG_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -9,7 +9,7 @@
 //! | `JETVAULT_TEST_MOTO`       | moto's endpoint                           |
 //! | `JETVAULT_TEST_AWS_CLI`    | path of an `aws` command (AWS CLI v1)     |
 //! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` | `test`, `test`, `us-east-1` |
-//! | `JETVAULT_CORPUS`          | optional: the corpus directory (default: `shared/corpus` in an ancestor directory) |
+//! | `JETVAULT_CORPUS`          | optional: the corpus directory (default: `tests/data`) |
 //!
 //! A test asks for what it needs and returns early when it is not there:
 //!
@@ -45,7 +45,7 @@ pub const LOCALSTACK_VAR: &str = "JETVAULT_TEST_LOCALSTACK";
 pub const MOTO_VAR: &str = "JETVAULT_TEST_MOTO";
 /// The AWS CLI.
 pub const AWS_CLI_VAR: &str = "JETVAULT_TEST_AWS_CLI";
-/// The corpus directory, when not found beside the repository.
+/// The corpus directory, instead of `tests/data`.
 pub const CORPUS_VAR: &str = "JETVAULT_CORPUS";
 
 /// An S3 server the tests run against.
@@ -273,26 +273,13 @@ pub fn jetvault_for(store_url: &str, endpoint: Option<&str>) -> Command {
     cmd
 }
 
-/// The corpus of real configuration files (`shared/corpus`).
-///
-/// # Panics
-/// When it can't be found: set `JETVAULT_CORPUS`.
+/// The corpus of real configuration files: `tests/data` (copies of the shared corpus,
+/// see its SOURCES.md), or `JETVAULT_CORPUS` when set.
 pub fn corpus_dir() -> PathBuf {
-    if let Some(dir) = env(CORPUS_VAR) {
-        return PathBuf::from(dir);
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|a| a.join("shared/corpus"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| {
-            panic!(
-                "the corpus (shared/corpus) is not in any directory above {}; set {CORPUS_VAR} \
-                 to its path",
-                manifest.display()
-            )
-        })
+    env(CORPUS_VAR).map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"),
+        PathBuf::from,
+    )
 }
 
 /// One corpus file's path.
