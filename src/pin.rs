@@ -112,21 +112,18 @@ impl Vault {
     /// # Errors
     /// Store errors.
     pub async fn pins(&self, env: &EnvRef) -> Result<BTreeSet<u64>> {
-        let prefix = layout::pins_prefix(env);
-        let mut after: Option<String> = None;
-        let mut pins = BTreeSet::new();
-        loop {
-            let page = self.store().list(&prefix, after.as_deref(), 1000).await?;
-            after = page.objects.last().map(|o| o.key.clone());
-            pins.extend(
-                page.objects
-                    .iter()
-                    .filter_map(|o| layout::parse_pin_key(&o.key)),
-            );
-            if !page.truncated {
-                return Ok(pins);
-            }
-        }
+        let keys = self
+            .list_parsed_keys(
+                &layout::pins_prefix(env),
+                None,
+                usize::MAX,
+                layout::parse_pin_key,
+            )
+            .await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| layout::parse_pin_key(k))
+            .collect())
     }
 }
 

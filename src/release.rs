@@ -694,26 +694,13 @@ impl Vault {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<String>> {
-        let prefix = layout::releases_prefix(env);
-        let mut after = before.map(|b| layout::release_key(env, b));
-        let mut keys = Vec::new();
-        while keys.len() < limit {
-            let page = self
-                .store()
-                .list(&prefix, after.as_deref(), (limit - keys.len()).min(1000))
-                .await?;
-            after = page.objects.last().map(|o| o.key.clone());
-            keys.extend(
-                page.objects
-                    .into_iter()
-                    .filter(|o| layout::parse_release_key(&o.key).is_some())
-                    .map(|o| o.key),
-            );
-            if !page.truncated {
-                break;
-            }
-        }
-        Ok(keys)
+        self.list_parsed_keys(
+            &layout::releases_prefix(env),
+            before.map(|b| layout::release_key(env, b)),
+            limit,
+            layout::parse_release_key,
+        )
+        .await
     }
 
     /// The history entry of release `seq`, if it exists.

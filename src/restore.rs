@@ -1270,27 +1270,6 @@ mod tests {
         assert_eq!(f.versions().await, 3);
     }
 
-    async fn put_dated(store: &dyn Store, env: &EnvRef, v: u64, at: &str) {
-        let raw = format!("{{\"v\":{v}}}");
-        let z = codec::compress(raw.as_bytes(), 3).unwrap();
-        let meta = SnapshotMeta {
-            version: v,
-            sha256: codec::sha256_hex(raw.as_bytes()),
-            size: raw.len() as u64,
-            stored_size: z.len() as u64,
-            created_at: parse_time(at).unwrap(),
-            trigger: Trigger::Schedule,
-            author: None,
-            message: None,
-            source: None,
-            key: layout::snapshot_key(env, v),
-        };
-        store
-            .put(&meta.key, z.into(), &meta.to_metadata(), PutMode::Create)
-            .await
-            .unwrap();
-    }
-
     #[tokio::test]
     async fn at_finds_the_newest_snapshot_at_or_before_a_time() {
         let dir = tempfile::tempdir().unwrap();
@@ -1303,7 +1282,8 @@ mod tests {
             (2, "2024-01-02T10:00:00Z"),
             (3, "2024-01-03T10:00:00Z"),
         ] {
-            put_dated(store.as_ref(), &env, v, at).await;
+            crate::testutil::put_snapshot_at(store.as_ref(), &env, v, parse_time(at).unwrap())
+                .await;
         }
         let at = |s: &str| RestoreSource::At(parse_time(s).unwrap());
         let found = |s: &'static str| {
@@ -1329,7 +1309,8 @@ mod tests {
         );
         for v in 4..=30 {
             let day = format!("2024-02-{:02}T00:00:00Z", v - 3);
-            put_dated(store.as_ref(), &env, v, &day).await;
+            crate::testutil::put_snapshot_at(store.as_ref(), &env, v, parse_time(&day).unwrap())
+                .await;
         }
         assert_eq!(found("2024-02-10T12:00:00Z").await.unwrap().version, 13);
         assert_eq!(found("2024-02-10T00:00:00Z").await.unwrap().version, 13);

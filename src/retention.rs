@@ -740,27 +740,6 @@ mod tests {
         }
     }
 
-    async fn put_snapshot(store: &dyn Store, env: &EnvRef, v: u64, at: DateTime<Utc>) {
-        let raw = format!("{{\"version\":{v}}}");
-        let z = crate::codec::compress(raw.as_bytes(), 3).unwrap();
-        let meta = SnapshotMeta {
-            version: v,
-            sha256: crate::codec::sha256_hex(raw.as_bytes()),
-            size: raw.len() as u64,
-            stored_size: z.len() as u64,
-            created_at: at,
-            trigger: crate::snapshot::Trigger::Schedule,
-            author: None,
-            message: None,
-            source: None,
-            key: layout::snapshot_key(env, v),
-        };
-        store
-            .put(&meta.key, z.into(), &meta.to_metadata(), PutMode::Create)
-            .await
-            .unwrap();
-    }
-
     #[tokio::test]
     async fn apply_retention_deletes_only_what_the_policy_drops() {
         let dir = tempfile::tempdir().unwrap();
@@ -769,7 +748,7 @@ mod tests {
         let env = EnvRef::parse("crm", "production").unwrap();
         let start = t("2024-01-01T00:00:00Z");
         for v in 1..=30 {
-            put_snapshot(
+            crate::testutil::put_snapshot_at(
                 store.as_ref(),
                 &env,
                 v,
@@ -834,7 +813,8 @@ mod tests {
         let vault = Vault::new(store.clone(), VaultOptions::default());
         let env = EnvRef::parse("crm", "production").unwrap();
         for v in 1..=3 {
-            put_snapshot(store.as_ref(), &env, v, t("2024-01-01T00:00:00Z")).await;
+            crate::testutil::put_snapshot_at(store.as_ref(), &env, v, t("2024-01-01T00:00:00Z"))
+                .await;
         }
         let e = vault
             .apply_retention(&env, &policy(), &PruneOptions::default())

@@ -477,26 +477,13 @@ impl Vault {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<String>> {
-        let prefix = layout::snapshots_prefix(env);
-        let mut after = before.map(|v| layout::snapshot_key(env, v));
-        let mut keys = Vec::new();
-        while keys.len() < limit {
-            let page = self
-                .store()
-                .list(&prefix, after.as_deref(), (limit - keys.len()).min(1000))
-                .await?;
-            after = page.objects.last().map(|o| o.key.clone());
-            keys.extend(
-                page.objects
-                    .into_iter()
-                    .filter(|o| layout::parse_snapshot_key(&o.key).is_some())
-                    .map(|o| o.key),
-            );
-            if !page.truncated {
-                break;
-            }
-        }
-        Ok(keys)
+        self.list_parsed_keys(
+            &layout::snapshots_prefix(env),
+            before.map(|v| layout::snapshot_key(env, v)),
+            limit,
+            layout::parse_snapshot_key,
+        )
+        .await
     }
 
     /// Every snapshot version of `env`, newest first (a LIST per 1000 versions, no HEAD).

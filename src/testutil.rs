@@ -13,3 +13,37 @@ pub fn corpus(name: &str) -> Vec<u8> {
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("cannot read corpus file {}: {e}", path.display()))
 }
+
+/// Writes snapshot `v` of `env` directly, as taken at `at` (the backup path stamps the
+/// current time; retention and `--at` tests need other times).
+pub async fn put_snapshot_at(
+    store: &dyn crate::store::Store,
+    env: &crate::id::EnvRef,
+    v: u64,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    use crate::snapshot::{SnapshotMeta, Trigger};
+    let raw = format!("{{\"version\":{v}}}");
+    let z = crate::codec::compress(raw.as_bytes(), 3).unwrap();
+    let meta = SnapshotMeta {
+        version: v,
+        sha256: crate::codec::sha256_hex(raw.as_bytes()),
+        size: raw.len() as u64,
+        stored_size: z.len() as u64,
+        created_at: at,
+        trigger: Trigger::Schedule,
+        author: None,
+        message: None,
+        source: None,
+        key: crate::layout::snapshot_key(env, v),
+    };
+    store
+        .put(
+            &meta.key,
+            z.into(),
+            &meta.to_metadata(),
+            crate::store::PutMode::Create,
+        )
+        .await
+        .unwrap();
+}

@@ -125,6 +125,39 @@ impl Vault {
             .copied()
     }
 
+    /// The keys under `prefix` that `parse` accepts, up to `limit`, in key order (newest
+    /// first for ordinal keys), after `start_after`; one LIST per 1000 keys.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) async fn list_parsed_keys(
+        &self,
+        prefix: &str,
+        start_after: Option<String>,
+        limit: usize,
+        parse: fn(&str) -> Option<u64>,
+    ) -> Result<Vec<String>> {
+        let mut after = start_after;
+        let mut keys = Vec::new();
+        while keys.len() < limit {
+            let page = self
+                .store
+                .list(prefix, after.as_deref(), (limit - keys.len()).min(1000))
+                .await?;
+            after = page.objects.last().map(|o| o.key.clone());
+            keys.extend(
+                page.objects
+                    .into_iter()
+                    .filter(|o| parse(&o.key).is_some())
+                    .map(|o| o.key),
+            );
+            if !page.truncated {
+                break;
+            }
+        }
+        Ok(keys)
+    }
+
     /// Reads the store marker.
     ///
     /// # Errors

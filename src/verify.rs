@@ -73,17 +73,12 @@ impl Vault {
         opts: &VerifyOptions,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<VerifyReport> {
-        let prefix = layout::snapshots_prefix(env);
-        let mut keys = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store().list(&prefix, after.as_deref(), 1000).await?;
-            after = page.objects.last().map(|o| o.key.clone());
-            keys.extend(page.objects.into_iter().map(|o| o.key));
-            if !page.truncated {
-                break;
-            }
-        }
+        // Every key, parseable or not: a stray object under snapshots/ is reported too.
+        let keys = self
+            .list_parsed_keys(&layout::snapshots_prefix(env), None, usize::MAX, |_| {
+                Some(0)
+            })
+            .await?;
         let total = keys.len();
         let present: std::collections::HashSet<u64> = keys
             .iter()
