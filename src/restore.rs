@@ -31,7 +31,7 @@ use crate::snapshot::{BackupOutcome, BackupRequest, SnapshotMeta, Trigger, no_sn
 use crate::vault::Vault;
 
 /// Which snapshot to restore.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RestoreSource {
     /// A version number.
@@ -99,7 +99,7 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
 }
 
 /// What the live target holds now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LiveState {
     /// It answered with content.
@@ -126,7 +126,7 @@ pub enum LiveState {
 }
 
 /// What a restore would do: the dry run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RestorePlan {
     /// The environment.
     pub env: EnvRef,
@@ -180,7 +180,7 @@ impl RestoreRequest {
 }
 
 /// What happened to the configuration that was live before the restore.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PreRestore {
     /// It was saved as a new snapshot (trigger `pre-restore`).
@@ -214,7 +214,7 @@ impl PreRestore {
 }
 
 /// How the pushed configuration was confirmed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verification {
     /// Read back with the same sha256.
@@ -226,7 +226,7 @@ pub enum Verification {
 }
 
 /// What was published with `publish`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Published {
     /// The release label.
     pub label: String,
@@ -239,7 +239,7 @@ pub struct Published {
 }
 
 /// What a restore did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RestoreReport {
     /// The environment.
     pub env: EnvRef,

@@ -446,11 +446,13 @@ impl Vault {
             progress(PruneProgress::Deleting { done: 0, total });
             let done = std::sync::atomic::AtomicU64::new(0);
             // Oldest first: an interrupted prune leaves the history contiguous at the top.
-            let results: Vec<Result<()>> = futures::stream::iter(doomed.iter().rev())
+            // Owned versions (not `&u64`): a closure over borrowed items makes the future
+            // not provably `Send`, and the scheduler runs this in a spawned task.
+            let results: Vec<Result<()>> = futures::stream::iter(doomed.iter().rev().copied())
                 .map(|v| {
                     let done = &done;
                     async move {
-                        let r = self.store().delete(&layout::snapshot_key(env, *v)).await;
+                        let r = self.store().delete(&layout::snapshot_key(env, v)).await;
                         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         progress(PruneProgress::Deleting { done: n, total });
                         r

@@ -26,6 +26,7 @@ use crate::events::Actor;
 use crate::http::metrics::Metrics;
 use crate::id::EnvRef;
 use crate::live::LiveTarget;
+use crate::retention::{PruneOptions, PruneReport};
 use crate::snapshot::{BackupOutcome, BackupRequest, Trigger};
 use crate::vault::Vault;
 
@@ -194,12 +195,14 @@ impl EnvJob {
             Ok(BackupOutcome::Created(m)) => {
                 tracing::info!(env = %self.env, version = m.version, size = m.size,
                     elapsed_ms = started.elapsed().as_millis() as u64, "scheduled backup written");
-                if let Some(policy) = &self.retention
-                    && let Err(e) =
-                        apply_retention(&self.vault, &self.env, policy, &self.actor).await
-                {
-                    tracing::warn!(env = %self.env, error = %e.report(),
-                        "retention after the scheduled backup failed");
+                if let Some(policy) = &self.retention {
+                    let result = apply_retention(&self.vault, &self.env, policy, &self.actor).await;
+                    self.metrics.record_retention(&self.env, &result);
+                    if let Err(e) = result {
+                        tracing::warn!(env = %self.env, error = %e.report(),
+                            "retention after the scheduled backup failed; the next scheduled \
+                             backup that writes a snapshot tries again");
+                    }
                 }
             }
             Ok(BackupOutcome::Unchanged(m)) => {
@@ -213,29 +216,30 @@ impl EnvJob {
     }
 }
 
-/// Applies an environment's retention policy after a scheduled backup.
-///
-/// HOOK (retention, issue 4): once `Vault::apply_retention` lands (branch `restore`,
-/// `src/retention.rs`), the body becomes:
-/// ```ignore
-/// let opts = crate::retention::PruneOptions { actor: actor.clone(), ..Default::default() };
-/// let report = vault.apply_retention(env, policy, &opts).await?;
-/// tracing::info!(%env, deleted = report.deleted, kept = report.kept, "retention applied");
-/// Ok(())
-/// ```
-/// Until then the policy is only logged, and nothing is deleted.
+/// Applies an environment's retention policy after a scheduled backup, as `actor`:
+/// [`Vault::apply_retention`], which never deletes the latest snapshot, the released
+/// one, one in the release history or a pinned one.
 ///
 /// # Errors
-/// What pruning fails with.
+/// What pruning fails with (the caller logs and counts it; the schedule goes on).
 pub async fn apply_retention(
     vault: &Vault,
     env: &EnvRef,
     policy: &RetentionPolicy,
     actor: &Actor,
-) -> Result<()> {
-    let _ = (vault, actor);
-    tracing::debug!(%env, ?policy, "retention is configured but not built yet; nothing pruned");
-    Ok(())
+) -> Result<PruneReport> {
+    let opts = PruneOptions {
+        actor: actor.clone(),
+        ..Default::default()
+    };
+    let report = vault.apply_retention(env, policy, &opts).await?;
+    if report.deleted > 0 || !report.spared.is_empty() {
+        tracing::info!(%env, deleted = report.deleted, kept = report.kept,
+            spared = ?report.spared, "retention applied after the scheduled backup");
+    } else {
+        tracing::debug!(%env, kept = report.kept, "retention applied: nothing to delete");
+    }
+    Ok(report)
 }
 
 impl Scheduler {
@@ -261,12 +265,21 @@ impl Scheduler {
                 continue;
             };
             let target = crate::live::open(&env, live, &config.s3).await?;
+            let retention = env_config.retention.clone().filter(|p| {
+                let empty = crate::retention::policy_is_empty(p);
+                if empty {
+                    tracing::warn!(%env, "retention has no rule (keep_last, keep_daily, \
+                        keep_weekly, keep_monthly, keep_within): not applied after scheduled \
+                        backups");
+                }
+                !empty
+            });
             jobs.push((
                 schedule.clone(),
                 Arc::new(EnvJob {
                     env: env.clone(),
                     target,
-                    retention: env_config.retention.clone(),
+                    retention,
                     vault: vault.clone(),
                     metrics: metrics.clone(),
                     tasks: tasks.clone(),

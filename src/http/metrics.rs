@@ -1,6 +1,6 @@
 //! Prometheus metrics: backups by result, backup duration, last success per env, snapshot
-//! sizes, releases, pointer revalidations, and HTTP requests by route template, method
-//! and status.
+//! sizes, releases, restores and scheduled retention runs by result, pointer
+//! revalidations, and HTTP requests by route template, method and status.
 //!
 //! The HTTP counters are on the hot path, so they are plain atomics in a table built
 //! once from the router's route templates; the rest use `prometheus-client` families
@@ -26,6 +26,8 @@ use prometheus_client::registry::Registry;
 use super::AppState;
 use crate::error::{ErrorKind, Result};
 use crate::id::EnvRef;
+use crate::restore::RestoreReport;
+use crate::retention::PruneReport;
 use crate::snapshot::{BackupOutcome, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -57,6 +59,13 @@ struct ReleaseLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EnvResultLabels {
+    app: String,
+    env: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -83,6 +92,9 @@ pub struct Metrics {
     last_success: Family<EnvLabels, Gauge<f64, AtomicU64>>,
     snapshot_size: Family<SizeLabels, Gauge>,
     releases: Family<ReleaseLabels, Counter>,
+    restores: Family<EnvResultLabels, Counter>,
+    retention_runs: Family<EnvResultLabels, Counter>,
+    retention_deleted: Family<EnvLabels, Counter>,
     revalidations: Family<ResultLabels, Counter>,
     config_loads: Counter,
 }
@@ -125,8 +137,28 @@ impl Metrics {
         let releases = Family::<ReleaseLabels, Counter>::default();
         registry.register(
             "releases",
-            "Releases published through this process, by action (release, rollback, promote)",
+            "Releases published through this process, by action (release, rollback, promote, \
+             restore)",
             releases.clone(),
+        );
+        let restores = Family::<EnvResultLabels, Counter>::default();
+        registry.register(
+            "restores",
+            "Restores through this process, by result (restored, already_live, partial: \
+             restored but not published, rejected: nothing pushed, failed)",
+            restores.clone(),
+        );
+        let retention_runs = Family::<EnvResultLabels, Counter>::default();
+        registry.register(
+            "retention_runs",
+            "Retention applied after scheduled backups, by result (applied, failed)",
+            retention_runs.clone(),
+        );
+        let retention_deleted = Family::<EnvLabels, Counter>::default();
+        registry.register(
+            "retention_deleted_snapshots",
+            "Snapshots deleted by retention after scheduled backups",
+            retention_deleted.clone(),
         );
         let revalidations = Family::<ResultLabels, Counter>::default();
         registry.register(
@@ -147,6 +179,9 @@ impl Metrics {
             last_success,
             snapshot_size,
             releases,
+            restores,
+            retention_runs,
+            retention_deleted,
             revalidations,
             config_loads,
         }
@@ -210,6 +245,53 @@ impl Metrics {
                 app: env.app.to_string(),
                 env: env.env.to_string(),
                 action,
+            })
+            .inc();
+    }
+
+    /// Counts a restore (not a dry run) by result.
+    pub fn record_restore(&self, env: &EnvRef, result: &Result<RestoreReport>) {
+        let outcome = match result {
+            Ok(r) if r.publish_error.is_some() => "partial",
+            Ok(r) if r.pushed => "restored",
+            Ok(_) => "already_live",
+            // Refused before anything was pushed: no such version, live missing without
+            // consent, a bad request.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::InvalidInput | ErrorKind::NotFound | ErrorKind::PreconditionFailed
+                ) =>
+            {
+                "rejected"
+            }
+            Err(_) => "failed",
+        };
+        self.restores
+            .get_or_create(&EnvResultLabels {
+                app: env.app.to_string(),
+                env: env.env.to_string(),
+                result: outcome,
+            })
+            .inc();
+    }
+
+    /// Counts a retention run after a scheduled backup, and what it deleted.
+    pub fn record_retention(&self, env: &EnvRef, result: &Result<PruneReport>) {
+        let outcome = match result {
+            Ok(report) => {
+                self.retention_deleted
+                    .get_or_create(&env_labels(env))
+                    .inc_by(report.deleted as u64);
+                "applied"
+            }
+            Err(_) => "failed",
+        };
+        self.retention_runs
+            .get_or_create(&EnvResultLabels {
+                app: env.app.to_string(),
+                env: env.env.to_string(),
+                result: outcome,
             })
             .inc();
     }
@@ -399,6 +481,9 @@ mod tests {
             Duration::from_millis(20),
         );
         m.record_release(&env, "release");
+        m.record_restore(&env, &Err(crate::Error::not_found("no v7")));
+        m.record_restore(&env, &Err(crate::Error::corrupt("sha256 mismatch")));
+        m.record_retention(&env, &Err(crate::Error::unavailable("store down")));
         let text = m.encode();
         for want in [
             "jetvault_http_requests_total{route=\"/v1/x/{a}\",method=\"GET\",status=\"200\"} 2",
@@ -408,6 +493,9 @@ mod tests {
             "jetvault_snapshot_size_bytes{app=\"crm\",env=\"prod\",encoding=\"zstd\"} 40",
             "jetvault_releases_total{app=\"crm\",env=\"prod\",action=\"release\"} 1",
             "jetvault_backup_last_success_timestamp_seconds{app=\"crm\",env=\"prod\"}",
+            "jetvault_restores_total{app=\"crm\",env=\"prod\",result=\"rejected\"} 1",
+            "jetvault_restores_total{app=\"crm\",env=\"prod\",result=\"failed\"} 1",
+            "jetvault_retention_runs_total{app=\"crm\",env=\"prod\",result=\"failed\"} 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

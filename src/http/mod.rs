@@ -1,7 +1,7 @@
 //! The HTTP service: routes under `/v1`, the operations routes, the state they share, and
 //! serving with graceful shutdown.
 //!
-//! One file per route group (`releases`, `snapshots`, `ops`); errors go through the one
+//! One file per route group (`releases`, `snapshots`, `restore`, `ops`); errors go through the one
 //! mapping in [`error`]; bearer-token roles in [`auth`]; the release pointer cache in
 //! [`cache`]; metrics in [`metrics`]. The OpenAPI document is generated from the
 //! handlers' annotations by `utoipa`, and the router is built from the same
@@ -37,6 +37,7 @@ pub mod extract;
 pub mod metrics;
 pub mod ops;
 pub mod releases;
+pub mod restore;
 pub mod snapshots;
 
 use auth::Auth;
@@ -91,6 +92,7 @@ impl Deref for AppState {
     tags(
         (name = "releases", description = "The release pointer, the released configuration, release, rollback, promote"),
         (name = "snapshots", description = "History, content, diff, events, backup and upload"),
+        (name = "restore", description = "Push a stored snapshot back to the live configuration, safely"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -132,9 +134,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(snapshots::diff))
         .routes(routes!(snapshots::events))
         .routes(routes!(snapshots::backup))
-        // Restore (issue 4): `POST /v1/apps/{app}/envs/{env}/restore` goes here, as a
-        // handler in `restore.rs` (a `CanOperate` route run through `state.tasks`)
-        // calling the library's restore function: `.routes(routes!(restore::restore))`.
+        // Restore.
+        .routes(routes!(restore::restore))
         // Operations.
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

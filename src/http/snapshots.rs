@@ -13,6 +13,7 @@ use super::auth::{CanOperate, CanRead, Principal};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Env, EnvPath, EnvVersion, Negotiation, OptionalJson, Q, VersionPath};
 use super::{AppState, config_response, json_response};
+use crate::config::LiveConfig;
 use crate::diff::{Change, Diff};
 use crate::error::Error;
 use crate::events::Event;
@@ -308,19 +309,8 @@ pub async fn backup(
     State(state): State<AppState>,
     OptionalJson(body): OptionalJson<BackupBody>,
 ) -> Result<Response, ApiError> {
-    let Some(live) = state.config.env(&env).and_then(|e| e.live.clone()) else {
-        let why = if state.config.env(&env).is_some() {
-            "has no live target in the config"
-        } else {
-            "is not in the config"
-        };
-        return Err(Error::not_found(format!(
-            "{env} {why}: add [apps.{}.envs.{}.live] to the server's config, or upload \
-             the configuration with POST .../snapshots",
-            env.app, env.env
-        ))
-        .into());
-    };
+    let live = configured_live(&state, &env)
+        .map_err(|e| e.with_hint("or upload the configuration with POST .../snapshots"))?;
     let mut req = BackupRequest::new(bytes::Bytes::new(), Trigger::Api);
     req.actor = who.actor();
     req.message = body.message;
@@ -342,6 +332,24 @@ pub async fn backup(
         })
         .await?;
     Ok(backup_response(&env, &who, &outcome))
+}
+
+/// The live target of `env` in the server's config.
+///
+/// # Errors
+/// `NotFound` (a 404) naming the config table to add when the environment is not in
+/// the config or has no live target.
+pub(crate) fn configured_live(state: &AppState, env: &EnvRef) -> Result<LiveConfig, Error> {
+    match state.config.env(env) {
+        Some(c) => c.live.clone().ok_or("has no live target in the config"),
+        None => Err("is not in the config"),
+    }
+    .map_err(|why| {
+        Error::not_found(format!(
+            "{env} {why}: add [apps.{}.envs.{}.live] to the server's config",
+            env.app, env.env
+        ))
+    })
 }
 
 /// How an upload is described.

@@ -1,0 +1,133 @@
+//! The restore route: pushes a stored snapshot back to an environment's live target.
+//!
+//! The work is the library's [`Vault::plan_restore`] (the dry run) and
+//! [`Vault::restore`], the same code `jetvault restore` runs; this file reads the body,
+//! opens the configured live target and answers with the plan or the report.
+//!
+//! [`Vault::plan_restore`]: crate::vault::Vault::plan_restore
+//! [`Vault::restore`]: crate::vault::Vault::restore
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::CanOperate;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Env, EnvPath, Json};
+use super::json_response;
+use super::snapshots::configured_live;
+use crate::restore::{RestorePlan, RestoreReport, RestoreRequest, RestoreSource};
+
+/// What to restore, and how.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBody {
+    /// The snapshot: `{"version": 12}`, `{"release": "1.4.0"}` (a release label),
+    /// `{"at": "2024-05-01T12:00:00Z"}` (the newest taken at or before that time),
+    /// `"latest"` or `"current_release"`.
+    pub source: RestoreSource,
+    /// Check the snapshot and return the plan with the diff against what is live;
+    /// change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Also publish the restored snapshot as the environment's release.
+    #[serde(default)]
+    pub publish: bool,
+    /// Go on when live is missing or can't be read or snapshotted, so that no
+    /// pre-restore snapshot is possible (the disaster case). Without it such a
+    /// restore is refused with 412 and nothing is pushed.
+    #[serde(default)]
+    pub allow_missing_live: bool,
+    /// Why (kept in the audit event, and the release notes when publishing).
+    pub message: Option<String>,
+}
+
+/// The answer: the plan of a dry run, or the report of a restore.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RestoreResponse {
+    /// `dry_run`: what would be done, with the changes from live to the snapshot.
+    Plan(RestorePlan),
+    /// What was done, and the commands that undo it (`undo`).
+    Report(RestoreReport),
+}
+
+/// Restores a snapshot to the environment's live target (from the config file's
+/// `live`): checks the snapshot (size, sha256, JSON), saves what is live as a
+/// `pre-restore` snapshot, pushes, reads back and confirms, records an audit event.
+/// With `dry_run`, returns the plan and the diff and changes nothing.
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/restore", tag = "restore",
+    params(EnvPath),
+    request_body = RestoreBody,
+    responses(
+        (status = 200, description = "The restore report (`undo` lists the commands that undo it; \
+            `publish_error` is set if the restore succeeded but publishing failed), or with \
+            `dry_run` the plan (`changes`: from live to the snapshot)", body = RestoreResponse),
+        (status = 400, description = "Invalid id or malformed body", body = ErrorBody),
+        (status = 404, description = "No such version, label or time (the message names the \
+            nearest), or the environment has no live target in the config", body = ErrorBody),
+        (status = 412, description = "Live is missing or can't be snapshotted and \
+            `allow_missing_live` is off; nothing was pushed", body = ErrorBody),
+        (status = 500, description = "The snapshot failed a check (`corrupt`, nothing was \
+            pushed), or what was read back is not what was pushed (the message names the state \
+            live is in and the command that undoes the restore)", body = ErrorBody),
+        (status = 503, description = "The live target or the store is unreachable (the message \
+            names the state live is in)", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn restore(
+    CanOperate(who): CanOperate,
+    Env(env): Env,
+    State(state): State<AppState>,
+    Json(body): Json<RestoreBody>,
+) -> Result<Response, ApiError> {
+    configured_live(&state, &env)?;
+    if body.dry_run {
+        let target = crate::live::open_configured(&state.config, &env).await?;
+        let plan = state
+            .vault
+            .plan_restore(&env, target.as_ref(), &body.source)
+            .await?;
+        return Ok(json_response(StatusCode::OK, &RestoreResponse::Plan(plan)));
+    }
+    let mut req = RestoreRequest::new(body.source, who.actor());
+    req.allow_missing_live = body.allow_missing_live;
+    req.publish = body.publish;
+    req.message = body.message;
+    let s = state.clone();
+    let e = env.clone();
+    // Its own task: a client that hangs up does not cut a push in half.
+    let report = state
+        .tasks
+        .run(async move {
+            let result = async {
+                let target = crate::live::open_configured(&s.config, &e).await?;
+                s.vault.restore(&e, target.as_ref(), req).await
+            }
+            .await;
+            s.metrics.record_restore(&e, &result);
+            if let Ok(r) = &result
+                && r.published.as_ref().is_some_and(|p| p.changed)
+            {
+                s.metrics.record_release(&e, "restore");
+                match s.vault.current_release(&e).await {
+                    Ok(Some(p)) => s.cache.published(&e, p).await,
+                    Ok(None) => {}
+                    Err(err) => tracing::warn!(env = %e, error = %err.report(),
+                        "cannot read the release just published; it is served within pointer_ttl"),
+                }
+            }
+            result
+        })
+        .await?;
+    tracing::info!(%env, version = report.restored.version, pushed = report.pushed,
+        published = report.published.as_ref().is_some_and(|p| p.changed),
+        token = who.name(), "restored through the API");
+    Ok(json_response(
+        StatusCode::OK,
+        &RestoreResponse::Report(report),
+    ))
+}
