@@ -879,7 +879,7 @@ mod tests {
     use super::*;
     use crate::layout;
     use crate::live::file::FileTarget;
-    use crate::store::{LocalStore, PutMode, Store};
+    use crate::store::LocalStore;
     use crate::testutil::corpus;
     use crate::vault::VaultOptions;
 
