@@ -128,7 +128,7 @@ fn print_meta(env: &str, m: &SnapshotMeta, store: &str) {
         m.stored_size,
         m.size as f64 / m.stored_size.max(1) as f64
     );
-    println!("object      {store}/{}", m.key);
+    println!("object      {} in {store}", m.key);
 }
 
 pub async fn cat(ctx: &Ctx, args: CatArgs) -> anyhow::Result<u8> {

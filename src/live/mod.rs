@@ -54,7 +54,7 @@ pub async fn open(
 pub async fn open_configured(config: &Config, env: &EnvRef) -> Result<Arc<dyn LiveTarget>> {
     let env_config = config.env(env).ok_or_else(|| {
         Error::not_found(format!(
-            "{env} is not in the config: add [apps.{}.envs.{}.live] to it, or pass --from FILE",
+            "{env} is not in the config: add [apps.{}.envs.{}.live] to the config file (--config), or pass --from FILE",
             env.app, env.env
         ))
     })?;
