@@ -1,10 +1,16 @@
 //! The real `jetvault` binary publishing, listing, rolling back and promoting releases
-//! against a local directory store (`--store file:///...`).
+//! against a local directory store (`--store file:///...`); the race of ten `release`
+//! processes also on LocalStack (`tests/support`).
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use jetvault::store::Store as _;
+use jetvault::{EnvRef, Label, layout};
 use serde_json::Value;
+use support::{Backend, TestBucket};
 
 const BIN: &str = env!("CARGO_BIN_EXE_jetvault");
 
@@ -331,17 +337,14 @@ fn history_is_whole_after_a_crash_between_pointer_and_history() {
     assert!(env_dir.join("labels/2.0.json").is_file());
 }
 
-/// Ten `jetvault release` processes with the same `--if-match`: one exits 0, nine exit
-/// with the conflict code, and the history holds exactly the winner.
-#[test]
-fn ten_processes_with_the_same_if_match_have_one_winner() {
-    let cli = three_snapshots();
-    let first = cli.json(&["release", "crm", "production", "1"]);
-    let etag = first["etag"].as_str().unwrap().to_string();
+/// Starts ten `jetvault --json release crm production 2 --label race-I --if-match ETAG`
+/// processes at once (`command` builds one with its store set); checks that one exits 0
+/// and nine exit with the conflict code; returns the winner's output.
+fn ten_racers(command: &dyn Fn(&[&str]) -> Command, etag: &str) -> Value {
     let children: Vec<_> = (0..10)
         .map(|i| {
             let label = format!("race-{i}");
-            cli.command(&[
+            command(&[
                 "--json",
                 "release",
                 "crm",
@@ -350,7 +353,7 @@ fn ten_processes_with_the_same_if_match_have_one_winner() {
                 "--label",
                 &label,
                 "--if-match",
-                &etag,
+                etag,
             ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -362,8 +365,9 @@ fn ten_processes_with_the_same_if_match_have_one_winner() {
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
         .collect();
+    let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
     let winners: Vec<&Output> = outputs.iter().filter(|o| o.status.success()).collect();
-    assert_eq!(winners.len(), 1, "exactly one winner");
+    assert_eq!(winners.len(), 1, "exactly one winner: exit codes {codes:?}");
     for o in &outputs {
         if !o.status.success() {
             assert_eq!(
@@ -374,7 +378,17 @@ fn ten_processes_with_the_same_if_match_have_one_winner() {
             );
         }
     }
-    let won: Value = serde_json::from_slice(&winners[0].stdout).unwrap();
+    serde_json::from_slice(&winners[0].stdout).unwrap()
+}
+
+/// Ten `jetvault release` processes with the same `--if-match`: one exits 0, nine exit
+/// with the conflict code, and the history holds exactly the winner.
+#[test]
+fn ten_processes_with_the_same_if_match_have_one_winner() {
+    let cli = three_snapshots();
+    let first = cli.json(&["release", "crm", "production", "1"]);
+    let etag = first["etag"].as_str().unwrap().to_string();
+    let won = ten_racers(&|args| cli.command(args), &etag);
     let label = won["release"]["label"].as_str().unwrap().to_string();
     assert_eq!(cli.history("crm", "production"), vec![2, 1]);
     let list = cli.json(&["releases", "crm", "production"]);
@@ -388,4 +402,88 @@ fn ten_processes_with_the_same_if_match_have_one_winner() {
     let mut labels = labels;
     labels.sort();
     assert_eq!(labels, vec!["1.json".to_string(), format!("{label}.json")]);
+}
+
+/// The same race on LocalStack: ten processes, one bucket, one winner; `releases --json`,
+/// the history objects and the label objects hold exactly the first release and it.
+#[test]
+fn ten_processes_with_the_same_if_match_have_one_winner_localstack() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(bucket) = rt.block_on(TestBucket::new(Backend::LocalStack, "cli-race")) else {
+        return;
+    };
+    let command = |args: &[&str]| {
+        let mut cmd = bucket.jetvault_at("jetvault");
+        cmd.args(args).env_remove("RUST_LOG");
+        cmd
+    };
+    let run = |code: i32, args: &[&str]| -> String {
+        let out = command(args).output().expect("run jetvault");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "jetvault {args:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for f in [NODERED, APPSMITH] {
+        let path = fixture(f);
+        run(
+            0,
+            &[
+                "backup",
+                "crm",
+                "production",
+                "--from",
+                path.to_str().unwrap(),
+            ],
+        );
+    }
+    let first: Value =
+        serde_json::from_str(&run(0, &["--json", "release", "crm", "production", "1"])).unwrap();
+    let etag = first["etag"].as_str().unwrap().to_string();
+
+    let won = ten_racers(&command, &etag);
+    assert_eq!(won["release"]["seq"], 2);
+    assert_eq!(won["release"]["version"], 2);
+    assert_eq!(won["release"]["previous"]["seq"], 1);
+    let label = won["release"]["label"].as_str().unwrap().to_string();
+
+    let list: Value =
+        serde_json::from_str(&run(0, &["--json", "releases", "crm", "production"])).unwrap();
+    assert_eq!(
+        list,
+        Value::Array(vec![won["release"].clone(), first["release"].clone()]),
+        "the history holds exactly the first release and the winner"
+    );
+    let pointer: Value =
+        serde_json::from_str(&run(0, &["--json", "show", "crm", "production", "release"])).unwrap();
+    assert_eq!(pointer["version"], 2);
+
+    let store = rt.block_on(bucket.store("jetvault"));
+    let keys = |prefix: &str| -> Vec<String> {
+        let mut keys: Vec<String> = rt
+            .block_on(store.list(prefix, None, 1000))
+            .unwrap()
+            .objects
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        keys.sort();
+        keys
+    };
+    let env = EnvRef::parse("crm", "production").unwrap();
+    assert_eq!(
+        keys(&layout::releases_prefix(&env)),
+        [layout::release_key(&env, 2), layout::release_key(&env, 1)]
+    );
+    let label_key = |l: &str| layout::label_key(&env, &Label::new(l).unwrap());
+    let mut labels = vec![label_key("1"), label_key(&label)];
+    labels.sort();
+    assert_eq!(
+        keys(&format!("{}labels/", layout::env_prefix(&env))),
+        labels
+    );
 }

@@ -3,12 +3,14 @@
 //! passthrough, auth, the pointer cache seeing a release made by the CLI, and the
 //! operations routes.
 //!
-//! Each scenario takes the store as a parameter so that it also runs on S3 (LocalStack)
-//! once that harness is available.
+//! On LocalStack (`tests/support`): two replicas on one bucket serving each other's
+//! releases and the CLI's, and what an idle service costs in S3 requests, counted by a
+//! proxy between the service and LocalStack.
 
 mod serve_harness;
+mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jetvault::EnvRef;
 use serde_json::{Value, json};
@@ -16,6 +18,8 @@ use serve_harness::{
     LARGE, MEDIUM, OP, OTHER, RD, SMALL, Server, StoreSpec, client, config, eventually, fixture,
     send,
 };
+use support::proxy::{self, Exchange, Proxy};
+use support::{Backend, TestBucket};
 
 const ENV: &str = "/v1/apps/crm/envs/production";
 
@@ -567,9 +571,9 @@ async fn scenario_release_by_another_writer(f: &Fixture) {
         fixture(SMALL)
     );
 
-    let out = std::process::Command::new(serve_harness::BIN)
-        .arg("--config")
-        .arg(&f.server.config_path)
+    let out = f
+        .server
+        .cli()
         .args(["release", "crm", "production", "2", "--label", "from-cli"])
         .output()
         .unwrap();
@@ -705,4 +709,229 @@ fn no_tokens_is_refused_off_loopback_and_open_on_loopback() {
         assert_eq!(r.status, 201, "{r:?}");
     });
     assert!(server.stderr().contains("NO TOKENS CONFIGURED"));
+}
+
+/// A fresh LocalStack bucket as a store (keys under `jetvault/`), reached at `endpoint`
+/// (LocalStack's own, or a proxy in front of it).
+fn localstack_store(bucket: &TestBucket, endpoint: &str) -> StoreSpec {
+    StoreSpec::s3(&bucket.store_url("jetvault"), endpoint)
+}
+
+/// Polls `f`'s release pointer until it has `label`; fails after 3 s (a replica must
+/// serve a release made elsewhere within its 1 s `pointer_ttl`). Returns the reply and
+/// how long it took.
+async fn served(f: &Fixture, label: &str, since: Instant) -> (serve_harness::Reply, Duration) {
+    let reply = eventually(
+        &format!("{} to serve release {label}", f.server.base),
+        Duration::from_secs(3),
+        || async {
+            let r = send(f.get(&format!("{ENV}/release"))).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            (r.json()["label"] == label).then_some(r)
+        },
+    )
+    .await;
+    (reply, since.elapsed())
+}
+
+/// Issue 3's "done when": two `serve` processes on one LocalStack bucket. A release
+/// published through one replica is served by the other (pointer and configuration)
+/// once the other's cached pointer is older than `pointer_ttl` (1 s), and so is a
+/// release made with the CLI against the bucket, by both.
+#[tokio::test]
+async fn two_replicas_on_localstack_serve_each_others_releases() {
+    let Some(bucket) = TestBucket::new(Backend::LocalStack, "replicas").await else {
+        return;
+    };
+    let store = localstack_store(&bucket, &bucket.endpoint);
+    let a = start_on(tempfile::tempdir().unwrap(), store.clone(), "");
+    let b = start_on(tempfile::tempdir().unwrap(), store, "");
+
+    assert_eq!(a.upload(ENV, SMALL).await["version"], 1);
+    assert_eq!(a.upload(ENV, OTHER).await["version"], 2);
+    let r1 = a.release(json!({"version": 1, "label": "1.0.0"})).await;
+    assert_eq!(r1.status, 201, "{r1:?}");
+    // B reads release 1 and caches it (and its configuration).
+    let p = send(b.get(&format!("{ENV}/release"))).await;
+    assert_eq!((p.status, p.json()["label"].clone()), (200, json!("1.0.0")));
+    assert_eq!(p.header("etag"), r1.header("etag"));
+    let c1 = send(b.get(&format!("{ENV}/release/config"))).await;
+    assert_eq!(c1.body, fixture(SMALL));
+
+    // Published through A, with the etag B served.
+    let r2 = send(
+        a.post(&format!("{ENV}/release"))
+            .header("if-match", p.header("etag").unwrap())
+            .body(json!({"version": 2, "label": "2.0.0"}).to_string()),
+    )
+    .await;
+    assert_eq!(r2.status, 201, "{r2:?}");
+    let (p, took) = served(&b, "2.0.0", Instant::now()).await;
+    eprintln!("replica B served the release published through A after {took:?}");
+    assert_eq!(p.json()["version"], 2);
+    assert_eq!(p.header("etag"), r2.header("etag"));
+    let c2 = send(b.get(&format!("{ENV}/release/config"))).await;
+    assert_eq!(c2.status, 200, "{c2:?}");
+    assert_eq!(c2.body, fixture(OTHER), "B serves the new configuration");
+    assert_ne!(c2.header("etag"), c1.header("etag"));
+    let from_a = send(a.get(&format!("{ENV}/release/config"))).await;
+    assert_eq!(c2.header("etag"), from_a.header("etag"));
+
+    // A release made with the CLI against the bucket: both replicas serve it.
+    let out = b
+        .server
+        .cli()
+        .args(["release", "crm", "production", "1", "--label", "3.0.0-cli"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let released = Instant::now();
+    for (name, f) in [("A", &a), ("B", &b)] {
+        let (p, took) = served(f, "3.0.0-cli", released).await;
+        eprintln!("replica {name} served the CLI's release after {took:?}");
+        assert_eq!(p.json()["version"], 1);
+        assert_eq!(p.json()["released_by"], "cli@jetvault");
+        let c = send(f.get(&format!("{ENV}/release/config"))).await;
+        assert_eq!(c.body, fixture(SMALL), "replica {name}");
+        assert_eq!(c.header("etag"), c1.header("etag"), "replica {name}");
+    }
+    let h = send(a.get(&format!("{ENV}/releases"))).await.json();
+    let labels: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["3.0.0-cli", "2.0.0", "1.0.0"]);
+}
+
+/// DESIGN.md's "S3 requests cost money": an idle service makes no S3 requests (no
+/// schedule here), and a served pointer is revalidated lazily, only when it is read and
+/// older than `pointer_ttl`, with one conditional GET answered 304. Every request the
+/// service makes goes through a proxy that logs it.
+#[tokio::test]
+async fn idle_service_on_localstack_costs_no_s3_requests() {
+    let Some(bucket) = TestBucket::new(Backend::LocalStack, "idle").await else {
+        return;
+    };
+    // The release is made directly (not through the proxy).
+    let direct = localstack_store(&bucket, &bucket.endpoint);
+    let vault = direct.vault().await;
+    let env = env_ref();
+    vault
+        .backup(
+            &env,
+            jetvault::BackupRequest::new(fixture(MEDIUM), jetvault::Trigger::Manual),
+        )
+        .await
+        .unwrap();
+    let released = vault
+        .release(
+            &env,
+            jetvault::ReleaseRequest::new(1, jetvault::events::Actor::default()),
+        )
+        .await
+        .unwrap();
+
+    let s3 = Proxy::start(&bucket.endpoint);
+    // A ttl well above the time a handful of loopback reads take, and below the idle
+    // wait, so that which reads are fresh does not depend on the machine's speed.
+    let ttl = Duration::from_secs(2);
+    let f = start_on(
+        tempfile::tempdir().unwrap(),
+        localstack_store(&bucket, &s3.endpoint),
+        "pointer_ttl = \"2s\"",
+    );
+    let started = s3.count();
+    assert!(
+        started > 0,
+        "the proxy saw none of the start-up's requests (is the service using it?)"
+    );
+    let pointer_key = format!(
+        "/{}/jetvault/{}",
+        bucket.name,
+        jetvault::layout::release_pointer_key(&env)
+    );
+    let only = |made: &[Exchange], what: &str, check: &dyn Fn(&Exchange) -> bool| {
+        assert!(
+            made.len() == 1 && check(&made[0]),
+            "{what}: expected exactly one such S3 request, the service made:\n{}",
+            proxy::render(made)
+        );
+    };
+    let none = |made: &[Exchange], what: &str| {
+        assert!(
+            made.is_empty(),
+            "{what}: expected no S3 request, the service made:\n{}",
+            proxy::render(made)
+        );
+    };
+
+    // First read: one GET of the pointer.
+    let n = s3.count();
+    let first_read = Instant::now();
+    let p = send(f.get(&format!("{ENV}/release"))).await;
+    assert_eq!(p.status, 200, "{p:?}");
+    assert_eq!(p.json()["seq"], released.release.seq);
+    let etag = p.header("etag").unwrap();
+    only(&s3.since(n), "the first read of the pointer", &|e| {
+        e.method == "GET" && e.path() == pointer_key && e.if_none_match.is_none() && e.status == 200
+    });
+    // First read of the configuration: one GET of the snapshot.
+    let n = s3.count();
+    let c = send(f.get(&format!("{ENV}/release/config"))).await;
+    assert_eq!(c.body, fixture(MEDIUM));
+    let made = s3.since(n);
+    only(&made, "the first read of the configuration", &|e| {
+        e.method == "GET" && e.path().contains("/snapshots/") && e.status == 200
+    });
+
+    // Within the ttl: served from memory, whatever the route or the client's etag.
+    let n = s3.count();
+    for _ in 0..5 {
+        assert_eq!(send(f.get(&format!("{ENV}/release"))).await.status, 200);
+        assert_eq!(
+            send(f.get(&format!("{ENV}/release/config"))).await.status,
+            200
+        );
+        let r = send(
+            f.get(&format!("{ENV}/release"))
+                .header("if-none-match", &etag),
+        )
+        .await;
+        assert_eq!(r.status, 304);
+    }
+    let fresh_reads = first_read.elapsed();
+    assert!(
+        fresh_reads < ttl,
+        "the reads meant to be within the {ttl:?} ttl took {fresh_reads:?}; the machine is \
+         too slow for this test's timing"
+    );
+    none(&s3.since(n), "reads within the pointer ttl");
+
+    // Idle for 3 s (longer than the ttl): nothing at all.
+    let n = s3.count();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    none(&s3.since(n), "an idle service, 3 s");
+
+    // A stale read: one conditional GET of the pointer, answered 304; the configuration
+    // is still the one in memory.
+    let n = s3.count();
+    let p = send(f.get(&format!("{ENV}/release"))).await;
+    assert_eq!(p.status, 200, "{p:?}");
+    assert_eq!(p.header("etag").as_deref(), Some(etag.as_str()));
+    let c = send(f.get(&format!("{ENV}/release/config"))).await;
+    assert_eq!(c.body, fixture(MEDIUM));
+    only(&s3.since(n), "a read of a stale pointer", &|e| {
+        e.method == "GET" && e.path() == pointer_key && e.if_none_match.is_some() && e.status == 304
+    });
+    eprintln!(
+        "S3 requests: {started} at start-up, then {} for everything above:\n{}",
+        s3.count() - started,
+        proxy::render(&s3.since(started))
+    );
 }

@@ -1,7 +1,9 @@
 //! Racing releases: writers that publish over the same release pointer at once.
 //!
-//! The checks take any `Store`, so the same ones run against the local directory here
-//! and against LocalStack or moto once their harness (`tests/support`) is in.
+//! The checks take any `Store`, so the same ones run against the local directory, and
+//! against LocalStack and moto through `tests/support` (each on a fresh bucket).
+
+mod support;
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use jetvault::{
     BackupRequest, EnvRef, ErrorKind, Label, Release, ReleaseRequest, Trigger, Vault, VaultOptions,
     layout,
 };
+use support::{Backend, TestBucket};
 use tokio::sync::Barrier;
 
 /// How many writers race.
@@ -178,5 +181,44 @@ async fn local_same_if_match_has_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn local_unconditional_racers_never_overwrite() {
     let (_dir, store) = local_store();
+    unconditional_racers_never_overwrite(store).await;
+}
+
+/// An S3 store on a fresh bucket of `backend`; `None` outside CI when it is missing.
+async fn s3_store(backend: Backend) -> Option<(TestBucket, Arc<dyn Store>)> {
+    let bucket = TestBucket::new(backend, "release-race").await?;
+    let store: Arc<dyn Store> = Arc::new(bucket.store("jetvault").await);
+    Some((bucket, store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn localstack_same_if_match_has_one_winner() {
+    let Some((_bucket, store)) = s3_store(Backend::LocalStack).await else {
+        return;
+    };
+    same_if_match_has_one_winner(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn localstack_unconditional_racers_never_overwrite() {
+    let Some((_bucket, store)) = s3_store(Backend::LocalStack).await else {
+        return;
+    };
+    unconditional_racers_never_overwrite(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_same_if_match_has_one_winner() {
+    let Some((_bucket, store)) = s3_store(Backend::Moto).await else {
+        return;
+    };
+    same_if_match_has_one_winner(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_unconditional_racers_never_overwrite() {
+    let Some((_bucket, store)) = s3_store(Backend::Moto).await else {
+        return;
+    };
     unconditional_racers_never_overwrite(store).await;
 }

@@ -2,20 +2,17 @@
 //! away in the middle of a backup and of a restore.
 //!
 //! The outage is real network trouble: jetvault talks to LocalStack through a TCP proxy
-//! that the test controls. "Stopping S3" forwards the headers and the first bytes of the
-//! next upload, then drops the connection and refuses every new one; "restarting" lets
-//! traffic through again.
+//! that the test controls (`tests/support/proxy.rs`). "Stopping S3" forwards the headers
+//! and the first bytes of the next upload, then drops the connection and refuses every
+//! new one; "restarting" lets traffic through again.
 
 mod cliutil;
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use cliutil::scenarios::{self, A, B, versions, world};
 use cliutil::{Jv, corpus, sha256};
+use support::proxy::{Mode, Proxy};
 use support::{Backend, TestBucket};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn localstack(label: &str) -> Option<(TestBucket, Jv)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -54,104 +51,6 @@ fn prune_500_localstack() {
         return;
     };
     scenarios::prune_500(&jv);
-}
-
-const PASS: u8 = 0;
-const STOP_AT_NEXT_PUT: u8 = 1;
-const DOWN: u8 = 2;
-
-/// A TCP proxy in front of an S3 server, in a thread of its own.
-struct Proxy {
-    endpoint: String,
-    mode: Arc<AtomicU8>,
-}
-
-impl Proxy {
-    fn start(upstream: &str) -> Self {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let mode = Arc::new(AtomicU8::new(PASS));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let m = mode.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                loop {
-                    let (client, _) = listener.accept().await.unwrap();
-                    if m.load(Ordering::SeqCst) == DOWN {
-                        drop(client);
-                        continue;
-                    }
-                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                        continue;
-                    };
-                    tokio::spawn(relay(client, server, m.clone()));
-                }
-            });
-        });
-        let addr = rx.recv().unwrap();
-        Self {
-            endpoint: format!("http://{addr}"),
-            mode,
-        }
-    }
-
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-    }
-}
-
-/// Copies both ways; in `STOP_AT_NEXT_PUT`, forwards the next PUT's headers and 100
-/// bytes of its body, then drops both connections and goes `DOWN`.
-async fn relay(client: tokio::net::TcpStream, server: tokio::net::TcpStream, mode: Arc<AtomicU8>) {
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
-    let down = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
-    });
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut budget: Option<usize> = None;
-    loop {
-        let n = match cr.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let chunk = &buf[..n];
-        if budget.is_none()
-            && mode.load(Ordering::SeqCst) == STOP_AT_NEXT_PUT
-            && chunk.starts_with(b"PUT ")
-        {
-            let headers = chunk
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map_or(n, |p| p + 4);
-            budget = Some(headers + 100);
-        }
-        match budget.as_mut() {
-            Some(left) => {
-                let take = n.min(*left);
-                let _ = sw.write_all(&chunk[..take]).await;
-                *left -= take;
-                if *left == 0 {
-                    mode.store(DOWN, Ordering::SeqCst);
-                    break;
-                }
-            }
-            None => {
-                if sw.write_all(chunk).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    down.abort();
 }
 
 /// S3 stops in the middle of a backup, then of a restore: each fails with an error that
@@ -198,18 +97,14 @@ fn s3_stopping_mid_backup_or_restore(backend: Backend) {
     // A large configuration, so that the upload is cut well before its end.
     let big = corpus("appsmith-ce-automation-test.json");
     std::fs::write(&live, &big).unwrap();
-    proxy.set(STOP_AT_NEXT_PUT);
+    proxy.set(Mode::StopAtNextPut);
     let r = jv.fails(&["backup", "crm", "production"], 5);
-    assert_eq!(
-        proxy.mode.load(Ordering::SeqCst),
-        DOWN,
-        "the upload was cut"
-    );
+    assert_eq!(proxy.mode(), Mode::Down, "the upload was cut");
     assert!(r.stderr.contains(&proxy.endpoint), "{}", r.stderr);
     assert_eq!(objects(), before, "no partial object");
 
     // The restore of v1 must first save the big live configuration: S3 stops there.
-    proxy.set(STOP_AT_NEXT_PUT);
+    proxy.set(Mode::StopAtNextPut);
     let r = jv.fails(&["restore", "crm", "production", "1", "--yes"], 5);
     assert!(r.stderr.contains(&proxy.endpoint), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was pushed"), "{}", r.stderr);
@@ -217,7 +112,7 @@ fn s3_stopping_mid_backup_or_restore(backend: Backend) {
     assert_eq!(objects(), before, "no partial object");
 
     // S3 is back.
-    proxy.set(PASS);
+    proxy.set(Mode::Pass);
     jv.ok(&["verify"]);
     let r = jv
         .ok(&["--json", "restore", "crm", "production", "1", "--yes"])

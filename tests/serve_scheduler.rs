@@ -4,7 +4,8 @@
 //! logged and counted, and the schedule goes on), and SIGTERM lets a backup in flight
 //! finish.
 //!
-//! The store is a parameter of each scenario (local directory here; S3 later).
+//! The store is a parameter of each scenario: a local directory, and a LocalStack bucket
+//! (`tests/support`) for the two servers on one schedule.
 
 mod serve_harness;
 mod support;
@@ -19,6 +20,7 @@ use serve_harness::{
     BIN, LARGE, MEDIUM, OP, OTHER, RD, SMALL, Server, StoreSpec, client, config, eventually,
     fixture, send,
 };
+use support::{Backend, TestBucket};
 
 fn env_ref() -> EnvRef {
     EnvRef::parse("crm", "production").unwrap()
@@ -106,6 +108,18 @@ async fn versions(store: &StoreSpec) -> Vec<u64> {
 async fn two_servers_on_one_schedule_write_one_snapshot_per_change() {
     let dir = tempfile::tempdir().unwrap();
     let store = StoreSpec::local(&dir.path().join("store"));
+    scenario_two_servers_one_snapshot_per_change(dir.path(), &store).await;
+}
+
+/// The same on one LocalStack bucket: the two servers' create-only writes of the next
+/// version meet on S3, and one of them finds the content already there.
+#[tokio::test]
+async fn two_servers_on_one_schedule_write_one_snapshot_per_change_localstack() {
+    let Some(bucket) = TestBucket::new(Backend::LocalStack, "schedule").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreSpec::s3(&bucket.store_url("jetvault"), &bucket.endpoint);
     scenario_two_servers_one_snapshot_per_change(dir.path(), &store).await;
 }
 

@@ -2,8 +2,9 @@
 //! a free loopback port (`--listen 127.0.0.1:0`; the bound address is read from its
 //! standard output), and stops it by PID.
 //!
-//! The store is a parameter ([`StoreSpec`]): tests run against a local directory here,
-//! and the same scenarios run against LocalStack once its harness is available.
+//! The store is a parameter ([`StoreSpec`]): a local directory, or a bucket on an S3
+//! server (LocalStack, moto: see `tests/support`), reached through the config's `[s3]`
+//! endpoint with credentials from the environment.
 
 #![allow(dead_code, reason = "each test crate uses a part of the harness")]
 
@@ -42,6 +43,24 @@ impl StoreSpec {
         }
     }
 
+    /// A store on an S3 server: `url` is `s3://bucket/prefix`, `endpoint` the server's
+    /// (path-style addressing, `AWS_REGION` or `us-east-1`).
+    pub fn s3(url: &str, endpoint: &str) -> Self {
+        let region = std::env::var("AWS_REGION")
+            .ok()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "us-east-1".into());
+        Self {
+            url: url.to_string(),
+            s3: S3Options {
+                endpoint: Some(endpoint.to_string()),
+                region: Some(region),
+                force_path_style: true,
+                ..S3Options::default()
+            },
+        }
+    }
+
     /// The config lines that select this store (top-level key and `[s3]` table).
     pub fn toml(&self) -> String {
         let mut out = format!("store = {:?}\n", self.url);
@@ -71,10 +90,16 @@ impl StoreSpec {
     }
 }
 
-/// A config with the two test tokens; `server` adds `[server]` keys, `apps` adds tables.
+/// A config with the two test tokens; `server` adds `[server]` keys (`pointer_ttl` is 1 s
+/// unless `server` sets it), `apps` adds tables.
 pub fn config(store: &StoreSpec, server: &str, apps: &str) -> String {
+    let ttl = if server.contains("pointer_ttl") {
+        ""
+    } else {
+        "pointer_ttl = \"1s\"\n"
+    };
     format!(
-        "{store}[server]\npointer_ttl = \"1s\"\n{server}\n\
+        "{store}[server]\n{ttl}{server}\n\
          [[server.tokens]]\nname = \"ci\"\nrole = \"operate\"\nvalue = \"{OP}\"\n\
          [[server.tokens]]\nname = \"dash\"\nrole = \"read\"\nvalue = \"{RD}\"\n{apps}",
         store = store.toml()
@@ -115,13 +140,9 @@ impl Server {
     pub fn start_with(dir: &Path, config_text: &str, args: &[&str]) -> Self {
         let config_path = dir.join(format!("jetvault-{}.toml", uuid::Uuid::new_v4().simple()));
         std::fs::write(&config_path, config_text).expect("write the test config");
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&config_path)
+        let mut child = command(&config_path)
             .args(args)
-            .env_remove("JETVAULT_STORE")
             .env_remove("JETVAULT_LISTEN")
-            .env_remove("JETVAULT_CONFIG")
             .env("RUST_LOG", "info,jetvault=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -170,6 +191,15 @@ impl Server {
             stderr,
             config_path,
         }
+    }
+
+    /// The binary with this server's config (and environment), for CLI commands
+    /// against the same store: `server.cli().args([...]).output()`.
+    pub fn cli(&self) -> Command {
+        let mut cmd = command(&self.config_path);
+        cmd.env("RUST_LOG", "warn")
+            .env("JETVAULT_AUTHOR", "cli@jetvault");
+        cmd
     }
 
     /// The full URL of `path`.
@@ -229,6 +259,36 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The binary with `--config config_path`, nothing else from the environment deciding
+/// the store, and S3 credentials (`AWS_*` from the environment, else LocalStack's and
+/// moto's `test`).
+pub fn command(config_path: &Path) -> Command {
+    let var = |name: &str, default: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_string())
+    };
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(config_path)
+        .env_remove("JETVAULT_STORE")
+        .env_remove("JETVAULT_CONFIG")
+        .env_remove("JETVAULT_S3_ENDPOINT")
+        .env_remove("JETVAULT_S3_PATH_STYLE")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env("AWS_ACCESS_KEY_ID", var("AWS_ACCESS_KEY_ID", "test"))
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            var("AWS_SECRET_ACCESS_KEY", "test"),
+        )
+        .env("AWS_REGION", var("AWS_REGION", "us-east-1"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
 }
 
 /// A client that never decompresses by itself (the tests look at the bytes sent).

@@ -27,10 +27,15 @@
 //! }
 //! ```
 //!
+//! [`proxy::Proxy`] sits between jetvault and a server: it logs every S3 request (to
+//! count what jetvault costs) and can cut an upload in the middle (S3 going away).
+//!
 //! When a server is missing and `CI=true`, the helpers PANIC with a message saying to run
 //! `scripts/test`: under CI every test runs. Elsewhere they print a "not run" note and
 //! the test returns.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
