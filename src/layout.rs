@@ -3,6 +3,7 @@
 //! ```text
 //! jetvault.json                                             store marker
 //! apps/<app>/envs/<env>/snapshots/<ord(v)>-v<v>.json.zst    snapshot v, immutable
+//! apps/<app>/envs/<env>/index/<ord(v)>-v<v>.<metadata>       listing index, immutable, empty
 //! apps/<app>/envs/<env>/release.json                        release pointer (CAS)
 //! apps/<app>/envs/<env>/releases/<ord(n)>-r<n>.json         release history, immutable
 //! apps/<app>/envs/<env>/labels/<label>.json                 label index, immutable
@@ -74,6 +75,39 @@ pub fn snapshot_key(env: &EnvRef, version: u64) -> String {
 #[must_use]
 pub fn parse_snapshot_key(key: &str) -> Option<u64> {
     parse_ordinal(file_name(key).strip_suffix(".json.zst")?, 'v')
+}
+
+/// The prefix of the listing index, newest first.
+#[must_use]
+pub fn index_prefix(env: &EnvRef) -> String {
+    format!("{}index/", env_prefix(env))
+}
+
+/// The longest name an index key's last segment may have: a file name on most file
+/// systems, so that the directory store can hold it too.
+pub const MAX_INDEX_NAME: usize = 255;
+
+/// The key of the index entry of snapshot `version`, whose name carries `payload` (the
+/// snapshot's metadata, base64url); `None` when the name would be longer than
+/// [`MAX_INDEX_NAME`].
+#[must_use]
+pub fn index_key(env: &EnvRef, version: u64, payload: &str) -> Option<String> {
+    let name = format!("{}-v{version}.{payload}", ordinal(version));
+    (name.len() <= MAX_INDEX_NAME).then(|| format!("{}{name}", index_prefix(env)))
+}
+
+/// The `start_after` that lists index entries of versions older than `version` only.
+#[must_use]
+pub fn index_start_after(env: &EnvRef, version: u64) -> String {
+    // `/` sorts right after `.`, so this follows every `<ord(v)>-v<v>.<payload>`.
+    format!("{}{}-v{version}/", index_prefix(env), ordinal(version))
+}
+
+/// The version and payload an index key holds, if it is one.
+#[must_use]
+pub fn parse_index_key(key: &str) -> Option<(u64, &str)> {
+    let (head, payload) = file_name(key).split_once('.')?;
+    Some((parse_ordinal(head, 'v')?, payload))
 }
 
 /// The release pointer's key.
@@ -160,6 +194,17 @@ mod tests {
         assert_eq!(parse_snapshot_key("x/9999999958-v41.json"), None);
         assert_eq!(parse_release_key(&release_key(&env(), 77)), Some(77));
         assert_eq!(parse_pin_key(&pin_key(&env(), 5)), Some(5));
+    }
+
+    #[test]
+    fn index_keys() {
+        let k = index_key(&env(), 41, "AbC-_9").unwrap();
+        assert_eq!(k, "apps/crm/envs/production/index/9999999958-v41.AbC-_9");
+        assert_eq!(parse_index_key(&k), Some((41, "AbC-_9")));
+        assert!(index_key(&env(), 41, &"x".repeat(300)).is_none());
+        let after = index_start_after(&env(), 41);
+        assert!(after > k && after < index_key(&env(), 40, "A").unwrap());
+        assert!(after < index_key(&env(), 4, "A").unwrap());
     }
 
     #[test]

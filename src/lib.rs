@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod id;
+pub mod index;
 pub mod layout;
 pub mod live;
 pub mod pin;

@@ -19,7 +19,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Action, Actor, Event};
 use crate::id::EnvRef;
 use crate::layout;
-use crate::snapshot::SnapshotMeta;
 use crate::vault::Vault;
 
 /// One snapshot as retention sees it.
@@ -372,27 +371,19 @@ impl Vault {
             ));
         }
         let now = opts.now.unwrap_or_else(Utc::now);
-        let keys = self.list_keys(env, None, usize::MAX).await?;
-        let total = keys.len() as u64;
-        progress(PruneProgress::Reading { done: 0, total });
-        let done = std::sync::atomic::AtomicU64::new(0);
-        let metas: Vec<(u64, Result<SnapshotMeta>)> = futures::stream::iter(keys)
-            .map(|key| {
-                let done = &done;
-                async move {
-                    let version = layout::parse_snapshot_key(&key).unwrap_or_default();
-                    let meta = match self.store().head(&key).await {
-                        Ok(info) => SnapshotMeta::from_object(&info),
-                        Err(e) => Err(e),
-                    };
-                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    progress(PruneProgress::Reading { done: n, total });
-                    (version, meta)
-                }
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
+        // The listing index describes most snapshots; the rest cost a HEAD each.
+        progress(PruneProgress::Reading { done: 0, total: 0 });
+        let described = self.describe_snapshots(env, None, usize::MAX).await?;
+        let total = described.len() as u64;
+        progress(PruneProgress::Reading { done: total, total });
+        let mut index_keys = BTreeMap::new();
+        let mut metas = Vec::with_capacity(described.len());
+        for (version, meta, entry) in described {
+            if let Some(e) = entry {
+                index_keys.insert(version, e.key);
+            }
+            metas.push((version, meta));
+        }
 
         let mut protected = self.protected_versions(env).await?;
         let mut candidates = Vec::new();
@@ -451,8 +442,17 @@ impl Vault {
             let results: Vec<Result<()>> = futures::stream::iter(doomed.iter().rev().copied())
                 .map(|v| {
                     let done = &done;
+                    let index_key = index_keys.get(&v).cloned();
                     async move {
-                        let r = self.store().delete(&layout::snapshot_key(env, v)).await;
+                        // The index entry first: a snapshot without one is still listed.
+                        let r = match &index_key {
+                            Some(k) => self.store().delete(k).await,
+                            None => Ok(()),
+                        };
+                        let r = match r {
+                            Ok(()) => self.store().delete(&layout::snapshot_key(env, v)).await,
+                            Err(e) => Err(e),
+                        };
                         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         progress(PruneProgress::Deleting { done: n, total });
                         r
@@ -740,6 +740,38 @@ mod tests {
             let again = decide(&policy, now, &kept, &protected);
             prop_assert!(again.iter().all(|x| x.keep));
         }
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_the_index_entries_of_what_it_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::open(dir.path()).unwrap());
+        let vault = Vault::new(store.clone(), VaultOptions::default());
+        let env = EnvRef::parse("crm", "production").unwrap();
+        for n in 0..5 {
+            let raw = format!("{{\"n\":{n}}}");
+            let req = crate::snapshot::BackupRequest::new(
+                raw.into_bytes(),
+                crate::snapshot::Trigger::Manual,
+            );
+            vault.backup(&env, req).await.unwrap();
+        }
+        assert_eq!(vault.index_entries(&env, None, 100).await.len(), 5);
+        let policy = RetentionPolicy {
+            keep_last: Some(2),
+            ..RetentionPolicy::default()
+        };
+        vault
+            .apply_retention(&env, &policy, &PruneOptions::default())
+            .await
+            .unwrap();
+        let indexed: Vec<u64> = vault
+            .index_entries(&env, None, 100)
+            .await
+            .into_keys()
+            .collect();
+        assert_eq!(indexed, vec![4, 5]);
+        assert_eq!(vault.all_versions(&env).await.unwrap(), vec![5, 4]);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
@@ -385,7 +385,12 @@ impl Vault {
                             "size": meta.size,
                             "source": meta.source,
                         }));
-                    self.record_event_or_log(&event).await;
+                    // Both are written after the claim, at once: the event for the audit
+                    // log, the index entry so that listings need no HEAD for it.
+                    tokio::join!(
+                        self.record_event_or_log(&event),
+                        self.write_index_entry(env, &meta)
+                    );
                     return Ok(BackupOutcome::Created(meta));
                 }
                 Err(e) if e.is_conflict() => {
@@ -429,24 +434,13 @@ impl Vault {
     /// # Errors
     /// Store errors; `Corrupt` if the newest object's metadata is unreadable.
     pub async fn latest(&self, env: &EnvRef) -> Result<Option<SnapshotMeta>> {
-        let page = self
-            .store()
-            .list(&layout::snapshots_prefix(env), None, 1)
-            .await?;
-        match page.objects.first() {
-            None => Ok(None),
-            Some(obj) if layout::parse_snapshot_key(&obj.key).is_some() => {
-                let info = self.store().head(&obj.key).await?;
-                SnapshotMeta::from_object(&info).map(Some)
-            }
-            Some(_) => {
-                // A foreign object sorts first: fall back to a wider listing.
-                Ok(self.list(env, None, 1).await?.into_iter().next())
-            }
-        }
+        Ok(self.list(env, None, 1).await?.into_iter().next())
     }
 
     /// Up to `limit` snapshots of `env`, newest first, older than `before` if given.
+    ///
+    /// One LIST of the snapshots and one of the listing index, side by side; a HEAD
+    /// only for a snapshot the index does not describe.
     ///
     /// # Errors
     /// Store errors; `Corrupt` for a snapshot whose metadata is unreadable.
@@ -456,15 +450,47 @@ impl Vault {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<SnapshotMeta>> {
-        let keys = self.list_keys(env, before, limit).await?;
-        futures::stream::iter(keys)
-            .map(|key| async move {
-                let info = self.store().head(&key).await?;
-                SnapshotMeta::from_object(&info)
+        self.describe_snapshots(env, before, limit)
+            .await?
+            .into_iter()
+            .map(|(_, meta, _)| meta)
+            .collect()
+    }
+
+    /// Like [`Vault::list`], but with each snapshot's own result (an unreadable one does
+    /// not hide the others) and its index entry: what prune and verify need.
+    ///
+    /// # Errors
+    /// Store errors listing the snapshots.
+    pub async fn describe_snapshots(
+        &self,
+        env: &EnvRef,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Result<SnapshotMeta>, Option<crate::index::Entry>)>> {
+        let (keys, mut index) = tokio::join!(
+            self.list_keys(env, before, limit),
+            self.index_entries(env, before, limit)
+        );
+        let described = futures::stream::iter(keys?)
+            .map(|key| {
+                let version = layout::parse_snapshot_key(&key).unwrap_or_default();
+                let entry = index.remove(&version);
+                async move {
+                    let meta = match &entry {
+                        Some(e) => Ok(e.meta.clone()),
+                        None => match self.store().head(&key).await {
+                            Ok(info) => SnapshotMeta::from_object(&info),
+                            Err(e) => Err(e),
+                        },
+                    };
+                    (version, meta, entry)
+                }
             })
             .buffered(HEAD_CONCURRENCY)
-            .try_collect()
-            .await
+            .collect()
+            .await;
+        Ok(described)
     }
 
     /// The keys of up to `limit` snapshots, newest first, older than `before`.
@@ -671,7 +697,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::store::{CountingStore, LocalStore};
+    use crate::store::{CountingStore, LocalStore, Store};
     use crate::vault::VaultOptions;
 
     const SMALL: &[u8] = include_bytes!("../tests/data/nodered-http-endpoint-example.json");
@@ -784,6 +810,50 @@ mod tests {
             vec![2, 2],
             "one LIST and one HEAD, at 1 and at 300 versions"
         );
+    }
+
+    #[tokio::test]
+    async fn a_page_is_two_lists_and_falls_back_to_head_without_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, store) = vault(&dir);
+        for n in 0..60 {
+            let mut r = req(variant(SMALL, n));
+            r.message = Some(format!("edit {n}"));
+            v.backup(&env(), r).await.unwrap();
+        }
+        let before = store.counts().total();
+        let page = v.list(&env(), None, 50).await.unwrap();
+        assert_eq!(
+            store.counts().total() - before,
+            2,
+            "one LIST of snapshots, one of the index"
+        );
+        assert_eq!(page.len(), 50);
+        assert_eq!(page[0].version, 60);
+        // What the index says is what the snapshot's own metadata says.
+        for m in &page[..3] {
+            assert_eq!(m, &v.snapshot_meta(&env(), m.version).await.unwrap());
+        }
+        // Without its index entry a snapshot costs a HEAD, and is listed the same.
+        let entry = v.index_entries(&env(), Some(59), 1).await;
+        let (_, e) = entry.iter().next().unwrap();
+        assert_eq!(e.meta.version, 58);
+        store.delete(&e.key).await.unwrap();
+        let before = store.counts().total();
+        let again = v.list(&env(), None, 50).await.unwrap();
+        assert_eq!(store.counts().total() - before, 3);
+        assert_eq!(again, page);
+        // An index entry whose snapshot is gone is ignored.
+        store
+            .delete(&layout::snapshot_key(&env(), 60))
+            .await
+            .unwrap();
+        let after = v.list(&env(), None, 3).await.unwrap();
+        assert_eq!(
+            after.iter().map(|m| m.version).collect::<Vec<_>>(),
+            vec![59, 58, 57]
+        );
+        assert_eq!(v.latest(&env()).await.unwrap().unwrap().version, 59);
     }
 
     #[tokio::test]

@@ -85,6 +85,8 @@ impl Vault {
             .filter_map(|k| layout::parse_snapshot_key(k))
             .collect();
         let dangling = self.dangling_references(env, &present).await?;
+        let index = self.index_entries(env, None, usize::MAX).await;
+        let index = &index;
         let chosen = match opts.sample {
             Some(n) if n < keys.len() => sample(keys, n),
             _ => keys,
@@ -96,7 +98,8 @@ impl Vault {
             .map(|key| {
                 let done = &done;
                 async move {
-                    let r = self.check_snapshot(env, &key).await;
+                    let entry = layout::parse_snapshot_key(&key).and_then(|v| index.get(&v));
+                    let r = self.check_snapshot(env, &key, entry).await;
                     progress(done.fetch_add(1, Ordering::Relaxed) + 1, n);
                     r
                 }
@@ -181,7 +184,12 @@ impl Vault {
         Ok(bad)
     }
 
-    async fn check_snapshot(&self, env: &EnvRef, key: &str) -> Result<Check> {
+    async fn check_snapshot(
+        &self,
+        env: &EnvRef,
+        key: &str,
+        index_entry: Option<&crate::index::Entry>,
+    ) -> Result<Check> {
         let version = layout::parse_snapshot_key(key);
         let bad = |reason: String| {
             Ok(Check::Bad(BadSnapshot {
@@ -213,6 +221,14 @@ impl Vault {
                 obj.info.size
             ));
         }
+        // Checked last, so that a damaged snapshot is named for its own fault.
+        let index_mismatch = index_entry.filter(|e| e.meta != meta).map(|e| {
+            format!(
+                "{}: {} (delete it and `list` reads the snapshot's own metadata)",
+                crate::index::mismatch(env, meta.version),
+                e.key
+            )
+        });
         let limit = self.options().max_size.max(meta.size);
         let raw = match decode_snapshot(env, &meta, obj.bytes, limit).await {
             Ok(raw) => raw,
@@ -224,7 +240,10 @@ impl Vault {
             .await
             .map_err(|e| Error::internal(format!("JSON check task failed: {e}")))?
         {
-            Ok(()) => Ok(Check::Ok),
+            Ok(()) => match index_mismatch {
+                None => Ok(Check::Ok),
+                Some(reason) => bad(reason),
+            },
             Err(e) => bad(e.report()),
         }
     }

@@ -1,0 +1,302 @@
+//! The listing index: for each snapshot, one empty, immutable object whose key carries the
+//! snapshot's metadata, so that a page of history is one LIST instead of a HEAD per
+//! snapshot (S3 lists keys, not metadata).
+//!
+//! The snapshot objects stay the truth: an index entry is written after its snapshot,
+//! and a snapshot without one (written by an older jetvault, a crash in between, or
+//! metadata too long for a key) is read with a HEAD instead. Entries whose snapshot is
+//! gone are ignored.
+//!
+//! The payload is compact binary, base64url without padding: a format byte, the raw
+//! sha256 (32 bytes), LEB128 varints for size, stored size and creation time (ms), a
+//! trigger byte, then author, message and source as length-prefixed UTF-8 (length + 1;
+//! 0 for none).
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+
+use crate::error::{Error, Result};
+use crate::id::EnvRef;
+use crate::layout;
+use crate::snapshot::{SnapshotMeta, Trigger};
+use crate::vault::Vault;
+
+const FORMAT: u8 = 1;
+const TRIGGERS: [Trigger; 6] = [
+    Trigger::Manual,
+    Trigger::Schedule,
+    Trigger::Api,
+    Trigger::Upload,
+    Trigger::PreRestore,
+    Trigger::Promote,
+];
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn get_varint(input: &mut &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = input.split_first()?;
+        *input = rest;
+        n |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+fn put_text(out: &mut Vec<u8>, text: Option<&String>) {
+    match text {
+        None => put_varint(out, 0),
+        Some(t) => {
+            put_varint(out, t.len() as u64 + 1);
+            out.extend_from_slice(t.as_bytes());
+        }
+    }
+}
+
+fn get_text(input: &mut &[u8]) -> Option<Option<String>> {
+    let len = get_varint(input)?;
+    if len == 0 {
+        return Some(None);
+    }
+    let len = usize::try_from(len - 1).ok()?;
+    if input.len() < len {
+        return None;
+    }
+    let (text, rest) = input.split_at(len);
+    *input = rest;
+    Some(Some(String::from_utf8(text.to_vec()).ok()?))
+}
+
+/// The payload of `meta`'s index entry.
+#[must_use]
+pub fn encode(meta: &SnapshotMeta) -> Option<String> {
+    let sha = hex::decode(&meta.sha256).ok().filter(|s| s.len() == 32)?;
+    let mut out = Vec::with_capacity(64);
+    out.push(FORMAT);
+    out.extend_from_slice(&sha);
+    put_varint(&mut out, meta.size);
+    put_varint(&mut out, meta.stored_size);
+    put_varint(
+        &mut out,
+        u64::try_from(meta.created_at.timestamp_millis()).ok()?,
+    );
+    out.push(u8::try_from(TRIGGERS.iter().position(|t| *t == meta.trigger)?).ok()?);
+    put_text(&mut out, meta.author.as_ref());
+    put_text(&mut out, meta.message.as_ref());
+    put_text(&mut out, meta.source.as_ref());
+    Some(base64url(&out))
+}
+
+/// The metadata of snapshot `version` of `env` from its index payload; `None` if the
+/// payload is not one this build wrote.
+#[must_use]
+pub fn decode(env: &EnvRef, version: u64, payload: &str) -> Option<SnapshotMeta> {
+    let bytes = unbase64url(payload)?;
+    let mut input = bytes.as_slice();
+    let (&format, rest) = input.split_first()?;
+    if format != FORMAT || rest.len() < 32 {
+        return None;
+    }
+    let (sha, rest) = rest.split_at(32);
+    input = rest;
+    let size = get_varint(&mut input)?;
+    let stored_size = get_varint(&mut input)?;
+    let millis = i64::try_from(get_varint(&mut input)?).ok()?;
+    let (&trigger, rest) = input.split_first()?;
+    input = rest;
+    let meta = SnapshotMeta {
+        version,
+        sha256: hex::encode(sha),
+        size,
+        stored_size,
+        created_at: DateTime::from_timestamp_millis(millis)?,
+        trigger: *TRIGGERS.get(usize::from(trigger))?,
+        author: get_text(&mut input)?,
+        message: get_text(&mut input)?,
+        source: get_text(&mut input)?,
+        key: layout::snapshot_key(env, version),
+    };
+    input.is_empty().then_some(meta)
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// base64url without padding: key-safe (no `/`, no `+`).
+fn base64url(bytes: &[u8]) -> String {
+    aws_smithy_types::base64::encode(bytes)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
+}
+
+fn unbase64url(text: &str) -> Option<Vec<u8>> {
+    if !text.bytes().all(|b| ALPHABET.contains(&b)) {
+        return None;
+    }
+    let mut std = text.replace('-', "+").replace('_', "/");
+    while !std.len().is_multiple_of(4) {
+        std.push('=');
+    }
+    aws_smithy_types::base64::decode(std).ok()
+}
+
+/// An index entry read from a listing.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The entry's own key (to delete it with its snapshot).
+    pub key: String,
+    /// The snapshot's metadata.
+    pub meta: SnapshotMeta,
+}
+
+impl Vault {
+    /// Writes the index entry of a snapshot just written; a failure only costs later
+    /// listings a HEAD, so it is logged, not returned.
+    pub(crate) async fn write_index_entry(&self, env: &EnvRef, meta: &SnapshotMeta) {
+        let Some(key) = encode(meta).and_then(|p| layout::index_key(env, meta.version, &p)) else {
+            return; // Too long for a key: listings read this snapshot with a HEAD.
+        };
+        let result = self
+            .store()
+            .put(
+                &key,
+                bytes::Bytes::new(),
+                &Default::default(),
+                crate::store::PutMode::Create,
+            )
+            .await;
+        if let Err(e) = result
+            && !e.is_conflict()
+        {
+            tracing::warn!(%env, version = meta.version, error = %e.report(),
+                "could not write the listing index entry; listings will read this snapshot's metadata instead");
+        }
+    }
+
+    /// Up to `limit` index entries of versions older than `before`, by version. An
+    /// unreadable index is logged and treated as empty: listings then HEAD each snapshot.
+    pub(crate) async fn index_entries(
+        &self,
+        env: &EnvRef,
+        before: Option<u64>,
+        limit: usize,
+    ) -> BTreeMap<u64, Entry> {
+        let result: Result<Vec<String>> = self
+            .list_parsed_keys(
+                &layout::index_prefix(env),
+                before.map(|b| layout::index_start_after(env, b)),
+                limit,
+                |k| layout::parse_index_key(k).map(|(v, _)| v),
+            )
+            .await;
+        match result {
+            Ok(keys) => keys
+                .into_iter()
+                .filter_map(|key| {
+                    let (version, payload) = layout::parse_index_key(&key)?;
+                    let meta = decode(env, version, payload)?;
+                    Some((version, Entry { key, meta }))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(%env, error = %e.report(), "cannot list the listing index");
+                BTreeMap::new()
+            }
+        }
+    }
+}
+
+/// An error for an index entry that disagrees with its snapshot's metadata.
+#[must_use]
+pub fn mismatch(env: &EnvRef, version: u64) -> Error {
+    Error::corrupt(format!(
+        "the listing index entry of snapshot v{version} of {env} disagrees with the \
+         snapshot's own metadata"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn env() -> EnvRef {
+        EnvRef::parse("crm", "production").unwrap()
+    }
+
+    fn meta(author: Option<&str>, message: Option<&str>, source: Option<&str>) -> SnapshotMeta {
+        SnapshotMeta {
+            version: 41,
+            sha256: crate::codec::sha256_hex(b"x"),
+            size: 1_321_757,
+            stored_size: 53_035,
+            created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+            trigger: Trigger::Schedule,
+            author: author.map(str::to_string),
+            message: message.map(str::to_string),
+            source: source.map(str::to_string),
+            key: layout::snapshot_key(&env(), 41),
+        }
+    }
+
+    #[test]
+    fn a_typical_scheduled_snapshot_fits_in_a_key() {
+        let m = meta(
+            Some("scheduler"),
+            None,
+            Some("https://platform.example.com/api/apps/crm/envs/production/config"),
+        );
+        let payload = encode(&m).unwrap();
+        let key = layout::index_key(&env(), 41, &payload).unwrap();
+        let (v, p) = layout::parse_index_key(&key).unwrap();
+        assert_eq!(decode(&env(), v, p).unwrap(), m);
+    }
+
+    #[test]
+    fn long_messages_do_not_fit_and_garbage_does_not_decode() {
+        let m = meta(Some("a"), Some(&"long message ".repeat(30)), None);
+        assert!(layout::index_key(&env(), 41, &encode(&m).unwrap()).is_none());
+        for bad in ["", "AA", "!!!", "AQ", &"A".repeat(60)] {
+            assert!(decode(&env(), 1, bad).is_none(), "{bad}");
+        }
+        let mut good = encode(&meta(None, None, None)).unwrap();
+        good.push('A');
+        assert!(
+            decode(&env(), 41, &good).is_none(),
+            "trailing bytes are refused"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(size in any::<u64>(), stored in any::<u64>(), ms in 0i64..4_000_000_000_000,
+                       t in 0usize..6, author in proptest::option::of(".{0,20}"),
+                       message in proptest::option::of(".{0,40}"), source in proptest::option::of(".{0,40}")) {
+            let m = SnapshotMeta {
+                size, stored_size: stored,
+                created_at: DateTime::from_timestamp_millis(ms).unwrap(),
+                trigger: TRIGGERS[t], author, message, source,
+                ..meta(None, None, None)
+            };
+            let payload = encode(&m).unwrap();
+            prop_assert!(payload.bytes().all(|b| ALPHABET.contains(&b)));
+            prop_assert_eq!(decode(&env(), 41, &payload).unwrap(), m);
+        }
+    }
+}
