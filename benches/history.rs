@@ -1,6 +1,8 @@
-//! Benchmark: browsing a long history. Seeds an environment with 10,000 versions and one
-//! with a single version, then measures how many store requests `latest` costs in each
-//! (it must not grow with the history) and how long the first page of 50 takes.
+//! Benchmark: browsing a long history. Seeds an environment with 10,000 versions, one with
+//! a single version (both as `backup` writes them: snapshot and listing index entry) and
+//! one with 100 snapshots and no index entries, then measures how many store requests
+//! `latest` costs in each (it must not grow with the history) and how long the first
+//! page of 50 takes.
 //!
 //! `cargo bench --bench history` runs it on a local directory store; set
 //! `JETVAULT_BENCH_STORE=s3://bucket` (with `AWS_ENDPOINT_URL`, path style via
@@ -11,13 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use futures::StreamExt;
 use jetvault::config::S3Options;
 use jetvault::store::{self, CountingStore, OpenOptions, PutMode, Store};
-use jetvault::{EnvRef, SnapshotMeta, Trigger, Vault, VaultOptions, codec, layout};
+use jetvault::{EnvRef, SnapshotMeta, Trigger, Vault, VaultOptions, codec, index, layout};
 
 const VERSIONS: u64 = 10_000;
+/// Snapshots written without index entries (as by an older layout): enough for a page.
+const OLD_LAYOUT_VERSIONS: u64 = 100;
 const RUNS: usize = 21;
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -25,7 +29,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-async fn seed(store: &dyn Store, env: &EnvRef, versions: u64) {
+async fn seed(store: &dyn Store, env: &EnvRef, versions: u64, with_index: bool) {
     let base: serde_json::Value = serde_json::from_slice(include_bytes!(
         "../tests/data/nodered-http-endpoint-example.json"
     ))
@@ -45,7 +49,7 @@ async fn seed(store: &dyn Store, env: &EnvRef, versions: u64) {
                     sha256: codec::sha256_hex(&raw),
                     size: raw.len() as u64,
                     stored_size: z.len() as u64,
-                    created_at: Utc::now(),
+                    created_at: Utc::now().trunc_subsecs(3),
                     trigger: Trigger::Schedule,
                     author: Some("bench".into()),
                     message: None,
@@ -61,6 +65,15 @@ async fn seed(store: &dyn Store, env: &EnvRef, versions: u64) {
                     )
                     .await
                     .unwrap();
+                // What `backup` writes beside each snapshot (see src/index.rs).
+                if with_index {
+                    let payload = index::encode(&meta).unwrap();
+                    let key = layout::index_key(env, v, &payload).unwrap();
+                    store
+                        .put(&key, Bytes::new(), &Default::default(), PutMode::Create)
+                        .await
+                        .unwrap();
+                }
             }
         })
         .buffer_unordered(32)
@@ -89,11 +102,21 @@ async fn main() {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let long = EnvRef::parse(&format!("bench{}", &run[..8]), "long").unwrap();
     let short = EnvRef::parse(&format!("bench{}", &run[..8]), "short").unwrap();
-    seed(&counting, &long, VERSIONS).await;
-    seed(&counting, &short, 1).await;
+    let old = EnvRef::parse(&format!("bench{}", &run[..8]), "no-index").unwrap();
+    seed(&counting, &long, VERSIONS, true).await;
+    seed(&counting, &short, 1, true).await;
+    seed(&counting, &old, OLD_LAYOUT_VERSIONS, false).await;
 
     let mut rows = Vec::new();
-    for (env, n) in [(&short, 1u64), (&long, VERSIONS)] {
+    for (env, n, what) in [
+        (&short, 1u64, "with the listing index"),
+        (&long, VERSIONS, "with the listing index"),
+        (
+            &old,
+            OLD_LAYOUT_VERSIONS,
+            "without it (a HEAD per snapshot)",
+        ),
+    ] {
         let before = counting.counts().total();
         let latest = vault.latest(env).await.unwrap().unwrap();
         let requests = counting.counts().total() - before;
@@ -113,17 +136,25 @@ async fn main() {
         let before = counting.counts().total();
         vault.list(env, None, 50).await.unwrap();
         let page_requests = counting.counts().total() - before;
-        rows.push((n, requests, median(latest_t), median(page_t), page_requests));
+        rows.push((
+            n,
+            what,
+            requests,
+            median(latest_t),
+            median(page_t),
+            page_requests,
+        ));
     }
     println!("store: {}", counting.describe());
     println!();
     println!(
-        "| versions in env | requests for latest | latest (median of {RUNS}) | first page of 50 (median of {RUNS}) | requests for the page |"
+        "| versions in env | listing index | requests for latest | latest (median of {RUNS}) | \
+         first page of 50 (median of {RUNS}) | requests for the page |"
     );
-    println!("|---:|---:|---:|---:|---:|");
-    for (n, req, lt, pt, preq) in rows {
+    println!("|---:|---|---:|---:|---:|---:|");
+    for (n, what, req, lt, pt, preq) in rows {
         println!(
-            "| {n} | {req} | {:.1} ms | {:.1} ms | {preq} |",
+            "| {n} | {what} | {req} | {:.1} ms | {:.1} ms | {preq} |",
             lt.as_secs_f64() * 1e3,
             pt.as_secs_f64() * 1e3
         );
