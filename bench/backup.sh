@@ -44,9 +44,9 @@ floor_cmd() {
 }
 hyperfine --style basic --runs "$RUNS" --export-json "$work/h.json" \
   --parameter-scan i 1 "$RUNS" \
-  -n floor "$(floor_cmd)" \
-  -n jetvault "$JV --store s3://jv-bench --s3-path-style backup bench production --from $work/v\$((i+$RUNS)).json" \
-  -n restic "restic backup --quiet --compression auto $work/v\$((i+2*$RUNS)).json" >&2 2>"$work/hyperfine.log" || { cat "$work/hyperfine.log" >&2; exit 1; }
+  "$(floor_cmd)" \
+  "$JV --store s3://jv-bench --s3-path-style backup bench production --from $work/v\$((i+$RUNS)).json" \
+  "restic backup --quiet --compression auto $work/v\$((i+2*$RUNS)).json" >&2 2>"$work/hyperfine.log" || { cat "$work/hyperfine.log" >&2; exit 1; }
 
 # Peak memory (max RSS) of one more run of each.
 n=$((3 * RUNS + 1))

@@ -351,10 +351,16 @@ impl Vault {
                  encoded; S3 metadata allows {MAX_FREE_TEXT_METADATA}: shorten the message"
             )));
         }
-        self.ensure_marker().await?;
-
         for attempt in 0..MAX_CLAIM_ATTEMPTS {
-            let latest = self.latest(env).await?;
+            let latest = if attempt == 0 {
+                // The marker check (once per vault) and the first read side by side:
+                // nothing is written before both have succeeded.
+                let (marker, latest) = tokio::join!(self.ensure_marker(), self.latest(env));
+                marker?;
+                latest?
+            } else {
+                self.latest(env).await?
+            };
             if let Some(latest) = &latest
                 && !req.force
                 && latest.sha256 == meta.sha256
