@@ -110,7 +110,10 @@ for c in pointer pointer-304 config config-304 config-zstd; do
     config-zstd) j=$(run "$JV$P/release/config" -H "$A" -H 'Accept-Encoding: zstd'); n=$(run "$NG/config.zst");;
   esac
   read -r jr jp50 jp99 <<<"$j"; read -r nr np50 np99 <<<"$n"
+  [ "$c" = config ] && NGINX_PLAIN=$nr
+  [ "$c" = config-zstd ] && JV_ZSTD=$jr
   printf '%-12s %12s %9s %9s   %12s %9s %9s   %6s\n' "$c" "$jr" "$jp50" "$jp99" "$nr" "$np50" "$np99" \
     "$(awk -v a="$jr" -v b="$nr" 'BEGIN {printf "%.2f", a/b}')"
 done
 echo "jetvault RSS: idle ${IDLE} MiB, peak under load $(hwm) MiB"
+echo "jetvault's zstd passthrough vs nginx's plain config: $(awk -v a="$JV_ZSTD" -v b="$NGINX_PLAIN" 'BEGIN {printf "%.1f", a/b}')x"
