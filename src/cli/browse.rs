@@ -8,7 +8,7 @@ use clap::Args;
 use jetvault::live::LiveTarget;
 use jetvault::{Selector, SnapshotMeta};
 
-use super::{Ctx, env_ref, exit, human_size, print_json};
+use super::{Ctx, env_ref, exit, human_size, print_json, truncate};
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -88,16 +88,6 @@ pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<u8> {
         println!("(more: --before {})", last.version);
     }
     Ok(exit::OK)
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('~');
-        t
-    }
 }
 
 pub async fn show(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<u8> {

@@ -3,7 +3,7 @@
 use clap::Args;
 use jetvault::{EnvRef, Label, Release, ReleasePointer, ReleaseRequest, Selector};
 
-use super::{Ctx, env_ref, exit, print_json};
+use super::{Ctx, env_ref, exit, print_json, truncate};
 
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
@@ -152,16 +152,6 @@ fn print_table(releases: &[Release], first_is_current: bool) {
     }
     if first_is_current {
         println!("(* the current release)");
-    }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('~');
-        t
     }
 }
 
