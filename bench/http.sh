@@ -10,6 +10,8 @@
 # and jetvault's resident memory idle and at its peak under the load.
 #
 # Usage: bench/http.sh [DURATION]   (default 10s; needs wrk, nginx, curl, a release build)
+#        ROUNDS=5 bench/http.sh 10s   rounds per case and server (default 3; medians reported)
+#        CASES='config config-zstd' bench/http.sh 5s   runs only the cases named
 set -euo pipefail
 
 DURATION=${1:-10s}
@@ -100,20 +102,48 @@ JE_C=$(etag_of -H "$A" "$JV$P/release/config")
 NE_P=$(etag_of "$NG/release.json")
 NE_C=$(etag_of "$NG/config.json")
 
-printf '%-12s %12s %9s %9s   %12s %9s %9s   %6s\n' case jv_req/s p50 p99 nginx_req/s p50 p99 ratio
-for c in pointer pointer-304 config config-304 config-zstd; do
-  case $c in
-    pointer)     j=$(run "$JV$P/release" -H "$A");                                   n=$(run "$NG/release.json");;
-    pointer-304) j=$(run "$JV$P/release" -H "$A" -H "If-None-Match: $JE_P");         n=$(run "$NG/release.json" -H "If-None-Match: $NE_P");;
-    config)      j=$(run "$JV$P/release/config" -H "$A");                            n=$(run "$NG/config.json");;
-    config-304)  j=$(run "$JV$P/release/config" -H "$A" -H "If-None-Match: $JE_C");  n=$(run "$NG/config.json" -H "If-None-Match: $NE_C");;
-    config-zstd) j=$(run "$JV$P/release/config" -H "$A" -H 'Accept-Encoding: zstd'); n=$(run "$NG/config.zst");;
+# The median of ROUNDS runs per server, the two servers alternating (jetvault first in
+# odd rounds, nginx first in even ones), so that drift in the machine's speed (other
+# tenants, clocks) falls on both sides instead of on whichever ran second.
+median() { sort -n -k1,1 | awk '{l[NR]=$0} END {print l[int((NR+1)/2)]}'; }
+jv_case() { # case: one wrk run against jetvault
+  case $1 in
+    pointer)     run "$JV$P/release" -H "$A";;
+    pointer-304) run "$JV$P/release" -H "$A" -H "If-None-Match: $JE_P";;
+    config)      run "$JV$P/release/config" -H "$A";;
+    config-304)  run "$JV$P/release/config" -H "$A" -H "If-None-Match: $JE_C";;
+    config-zstd) run "$JV$P/release/config" -H "$A" -H 'Accept-Encoding: zstd';;
+    *) echo "unknown case $1" >&2; exit 2;;
   esac
-  read -r jr jp50 jp99 <<<"$j"; read -r nr np50 np99 <<<"$n"
+}
+ng_case() { # case: the same bytes from nginx
+  case $1 in
+    pointer)     run "$NG/release.json";;
+    pointer-304) run "$NG/release.json" -H "If-None-Match: $NE_P";;
+    config)      run "$NG/config.json";;
+    config-304)  run "$NG/config.json" -H "If-None-Match: $NE_C";;
+    config-zstd) run "$NG/config.zst";;
+  esac
+}
+
+ROUNDS=${ROUNDS:-3}
+echo "wrk -t2 -c64 -d$DURATION, median of $ROUNDS alternating rounds per server"
+printf '%-12s %12s %9s %9s   %12s %9s %9s   %6s  %s\n' case jv_req/s p50 p99 nginx_req/s p50 p99 ratio "ratio per round"
+for c in ${CASES:-pointer pointer-304 config config-304 config-zstd}; do
+  js='' ns='' per=''
+  for r in $(seq "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then j=$(jv_case "$c"); n=$(ng_case "$c"); else n=$(ng_case "$c"); j=$(jv_case "$c"); fi
+    js+="$j"$'\n' ns+="$n"$'\n'
+    per+="$(awk -v a="${j%% *}" -v b="${n%% *}" 'BEGIN {printf "%.2f", a/b}') "
+  done
+  read -r jr jp50 jp99 <<<"$(printf '%s' "$js" | median)"
+  read -r nr np50 np99 <<<"$(printf '%s' "$ns" | median)"
   [ "$c" = config ] && NGINX_PLAIN=$nr
   [ "$c" = config-zstd ] && JV_ZSTD=$jr
-  printf '%-12s %12s %9s %9s   %12s %9s %9s   %6s\n' "$c" "$jr" "$jp50" "$jp99" "$nr" "$np50" "$np99" \
-    "$(awk -v a="$jr" -v b="$nr" 'BEGIN {printf "%.2f", a/b}')"
+  printf '%-12s %12s %9s %9s   %12s %9s %9s   %6s  %s\n' "$c" "$jr" "$jp50" "$jp99" "$nr" "$np50" "$np99" \
+    "$(awk -v a="$jr" -v b="$nr" 'BEGIN {printf "%.2f", a/b}')" "$per"
 done
 echo "jetvault RSS: idle ${IDLE} MiB, peak under load $(hwm) MiB"
-echo "jetvault's zstd passthrough vs nginx's plain config: $(awk -v a="$JV_ZSTD" -v b="$NGINX_PLAIN" 'BEGIN {printf "%.1f", a/b}')x"
+if [ -n "${JV_ZSTD:-}" ] && [ -n "${NGINX_PLAIN:-}" ]; then
+  echo "jetvault's zstd passthrough vs nginx's plain config: $(awk -v a="$JV_ZSTD" -v b="$NGINX_PLAIN" 'BEGIN {printf "%.1f", a/b}')x"
+fi
