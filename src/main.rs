@@ -10,7 +10,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let args = cli::Cli::parse();
-    cli::init_logging(&args.global);
+    cli::init_logging(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

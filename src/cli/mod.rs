@@ -126,19 +126,21 @@ pub enum Command {
 }
 
 /// Sets up tracing on stderr: `RUST_LOG` filters (default `warn`, `info` for `serve`).
-pub fn init_logging(global: &GlobalArgs) {
+pub fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let serving = std::env::args().any(|a| a == "serve");
+    let serving = matches!(cli.command, Command::Serve(_));
     let default = if serving { "info" } else { "warn" };
     // The AWS SDK logs each failed credential provider at warn; jetvault's own error
-    // says what went wrong once, so keep the SDK quieter unless RUST_LOG asks.
-    let default = format!("{default},aws_config=error,aws_smithy_runtime=error");
+    // says what went wrong once, so keep the SDK quieter unless RUST_LOG asks. The cron
+    // scheduler's start-up chatter at info says nothing jetvault's own lines do not.
+    let default =
+        format!("{default},aws_config=error,aws_smithy_runtime=error,tokio_cron_scheduler=warn");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match global.log_format {
+    match cli.global.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
