@@ -2,128 +2,64 @@
 //! against a local directory store (`--store file:///...`); the race of ten `release`
 //! processes also on LocalStack (`tests/support`).
 
+mod cliutil;
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use cliutil::Jv;
 use jetvault::store::Store as _;
 use jetvault::{EnvRef, Label, layout};
 use serde_json::Value;
 use support::{Backend, TestBucket};
 
-const BIN: &str = env!("CARGO_BIN_EXE_jetvault");
-
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    cliutil::corpus_dir().join(name)
 }
 
 const NODERED: &str = "nodered-http-endpoint-example.json";
 const APPSMITH: &str = "appsmith-import-app-all-access.json";
 const GRAFANA: &str = "grafana-k8s-views-nodes.json";
 
-/// A store in a temporary directory and a way to run the binary on it.
-struct Cli {
-    dir: tempfile::TempDir,
+/// A local directory store whose commands run as author `ada`.
+fn world() -> Jv {
+    let mut jv = Jv::new();
+    jv.author = "ada".into();
+    jv
 }
 
-impl Cli {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
+fn backup(cli: &Jv, app: &str, env: &str, file: &str) {
+    let path = fixture(file);
+    cli.ok(&["backup", app, env, "--from", path.to_str().unwrap()]);
+}
 
-    fn store_dir(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--store")
-            .arg(format!("file://{}", self.store_dir().display()))
-            .args(args)
-            .env_remove("JETVAULT_CONFIG")
-            .env_remove("JETVAULT_STORE")
-            .env_remove("RUST_LOG")
-            .env("JETVAULT_AUTHOR", "ada");
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run jetvault")
-    }
-
-    /// Runs and expects exit code `code`; returns stdout.
-    fn expect(&self, code: i32, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "jetvault {args:?}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.expect(0, args)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).expect("JSON output")
-    }
-
-    /// Runs and expects exit code `code`; returns stderr.
-    fn fails(&self, code: i32, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "jetvault {args:?}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    fn backup(&self, app: &str, env: &str, file: &str) {
-        let path = fixture(file);
-        self.ok(&["backup", app, env, "--from", path.to_str().unwrap()]);
-    }
-
-    /// Sequence numbers of the history entries on disk, newest first.
-    fn history(&self, app: &str, env: &str) -> Vec<u64> {
-        let dir = self
-            .store_dir()
-            .join(format!("apps/{app}/envs/{env}/releases"));
-        let mut names: Vec<String> = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        names.sort();
-        names
-            .iter()
-            .map(|n| {
-                let (_, r) = n.split_once("-r").unwrap();
-                r.strip_suffix(".json").unwrap().parse().unwrap()
-            })
-            .collect()
-    }
+/// Sequence numbers of the history entries on disk, newest first.
+fn history(cli: &Jv, app: &str, env: &str) -> Vec<u64> {
+    let dir = cli
+        .store_dir()
+        .join(format!("apps/{app}/envs/{env}/releases"));
+    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+        .iter()
+        .map(|n| {
+            let (_, r) = n.split_once("-r").unwrap();
+            r.strip_suffix(".json").unwrap().parse().unwrap()
+        })
+        .collect()
 }
 
 /// crm/production with v1 (node-red), v2 (appsmith), v3 (grafana).
-fn three_snapshots() -> Cli {
-    let cli = Cli::new();
+fn three_snapshots() -> Jv {
+    let cli = world();
     for f in [NODERED, APPSMITH, GRAFANA] {
-        cli.backup("crm", "production", f);
+        backup(&cli, "crm", "production", f);
     }
     cli
 }
@@ -134,7 +70,9 @@ const EXIT_CONFLICT: i32 = 4;
 #[test]
 fn release_prints_label_version_seq_and_etag() {
     let cli = three_snapshots();
-    let out = cli.ok(&["release", "crm", "production", "2", "--notes", "first"]);
+    let out = cli
+        .ok(&["release", "crm", "production", "2", "--notes", "first"])
+        .stdout;
     assert!(
         out.contains("released v2 as 1 (release r1, first release)"),
         "{out}"
@@ -160,7 +98,7 @@ fn release_prints_label_version_seq_and_etag() {
     assert_eq!(seqs, vec![2, 1]);
     assert_eq!(list[1]["notes"], "first");
 
-    let text = cli.ok(&["releases", "crm", "production"]);
+    let text = cli.ok(&["releases", "crm", "production"]).stdout;
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].contains("SEQ") && lines[0].contains("LABEL"),
@@ -183,35 +121,43 @@ fn reused_label_and_missing_version_fail_with_their_codes() {
     cli.ok(&["release", "crm", "production", "1", "--label", "1.0.0"]);
     cli.ok(&["release", "crm", "production", "2", "--label", "1.1.0"]);
     for label in ["1.0.0", "1.1.0"] {
-        let err = cli.fails(
-            EXIT_CONFLICT,
-            &["release", "crm", "production", "3", "--label", label],
-        );
+        let err = cli
+            .fails(
+                &["release", "crm", "production", "3", "--label", label],
+                EXIT_CONFLICT,
+            )
+            .stderr;
         assert!(err.contains(&format!("label {label} is taken")), "{err}");
     }
-    let err = cli.fails(EXIT_NOT_FOUND, &["release", "crm", "production", "7"]);
+    let err = cli
+        .fails(&["release", "crm", "production", "7"], EXIT_NOT_FOUND)
+        .stderr;
     assert!(err.contains("v7"), "{err}");
-    cli.fails(2, &["release", "crm", "production", "1", "--label", "a/b"]);
-    assert_eq!(cli.history("crm", "production"), vec![2, 1]);
+    cli.fails(&["release", "crm", "production", "1", "--label", "a/b"], 2);
+    assert_eq!(history(&cli, "crm", "production"), vec![2, 1]);
 }
 
 #[test]
 fn if_match_stale_or_without_a_release_is_a_conflict() {
     let cli = three_snapshots();
-    let err = cli.fails(
-        EXIT_CONFLICT,
-        &["release", "crm", "production", "1", "--if-match", "\"abc\""],
-    );
+    let err = cli
+        .fails(
+            &["release", "crm", "production", "1", "--if-match", "\"abc\""],
+            EXIT_CONFLICT,
+        )
+        .stderr;
     assert!(err.contains("has no release"), "{err}");
 
     let first = cli.json(&["release", "crm", "production", "1"]);
     let etag1 = first["etag"].as_str().unwrap().to_string();
     let second = cli.json(&["release", "crm", "production", "2", "--if-match", &etag1]);
     let etag2 = second["etag"].as_str().unwrap().to_string();
-    let err = cli.fails(
-        EXIT_CONFLICT,
-        &["release", "crm", "production", "3", "--if-match", &etag1],
-    );
+    let err = cli
+        .fails(
+            &["release", "crm", "production", "3", "--if-match", &etag1],
+            EXIT_CONFLICT,
+        )
+        .stderr;
     assert!(err.contains(&etag2), "names the current etag: {err}");
     // Without the quotes, as a shell would pass it.
     cli.ok(&[
@@ -222,53 +168,61 @@ fn if_match_stale_or_without_a_release_is_a_conflict() {
         "--if-match",
         etag2.trim_matches('"'),
     ]);
-    assert_eq!(cli.history("crm", "production"), vec![3, 2, 1]);
+    assert_eq!(history(&cli, "crm", "production"), vec![3, 2, 1]);
 }
 
 #[test]
 fn rollback_twice_then_nothing_before() {
     let cli = three_snapshots();
-    let err = cli.fails(EXIT_NOT_FOUND, &["rollback", "crm", "production"]);
+    let err = cli
+        .fails(&["rollback", "crm", "production"], EXIT_NOT_FOUND)
+        .stderr;
     assert!(err.contains("has no release"), "{err}");
     for v in ["1", "2", "3"] {
         cli.ok(&["release", "crm", "production", v]);
     }
-    let out = cli.ok(&["rollback", "crm", "production"]);
+    let out = cli.ok(&["rollback", "crm", "production"]).stdout;
     assert!(out.contains("rolled back to v2 as 4 (release r4"), "{out}");
     let p = cli.json(&["rollback", "crm", "production", "--notes", "bad deploy"]);
     assert_eq!(p["release"]["version"], 1);
     assert_eq!(p["release"]["kind"], "rollback");
     assert_eq!(p["release"]["notes"], "bad deploy");
-    let err = cli.fails(EXIT_NOT_FOUND, &["rollback", "crm", "production"]);
+    let err = cli
+        .fails(&["rollback", "crm", "production"], EXIT_NOT_FOUND)
+        .stderr;
     assert!(err.contains("no release before"), "{err}");
-    let raw = cli.ok(&["cat", "crm", "production", "release"]);
+    let raw = cli.ok(&["cat", "crm", "production", "release"]).stdout;
     assert_eq!(raw.as_bytes(), std::fs::read(fixture(NODERED)).unwrap());
-    assert_eq!(cli.history("crm", "production"), vec![5, 4, 3, 2, 1]);
+    assert_eq!(history(&cli, "crm", "production"), vec![5, 4, 3, 2, 1]);
 }
 
 #[test]
 fn cat_show_and_diff_take_release() {
     let cli = three_snapshots();
-    let err = cli.fails(EXIT_NOT_FOUND, &["cat", "crm", "production", "release"]);
+    let err = cli
+        .fails(&["cat", "crm", "production", "release"], EXIT_NOT_FOUND)
+        .stderr;
     assert!(err.contains("crm/production has no release"), "{err}");
     cli.ok(&["release", "crm", "production", "2"]);
-    let raw = cli.ok(&["cat", "crm", "production", "release"]);
+    let raw = cli.ok(&["cat", "crm", "production", "release"]).stdout;
     assert_eq!(raw.as_bytes(), std::fs::read(fixture(APPSMITH)).unwrap());
     let meta = cli.json(&["show", "crm", "production", "release"]);
     assert_eq!(meta["version"], 2);
-    let diff = cli.ok(&["diff", "crm", "production", "release", "latest"]);
+    let diff = cli
+        .ok(&["diff", "crm", "production", "release", "latest"])
+        .stdout;
     assert!(diff.contains("--- crm/production v2"), "{diff}");
 }
 
 #[test]
 fn promote_without_and_with_release() {
-    let cli = Cli::new();
-    cli.backup("crm", "staging", NODERED);
-    cli.backup("crm", "staging", GRAFANA);
+    let cli = world();
+    backup(&cli, "crm", "staging", NODERED);
+    backup(&cli, "crm", "staging", GRAFANA);
     cli.ok(&["release", "crm", "staging", "1"]);
 
     // Default: the source's release (v1), not its latest.
-    let out = cli.ok(&["promote", "crm", "staging", "production"]);
+    let out = cli.ok(&["promote", "crm", "staging", "production"]).stdout;
     assert!(
         out.contains("crm/production: snapshot v1 written, a copy of crm/staging v1"),
         "{out}"
@@ -276,7 +230,7 @@ fn promote_without_and_with_release() {
     let meta = cli.json(&["show", "crm", "production", "1"]);
     assert_eq!(meta["trigger"], "promote");
     assert_eq!(meta["source"], "promote:crm/staging@v1");
-    cli.fails(EXIT_NOT_FOUND, &["cat", "crm", "production", "release"]);
+    cli.fails(&["cat", "crm", "production", "release"], EXIT_NOT_FOUND);
 
     let out = cli.json(&[
         "promote",
@@ -294,12 +248,11 @@ fn promote_without_and_with_release() {
     assert_eq!(out["snapshot"]["version"], 2);
     assert_eq!(out["release"]["release"]["label"], "2.0.0");
     assert_eq!(out["release"]["release"]["kind"], "promote");
-    let raw = cli.ok(&["cat", "crm", "production", "release"]);
+    let raw = cli.ok(&["cat", "crm", "production", "release"]).stdout;
     assert_eq!(raw.as_bytes(), std::fs::read(fixture(GRAFANA)).unwrap());
 
     // The label is checked before the copy.
     cli.fails(
-        EXIT_CONFLICT,
         &[
             "promote",
             "crm",
@@ -311,6 +264,7 @@ fn promote_without_and_with_release() {
             "--label",
             "2.0.0",
         ],
+        EXIT_CONFLICT,
     );
     let list = cli.json(&["list", "crm", "production"]);
     assert_eq!(list.as_array().unwrap().len(), 2);
@@ -329,11 +283,11 @@ fn history_is_whole_after_a_crash_between_pointer_and_history() {
     assert_eq!(list[0]["seq"], 2);
     assert_eq!(list[0]["label"], "2.0");
     cli.fails(
-        EXIT_CONFLICT,
         &["release", "crm", "production", "3", "--label", "2.0"],
+        EXIT_CONFLICT,
     );
     cli.ok(&["release", "crm", "production", "3"]);
-    assert_eq!(cli.history("crm", "production"), vec![3, 2, 1]);
+    assert_eq!(history(&cli, "crm", "production"), vec![3, 2, 1]);
     assert!(env_dir.join("labels/2.0.json").is_file());
 }
 
@@ -390,7 +344,7 @@ fn ten_processes_with_the_same_if_match_have_one_winner() {
     let etag = first["etag"].as_str().unwrap().to_string();
     let won = ten_racers(&|args| cli.command(args), &etag);
     let label = won["release"]["label"].as_str().unwrap().to_string();
-    assert_eq!(cli.history("crm", "production"), vec![2, 1]);
+    assert_eq!(history(&cli, "crm", "production"), vec![2, 1]);
     let list = cli.json(&["releases", "crm", "production"]);
     assert_eq!(list[0], won["release"]);
     assert_eq!(list.as_array().unwrap().len(), 2);
@@ -412,54 +366,26 @@ fn ten_processes_with_the_same_if_match_have_one_winner_localstack() {
     let Some(bucket) = rt.block_on(TestBucket::new(Backend::LocalStack, "cli-race")) else {
         return;
     };
-    let command = |args: &[&str]| {
-        let mut cmd = bucket.jetvault_at("jetvault");
-        cmd.args(args).env_remove("RUST_LOG");
-        cmd
-    };
-    let run = |code: i32, args: &[&str]| -> String {
-        let out = command(args).output().expect("run jetvault");
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "jetvault {args:?}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let jv = Jv::with_s3(&bucket.store_url("jetvault"), &bucket.endpoint);
     for f in [NODERED, APPSMITH] {
-        let path = fixture(f);
-        run(
-            0,
-            &[
-                "backup",
-                "crm",
-                "production",
-                "--from",
-                path.to_str().unwrap(),
-            ],
-        );
+        backup(&jv, "crm", "production", f);
     }
-    let first: Value =
-        serde_json::from_str(&run(0, &["--json", "release", "crm", "production", "1"])).unwrap();
+    let first = jv.json(&["release", "crm", "production", "1"]);
     let etag = first["etag"].as_str().unwrap().to_string();
 
-    let won = ten_racers(&command, &etag);
+    let won = ten_racers(&|args| jv.command(args), &etag);
     assert_eq!(won["release"]["seq"], 2);
     assert_eq!(won["release"]["version"], 2);
     assert_eq!(won["release"]["previous"]["seq"], 1);
     let label = won["release"]["label"].as_str().unwrap().to_string();
 
-    let list: Value =
-        serde_json::from_str(&run(0, &["--json", "releases", "crm", "production"])).unwrap();
+    let list = jv.json(&["releases", "crm", "production"]);
     assert_eq!(
         list,
         Value::Array(vec![won["release"].clone(), first["release"].clone()]),
         "the history holds exactly the first release and the winner"
     );
-    let pointer: Value =
-        serde_json::from_str(&run(0, &["--json", "show", "crm", "production", "release"])).unwrap();
+    let pointer = jv.json(&["show", "crm", "production", "release"]);
     assert_eq!(pointer["version"], 2);
 
     let store = rt.block_on(bucket.store("jetvault"));

@@ -41,6 +41,8 @@ pub struct Jv {
     pub user: Option<(u32, u32)>,
     /// The binary to run.
     pub bin: PathBuf,
+    /// Who the commands say they are (`JETVAULT_AUTHOR`).
+    pub author: String,
 }
 
 /// Whether a user other than the owner can execute `bin` (every directory above it
@@ -111,6 +113,7 @@ impl Jv {
             s3_endpoint: None,
             user: None,
             bin: PathBuf::from(env!("CARGO_BIN_EXE_jetvault")),
+            author: "tester".into(),
         };
         jv.write_config("");
         jv
@@ -226,7 +229,7 @@ impl Jv {
         cmd.args(args)
             .env("JETVAULT_CONFIG", &self.config)
             .env_remove("JETVAULT_STORE")
-            .env("JETVAULT_AUTHOR", "tester")
+            .env("JETVAULT_AUTHOR", &self.author)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
         if let Some(endpoint) = &self.s3_endpoint {
@@ -272,6 +275,13 @@ impl Jv {
             r.stdout, r.stderr
         );
         r
+    }
+
+    /// Runs the binary with `--json`, expects success and parses its output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        self.ok(&all).json()
     }
 
     /// Runs the binary and expects `code`.
