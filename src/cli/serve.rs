@@ -65,9 +65,15 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<u8> {
         Scheduler::start(vault, &config, state.metrics.clone(), tasks.clone()).await?;
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let server = tokio::spawn(jetvault::http::serve(listener, router, async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    }));
+    let server = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            jetvault::http::serve(listener, router, &state, async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+        })
+    };
     tracing::info!(%addr, store = %state.vault.store().describe(),
         scheduled = scheduler.envs().len(), "jetvault is serving");
     // Tests and scripts read the bound address (port 0 picks one) from this line.

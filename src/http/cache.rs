@@ -20,6 +20,7 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 use tokio::sync::{Mutex, OnceCell};
 
+use super::conn::FileBody;
 use super::metrics::{Metrics, Revalidation};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::EnvRef;
@@ -57,6 +58,8 @@ pub struct CachedConfig {
     pub zstd: Bytes,
     /// The `ETag` header: `"<sha256>"`.
     pub etag: HeaderValue,
+    /// `raw` in a sealed memfd, sent with `sendfile` (large configurations on Linux).
+    pub file: Option<FileBody>,
 }
 
 impl CachedPointer {
@@ -115,7 +118,9 @@ impl CachedPointer {
                 let limit = vault.options().max_size.max(meta.size);
                 let raw = decode_snapshot(env, &meta, stored.clone(), limit).await?;
                 metrics.record_config_load();
+                let file = FileBody::new(&format!("jetvault-{version}"), &raw);
                 Ok(Arc::new(CachedConfig {
+                    file,
                     raw,
                     zstd: stored,
                     etag: super::snapshots::etag_header(&meta.sha256),

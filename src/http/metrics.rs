@@ -366,6 +366,29 @@ struct RouteCounters {
 pub struct HttpMetrics {
     routes: HashMap<Box<str>, RouteCounters>,
     unmatched: RouteCounters,
+    /// Connections answered to the end by jetvault's connection path, and those handed
+    /// to hyper (see `conn`).
+    connections: [AtomicU64; 2],
+    /// Body bytes sent with `sendfile`.
+    sendfile_bytes: AtomicU64,
+}
+
+/// Who served a connection: jetvault's own path for plain GETs, or hyper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnServer {
+    /// `conn`'s GET path, start to end.
+    Jetvault,
+    /// Handed to hyper (a request the GET path does not take).
+    Hyper,
+}
+
+impl ConnServer {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Jetvault => "jetvault",
+            Self::Hyper => "hyper",
+        }
+    }
 }
 
 impl HttpMetrics {
@@ -378,7 +401,19 @@ impl HttpMetrics {
                 .map(|t| (Box::from(t), RouteCounters::default()))
                 .collect(),
             unmatched: RouteCounters::default(),
+            connections: Default::default(),
+            sendfile_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a connection when it ends.
+    pub fn count_connection(&self, server: ConnServer) {
+        self.connections[server as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts body bytes sent with `sendfile`.
+    pub fn count_sendfile(&self, bytes: u64) {
+        self.sendfile_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn count(&self, route: Option<&str>, method: &Method, status: u16) {
@@ -431,6 +466,24 @@ impl Collector for HttpMetrics {
                 }
             }
         }
+        let mut metric = encoder.encode_descriptor(
+            "http_connections",
+            "HTTP connections closed, by what served them: jetvault's path for plain GETs \
+             from start to end, or hyper (handed over at a request that path does not take)",
+            None,
+            MetricType::Counter,
+        )?;
+        for server in [ConnServer::Jetvault, ConnServer::Hyper] {
+            let n = self.connections[server as usize].load(Ordering::Relaxed);
+            ConstCounter::new(n).encode(metric.encode_family(&[("server", server.label())])?)?;
+        }
+        let metric = encoder.encode_descriptor(
+            "http_sendfile_bytes",
+            "Response body bytes sent with sendfile (large released configurations)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.sendfile_bytes.load(Ordering::Relaxed)).encode(metric)?;
         Ok(())
     }
 }

@@ -8,7 +8,6 @@
 //! annotations (`utoipa-axum`), so the two cannot drift apart.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -16,7 +15,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -32,6 +30,7 @@ use crate::vault::Vault;
 
 pub mod auth;
 pub mod cache;
+pub mod conn;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -192,25 +191,17 @@ pub fn build(
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
 /// waits for the requests in flight (the caller bounds that wait with its grace period).
+/// See [`conn`] for how connections are served.
 ///
 /// # Errors
 /// I/O errors of the listener.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    state: &AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    conn::serve(listener, router, state.http_metrics.clone(), shutdown).await
 }
 
 static JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -245,8 +236,14 @@ pub(crate) fn not_modified(etag: &HeaderValue, vary: bool) -> Response {
     res
 }
 
-/// A configuration: raw JSON, or the stored zstd frame with `Content-Encoding: zstd`.
-pub(crate) fn config_response(body: Bytes, etag: &HeaderValue, zstd: bool) -> Response {
+/// A configuration: raw JSON (also in `file`, when there is one, for `sendfile`), or the
+/// stored zstd frame with `Content-Encoding: zstd`.
+pub(crate) fn config_response(
+    body: Bytes,
+    etag: &HeaderValue,
+    zstd: bool,
+    file: Option<&conn::FileBody>,
+) -> Response {
     let mut res = Response::new(axum::body::Body::from(body));
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, JSON.clone());
@@ -255,6 +252,9 @@ pub(crate) fn config_response(body: Bytes, etag: &HeaderValue, zstd: bool) -> Re
     h.insert(header::VARY, VARY_ENCODING.clone());
     if zstd {
         h.insert(header::CONTENT_ENCODING, ZSTD.clone());
+    }
+    if let Some(file) = file {
+        res.extensions_mut().insert(file.clone());
     }
     res
 }

@@ -86,8 +86,15 @@ pub async fn config(
     if neg.not_modified(c.etag.as_bytes()) {
         return Ok(not_modified(&c.etag, true));
     }
-    let body = if neg.zstd { &c.zstd } else { &c.raw };
-    Ok(config_response(body.clone(), &c.etag, neg.zstd))
+    if neg.zstd {
+        return Ok(config_response(c.zstd.clone(), &c.etag, true, None));
+    }
+    Ok(config_response(
+        c.raw.clone(),
+        &c.etag,
+        false,
+        c.file.as_ref(),
+    ))
 }
 
 /// Paging of the release history.

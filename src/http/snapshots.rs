@@ -139,11 +139,11 @@ pub async fn content(
         return Ok(super::not_modified(&etag, true));
     }
     if neg.zstd {
-        return Ok(config_response(stored, &etag, true));
+        return Ok(config_response(stored, &etag, true, None));
     }
     let limit = state.vault.options().max_size.max(meta.size);
     let raw = decode_snapshot(&env, &meta, stored, limit).await?;
-    Ok(config_response(raw, &etag, false))
+    Ok(config_response(raw, &etag, false, None))
 }
 
 fn quoted(sha: &str) -> String {
