@@ -12,6 +12,9 @@
 # Usage: bench/http.sh [DURATION]   (default 10s; needs wrk, nginx, curl, a release build)
 #        ROUNDS=5 bench/http.sh 10s   rounds per case and server (default 3; medians reported)
 #        CASES='config config-zstd' bench/http.sh 5s   runs only the cases named
+#        LEVEL=19 bench/http.sh 10s   snapshots.compression_level of the served snapshot
+#                                     (default 3, jetvault's default): the zstd cases serve
+#                                     that frame
 set -euo pipefail
 
 DURATION=${1:-10s}
@@ -34,6 +37,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 TOKEN=bench-token
 cat > "$WORK/jv.toml" <<EOF
 store = "file://$WORK/store"
+[snapshots]
+compression_level = ${LEVEL:-3}
 [server]
 pointer_ttl = "1s"
 [[server.tokens]]
@@ -127,7 +132,8 @@ ng_case() { # case: the same bytes from nginx
 }
 
 ROUNDS=${ROUNDS:-3}
-echo "wrk -t2 -c64 -d$DURATION, median of $ROUNDS alternating rounds per server"
+echo "wrk -t2 -c64 -d$DURATION, median of $ROUNDS alternating rounds per server;" \
+  "zstd frame $(wc -c < "$WORK/www/config.zst") bytes (level ${LEVEL:-3})"
 printf '%-12s %12s %9s %9s   %12s %9s %9s   %6s  %s\n' case jv_req/s p50 p99 nginx_req/s p50 p99 ratio "ratio per round"
 for c in ${CASES:-pointer pointer-304 config config-304 config-zstd}; do
   js='' ns='' per=''

@@ -216,6 +216,28 @@ fn eventually(ok: impl Fn() -> bool) {
 }
 
 #[test]
+fn the_stored_zstd_frame_goes_out_with_sendfile_too() {
+    let (_dir, server) = released();
+    let (mut w, mut r) = connect(&server);
+    w.write_all(
+        get(
+            &format!("{ENV}/release/config"),
+            "Accept-Encoding: zstd\r\n",
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let resp = read(&mut r, false);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("content-encoding"), Some("zstd"));
+    assert_eq!(
+        zstd::decode_all(&resp.body[..]).unwrap(),
+        &fixture(LARGE)[..]
+    );
+    assert_eq!(metric(&server, SENDFILE), resp.body.len() as u64);
+}
+
+#[test]
 fn a_head_sent_a_byte_at_a_time_is_answered() {
     let (_dir, server) = released();
     let (mut w, mut r) = connect(&server);

@@ -60,6 +60,8 @@ pub struct CachedConfig {
     pub etag: HeaderValue,
     /// `raw` in a sealed memfd, sent with `sendfile` (large configurations on Linux).
     pub file: Option<FileBody>,
+    /// `zstd` in a sealed memfd, likewise.
+    pub zstd_file: Option<FileBody>,
 }
 
 impl CachedPointer {
@@ -119,8 +121,10 @@ impl CachedPointer {
                 let raw = decode_snapshot(env, &meta, stored.clone(), limit).await?;
                 metrics.record_config_load();
                 let file = FileBody::new(&format!("jetvault-{version}"), &raw);
+                let zstd_file = FileBody::new(&format!("jetvault-{version}.zst"), &stored);
                 Ok(Arc::new(CachedConfig {
                     file,
+                    zstd_file,
                     raw,
                     zstd: stored,
                     etag: super::snapshots::etag_header(&meta.sha256),

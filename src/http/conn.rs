@@ -48,7 +48,7 @@ const MAX_HEADERS: usize = 100;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bodies at least this large get a [`FileBody`]; below it the copy costs less than the
 /// extra system call.
-pub const FILE_BODY_MIN: usize = 64 * 1024;
+pub const FILE_BODY_MIN: usize = 16 * 1024;
 
 /// A response body that is also held in a sealed in-memory file, so that the connection
 /// can send it with `sendfile(2)`. Put it in the response's extensions beside a body of

@@ -87,7 +87,12 @@ pub async fn config(
         return Ok(not_modified(&c.etag, true));
     }
     if neg.zstd {
-        return Ok(config_response(c.zstd.clone(), &c.etag, true, None));
+        return Ok(config_response(
+            c.zstd.clone(),
+            &c.etag,
+            true,
+            c.zstd_file.as_ref(),
+        ));
     }
     Ok(config_response(
         c.raw.clone(),
