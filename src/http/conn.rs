@@ -31,10 +31,11 @@ use axum::http::{Method, Request, Response, StatusCode, Version};
 use bytes::{Buf as _, Bytes, BytesMut};
 use hyper::body::Body as _;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use super::metrics::{ConnServer, HttpMetrics};
@@ -43,8 +44,7 @@ use super::metrics::{ConnServer, HttpMetrics};
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Headers in one request this module parses; more go to hyper (which allows 100).
 const MAX_HEADERS: usize = 100;
-/// How long a client may take to send a request head once it has started (hyper gets
-/// the same limit).
+/// How long a client may take to send a request head once its first byte has come.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bodies at least this large get a [`FileBody`]; below it the copy costs less than the
 /// extra system call.
@@ -265,6 +265,7 @@ impl Connection {
         let signal = self.signal.clone();
         let mut shutdown = pin!(signal.closed());
         loop {
+            let mut head_deadline = None;
             let (req, head_len, client_close) = loop {
                 match parse(&buf) {
                     Head::Get(req, len, close) => break (req, len, close),
@@ -281,7 +282,10 @@ impl Connection {
                         () = &mut shutdown => return ConnServer::Jetvault,
                     }
                 } else {
-                    match tokio::time::timeout(HEAD_TIMEOUT, stream.read_buf(&mut buf)).await {
+                    // The whole head within HEAD_TIMEOUT of its first byte.
+                    let deadline =
+                        *head_deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
+                    match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
                         Ok(r) => r,
                         Err(_) => return ConnServer::Jetvault,
                     }
@@ -329,10 +333,9 @@ impl Connection {
             read: read.freeze(),
             stream,
         });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEAD_TIMEOUT);
+        // As `axum::serve` sets it up: no timer, so no header timeout (hyper's would also
+        // close idle keep-alive connections after 30 s).
+        let builder = hyper::server::conn::http1::Builder::new();
         let mut conn = pin!(builder.serve_connection(io, service));
         let result = tokio::select! {
             r = conn.as_mut() => r,
