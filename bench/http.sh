@@ -92,6 +92,12 @@ done
 
 rss() { awk '/^VmRSS/ {print int($2/1024)}' /proc/$JV_PID/status; }
 hwm() { awk '/^VmHWM/ {print int($2/1024)}' /proc/$JV_PID/status; }
+# Released configurations held in memfds for sendfile are shared memory, not in VmRSS.
+memfds() {
+  for f in "/proc/$JV_PID/fd"/*; do
+    case $(readlink "$f") in /memfd:*) stat -L -c %s "$f";; esac
+  done | awk '{n++; s+=$1} END {printf "%d memfd(s), %.1f MiB", n, s/1048576}'
+}
 etag_of() { curl -sI "$@" | awk 'tolower($1)=="etag:" {print $2}' | tr -d '\r'; }
 run() { # name url headers...
   local url=$1; shift
@@ -149,7 +155,7 @@ for c in ${CASES:-pointer pointer-304 config config-304 config-zstd}; do
   printf '%-12s %12s %9s %9s   %12s %9s %9s   %6s  %s\n' "$c" "$jr" "$jp50" "$jp99" "$nr" "$np50" "$np99" \
     "$(awk -v a="$jr" -v b="$nr" 'BEGIN {printf "%.2f", a/b}')" "$per"
 done
-echo "jetvault RSS: idle ${IDLE} MiB, peak under load $(hwm) MiB"
+echo "jetvault RSS: idle ${IDLE} MiB, peak under load $(hwm) MiB; plus $(memfds) for sendfile"
 if [ -n "${JV_ZSTD:-}" ] && [ -n "${NGINX_PLAIN:-}" ]; then
   echo "jetvault's zstd passthrough vs nginx's plain config: $(awk -v a="$JV_ZSTD" -v b="$NGINX_PLAIN" 'BEGIN {printf "%.1f", a/b}')x"
 fi

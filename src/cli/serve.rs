@@ -58,6 +58,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<u8> {
         AuthMode::Tokens => {}
     }
 
+    raise_open_files_limit();
     let tasks = Tasks::default();
     let (router, state) =
         jetvault::http::build(vault.clone(), config.clone(), auth, tasks.clone())?;
@@ -106,6 +107,25 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<u8> {
                 "shutdown grace ran out with work in flight; it is abandoned (a backup \
                  cut short writes nothing; raise server.shutdown_grace if this recurs)");
             Ok(super::exit::INTERNAL)
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one, as servers do: every connection
+/// and every released configuration held for `sendfile` is a file descriptor, and the
+/// usual soft limit of 1024 is low for that.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(from = ?limit.current, to = ?limit.maximum,
+                "raised the open files limit"),
+            Err(e) => tracing::debug!(error = %e, "cannot raise the open files limit"),
         }
     }
 }

@@ -20,6 +20,7 @@ use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -49,30 +50,84 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bodies at least this large get a [`FileBody`]; below it the copy costs less than the
 /// extra system call.
 pub const FILE_BODY_MIN: usize = 16 * 1024;
+/// At most this many file bodies are open at once: each is a file descriptor, and the
+/// released configurations of thousands of environments must not starve `accept`. Past
+/// it, bodies are sent from memory.
+pub const MAX_FILE_BODIES: usize = 256;
+
+static FILE_BODY_SLOTS: Slots = Slots::new(MAX_FILE_BODIES);
+
+/// A counter of things open, with a ceiling.
+#[derive(Debug)]
+struct Slots {
+    open: AtomicUsize,
+    max: usize,
+}
+
+impl Slots {
+    const fn new(max: usize) -> Self {
+        Self {
+            open: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Takes a slot, if one is free.
+    fn take(&self) -> bool {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A memfd holding a slot of [`FILE_BODY_SLOTS`] until it is closed.
+#[derive(Debug)]
+struct Memfd(File);
+
+impl Drop for Memfd {
+    fn drop(&mut self) {
+        FILE_BODY_SLOTS.give_back();
+    }
+}
 
 /// A response body that is also held in a sealed in-memory file, so that the connection
 /// can send it with `sendfile(2)`. Put it in the response's extensions beside a body of
 /// the same bytes: hyper (and any other server) sends the body, this module the file.
 #[derive(Debug, Clone)]
 pub struct FileBody {
-    file: Arc<File>,
+    file: Arc<Memfd>,
     len: u64,
 }
 
 impl FileBody {
-    /// The bytes in a new sealed memfd; `None` below [`FILE_BODY_MIN`], off Linux, or
-    /// when the file can't be made (logged: the body is then sent from memory).
+    /// The bytes in a new sealed memfd; `None` below [`FILE_BODY_MIN`], off Linux, with
+    /// [`MAX_FILE_BODIES`] open, or when the file can't be made (logged): the body is
+    /// then sent from memory.
     #[must_use]
     pub fn new(name: &str, bytes: &[u8]) -> Option<Self> {
         if bytes.len() < FILE_BODY_MIN {
             return None;
         }
+        if !FILE_BODY_SLOTS.take() {
+            tracing::debug!(
+                max = MAX_FILE_BODIES,
+                "file bodies all in use; sending from memory"
+            );
+            return None;
+        }
         match memfd(name, bytes) {
             Ok(file) => Some(Self {
-                file: Arc::new(file),
+                file: Arc::new(Memfd(file)),
                 len: bytes.len() as u64,
             }),
             Err(e) => {
+                FILE_BODY_SLOTS.give_back();
                 tracing::debug!(error = %e, "cannot hold a body in a memfd; sending it from memory");
                 None
             }
@@ -123,7 +178,7 @@ async fn send_file(stream: &TcpStream, body: &FileBody) -> io::Result<()> {
         stream.writable().await?;
         let count = usize::try_from(body.len - offset).unwrap_or(usize::MAX);
         match stream.try_io(Interest::WRITABLE, || {
-            rustix::fs::sendfile(stream, &*body.file, Some(&mut offset), count).map_err(Into::into)
+            rustix::fs::sendfile(stream, &body.file.0, Some(&mut offset), count).map_err(Into::into)
         }) {
             Ok(0) => {
                 return Err(io::Error::new(
@@ -596,7 +651,16 @@ mod tests {
     fn a_file_body_is_sealed() {
         let f = FileBody::new("sealed", &vec![b'x'; FILE_BODY_MIN]).expect("memfd");
         assert_eq!(f.len(), FILE_BODY_MIN as u64);
-        let mut file = &*f.file;
+        let mut file = &f.file.0;
         assert!(file.write_all(b"y").is_err(), "a sealed memfd took a write");
+    }
+
+    #[test]
+    fn slots_have_a_ceiling_and_come_back() {
+        let slots = Slots::new(2);
+        assert!(slots.take() && slots.take());
+        assert!(!slots.take(), "a third slot of two");
+        slots.give_back();
+        assert!(slots.take());
     }
 }
