@@ -655,6 +655,86 @@ mod tests {
         assert!(file.write_all(b"y").is_err(), "a sealed memfd took a write");
     }
 
+    /// `conn::serve` in this process with `router`; the shutdown sender and the server.
+    async fn start(
+        router: Router,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<io::Result<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = Arc::new(HttpMetrics::new(["/"]));
+        let server = tokio::spawn(serve(listener, router, metrics, async move {
+            let _ = stopped.await;
+        }));
+        (addr, stop, server)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_that_never_ends_is_dropped_after_the_timeout() {
+        let (addr, _stop, _server) = start(Router::new()).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let started = Instant::now();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(2 * HEAD_TIMEOUT, client.read_to_end(&mut rest))
+            .await
+            .expect("the connection is still open after twice the head timeout")
+            .unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+        assert!(
+            started.elapsed() >= HEAD_TIMEOUT,
+            "closed after {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_at_shutdown_is_answered_then_the_connection_closed() {
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let router = Router::new().route(
+            "/slow",
+            axum::routing::get({
+                let (entered, release) = (entered.clone(), release.clone());
+                move || async move {
+                    entered.notify_one();
+                    release.notified().await;
+                    "done"
+                }
+            }),
+        );
+        let (addr, stop, server) = start(router).await;
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        let mut busy = TcpStream::connect(addr).await.unwrap();
+        busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        entered.notified().await;
+
+        stop.send(()).unwrap();
+        // The idle connection is closed; the busy one is not, yet.
+        let mut rest = Vec::new();
+        idle.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!server.is_finished(), "stopped with a request in flight");
+
+        release.notify_one();
+        let mut answer = String::new();
+        busy.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.contains("connection: close\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\ndone"), "{answer}");
+        server.await.unwrap().unwrap();
+    }
+
     #[test]
     fn slots_have_a_ceiling_and_come_back() {
         let slots = Slots::new(2);
