@@ -228,7 +228,8 @@ async fn send_head_more(stream: &TcpStream, mut head: &[u8]) -> io::Result<()> {
 /// first (the caller bounds that wait with its grace period).
 ///
 /// # Errors
-/// None yet: errors accepting a connection are logged and the loop goes on.
+/// Never, as it stands: an error accepting a connection is logged and the loop goes on
+/// (the `Result` leaves room for listener errors that should stop the server).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
