@@ -563,13 +563,11 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use proptest::prelude::*;
 
     use super::*;
-    use crate::store::{LocalStore, Metadata, PutMode, Store};
-    use crate::vault::VaultOptions;
+    use crate::store::{Metadata, PutMode};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -744,10 +742,7 @@ mod tests {
 
     #[tokio::test]
     async fn prune_deletes_the_index_entries_of_what_it_deletes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(LocalStore::open(dir.path()).unwrap());
-        let vault = Vault::new(store.clone(), VaultOptions::default());
-        let env = EnvRef::parse("crm", "production").unwrap();
+        let (_dir, _store, vault, env) = crate::testutil::local_vault();
         for n in 0..5 {
             let raw = format!("{{\"n\":{n}}}");
             let req = crate::snapshot::BackupRequest::new(
@@ -776,10 +771,7 @@ mod tests {
 
     #[tokio::test]
     async fn apply_retention_deletes_only_what_the_policy_drops() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(LocalStore::open(dir.path()).unwrap());
-        let vault = Vault::new(store.clone(), VaultOptions::default());
-        let env = EnvRef::parse("crm", "production").unwrap();
+        let (_dir, store, vault, env) = crate::testutil::local_vault();
         let start = t("2024-01-01T00:00:00Z");
         for v in 1..=30 {
             crate::testutil::put_snapshot_at(
@@ -842,10 +834,7 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_an_empty_policy_and_an_unreadable_pointer() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(LocalStore::open(dir.path()).unwrap());
-        let vault = Vault::new(store.clone(), VaultOptions::default());
-        let env = EnvRef::parse("crm", "production").unwrap();
+        let (_dir, store, vault, env) = crate::testutil::local_vault();
         for v in 1..=3 {
             crate::testutil::put_snapshot_at(store.as_ref(), &env, v, t("2024-01-01T00:00:00Z"))
                 .await;

@@ -1,6 +1,21 @@
 //! Helpers shared by unit tests.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::id::EnvRef;
+use crate::store::{LocalStore, Store};
+use crate::vault::{Vault, VaultOptions};
+
+/// A vault on a fresh local directory store, its store, and `crm/production`; keep the
+/// directory alive as long as the vault.
+pub fn local_vault() -> (tempfile::TempDir, Arc<dyn Store>, Vault, EnvRef) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(LocalStore::open(dir.path()).unwrap());
+    let vault = Vault::new(store.clone(), VaultOptions::default());
+    let env = EnvRef::parse("crm", "production").unwrap();
+    (dir, store, vault, env)
+}
 
 /// Real configuration files (copies from the shared corpus, see `tests/data/SOURCES.md`).
 pub fn corpus_dir() -> PathBuf {

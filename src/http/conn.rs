@@ -133,18 +133,6 @@ impl FileBody {
             }
         }
     }
-
-    /// Its length in bytes.
-    #[must_use]
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether it is empty (never: see [`FILE_BODY_MIN`]).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 #[cfg(target_os = "linux")]
@@ -651,7 +639,7 @@ mod tests {
     #[test]
     fn a_file_body_is_sealed() {
         let f = FileBody::new("sealed", &vec![b'x'; FILE_BODY_MIN]).expect("memfd");
-        assert_eq!(f.len(), FILE_BODY_MIN as u64);
+        assert_eq!(f.len, FILE_BODY_MIN as u64);
         let mut file = &f.file.0;
         assert!(file.write_all(b"y").is_err(), "a sealed memfd took a write");
     }

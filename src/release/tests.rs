@@ -1,10 +1,6 @@
 //! Unit tests of releases over a local directory store.
 
-use std::sync::Arc;
-
 use super::*;
-use crate::store::{LocalStore, Store};
-use crate::vault::VaultOptions;
 
 const FIXTURES: [&[u8]; 3] = [
     include_bytes!("../../tests/data/nodered-http-endpoint-example.json"),
@@ -28,10 +24,7 @@ fn actor() -> Actor {
 
 /// A vault with `crm/production` holding one snapshot per fixture (v1, v2, v3).
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(LocalStore::open(dir.path()).unwrap());
-    let vault = Vault::new(store, VaultOptions::default());
-    let env = EnvRef::parse("crm", "production").unwrap();
+    let (dir, _store, vault, env) = crate::testutil::local_vault();
     for raw in FIXTURES {
         let out = vault
             .backup(&env, BackupRequest::new(raw, Trigger::Manual))
