@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
 use futures::StreamExt;
-use jetvault::config::S3Options;
-use jetvault::store::{self, CountingStore, OpenOptions, PutMode, Store};
-use jetvault::{EnvRef, SnapshotMeta, Trigger, Vault, VaultOptions, codec, index, layout};
+use jetvault_core::config::S3Options;
+use jetvault_core::store::{self, CountingStore, OpenOptions, PutMode, Store};
+use jetvault_core::{EnvRef, SnapshotMeta, Trigger, Vault, VaultOptions, codec, index, layout};
 
 const VERSIONS: u64 = 10_000;
 /// Snapshots written without index entries (as by an older layout): enough for a page.

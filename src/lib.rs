@@ -1,36 +1,10 @@
-//! jetvault: versioned, restorable backups and releases of no-code app configurations,
-//! on S3 or a local directory.
+//! jetvault's front ends over [`jetvault_core`]: the HTTP service, the scheduler, and
+//! what both share (metrics, the writes in flight). The CLI is the binary (`main.rs`).
 //!
-//! The domain lives here, over the [`store::Store`] trait; the CLI, the HTTP service and
-//! the scheduler are thin callers of [`Vault`].
+//! Nothing here talks to a store directly: every operation is a call on
+//! [`jetvault_core::Vault`].
 
-pub mod codec;
-pub mod config;
-pub mod diff;
-pub mod error;
-pub mod events;
 pub mod http;
-pub mod id;
-pub mod index;
-pub mod layout;
-pub mod live;
-pub mod pin;
-pub mod release;
-pub mod restore;
-pub mod retention;
+pub mod metrics;
 pub mod scheduler;
-pub mod snapshot;
-pub mod store;
-#[cfg(test)]
-pub(crate) mod testutil;
-pub mod vault;
-pub mod verify;
-
-pub use error::{Error, ErrorKind, Result};
-pub use id::{AppId, EnvId, EnvRef, Label};
-pub use release::{
-    PromoteOutcome, PromoteRequest, Release, ReleaseKind, ReleasePointer, ReleaseRef,
-    ReleaseRequest,
-};
-pub use snapshot::{BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger};
-pub use vault::{Vault, VaultOptions};
+pub mod tasks;

@@ -1,6 +1,6 @@
 //! Scheduled backups: one cron job per configured environment that has a `schedule`
-//! and a `live` target, plus the tracker of writes in flight that a graceful shutdown
-//! waits for.
+//! and a `live` target; each run is a write in flight ([`Tasks`]) that a graceful
+//! shutdown waits for.
 //!
 //! - One run per environment at a time: a tick that finds the previous run still going
 //!   is skipped (and logged).
@@ -12,121 +12,22 @@
 //! - Shutdown: [`Scheduler::stop`] stops the ticks; [`Tasks::close`] refuses new runs;
 //!   [`Tasks::wait_idle`] waits for the runs in flight.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use tokio::sync::Notify;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::config::{Config, RetentionPolicy};
-use crate::error::{Error, Result};
-use crate::events::Actor;
-use crate::http::metrics::Metrics;
-use crate::id::EnvRef;
-use crate::live::LiveTarget;
-use crate::retention::{PruneOptions, PruneReport};
-use crate::snapshot::{BackupOutcome, BackupRequest, Trigger};
-use crate::vault::Vault;
-
-#[derive(Debug, Default)]
-struct TasksInner {
-    running: AtomicUsize,
-    closed: AtomicBool,
-    idle: Notify,
-}
-
-/// Writes in flight (scheduled backups and API writes), run as their own tasks so that
-/// a client hanging up does not cut a write in half, and so that shutdown can wait
-/// for them.
-#[derive(Debug, Clone, Default)]
-pub struct Tasks {
-    inner: Arc<TasksInner>,
-}
-
-/// Counts one task in flight until dropped.
-#[derive(Debug)]
-struct TaskGuard(Arc<TasksInner>);
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-impl Tasks {
-    fn enter(&self) -> Option<TaskGuard> {
-        self.inner.running.fetch_add(1, Ordering::AcqRel);
-        let guard = TaskGuard(self.inner.clone());
-        (!self.inner.closed.load(Ordering::Acquire)).then_some(guard)
-    }
-
-    /// Runs `fut` as its own task and waits for it; it finishes even if the caller
-    /// stops waiting.
-    ///
-    /// # Errors
-    /// `Unavailable` once shutdown has begun; otherwise what `fut` returns.
-    pub async fn run<T, F>(&self, fut: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: Future<Output = Result<T>> + Send + 'static,
-    {
-        let guard = self.enter().ok_or_else(shutting_down)?;
-        tokio::spawn(async move {
-            let _guard = guard;
-            fut.await
-        })
-        .await
-        .map_err(|e| Error::internal(format!("a write task failed: {e}")))?
-    }
-
-    /// Starts `fut` as its own task; `false` (and nothing started) once shutdown has
-    /// begun.
-    pub fn spawn<F>(&self, fut: F) -> bool
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let Some(guard) = self.enter() else {
-            return false;
-        };
-        tokio::spawn(async move {
-            let _guard = guard;
-            fut.await;
-        });
-        true
-    }
-
-    /// Refuses new tasks from now on.
-    pub fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
-    }
-
-    /// How many tasks are running.
-    #[must_use]
-    pub fn running(&self) -> usize {
-        self.inner.running.load(Ordering::Acquire)
-    }
-
-    /// Waits until no task is running.
-    pub async fn wait_idle(&self) {
-        loop {
-            let notified = self.inner.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.running() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-fn shutting_down() -> Error {
-    Error::unavailable("the service is shutting down; retry on another replica or after restart")
-}
+use crate::metrics::Metrics;
+use crate::tasks::Tasks;
+use jetvault_core::config::{Config, RetentionPolicy};
+use jetvault_core::error::{Error, Result};
+use jetvault_core::events::Actor;
+use jetvault_core::id::EnvRef;
+use jetvault_core::live::LiveTarget;
+use jetvault_core::retention::{PruneOptions, PruneReport};
+use jetvault_core::snapshot::{BackupOutcome, BackupRequest, Trigger};
+use jetvault_core::vault::Vault;
 
 /// The cron jobs of every scheduled environment.
 pub struct Scheduler {
@@ -264,9 +165,9 @@ impl Scheduler {
                     [apps.{}.envs.{}.live] to the config", env.app, env.env);
                 continue;
             };
-            let target = crate::live::open(&env, live, &config.s3).await?;
+            let target = jetvault_core::live::open(&env, live, &config.s3).await?;
             let retention = env_config.retention.clone().filter(|p| {
-                let empty = crate::retention::policy_is_empty(p);
+                let empty = jetvault_core::retention::policy_is_empty(p);
                 if empty {
                     tracing::warn!(%env, "retention has no rule (keep_last, keep_daily, \
                         keep_weekly, keep_monthly, keep_within): not applied after scheduled \

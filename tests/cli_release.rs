@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use cliutil::Jv;
-use jetvault::store::Store as _;
-use jetvault::{EnvRef, Label, layout};
+use jetvault_core::store::Store as _;
+use jetvault_core::{EnvRef, Label, layout};
 use serde_json::Value;
 use support::{Backend, TestBucket};
 

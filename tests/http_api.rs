@@ -12,7 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use jetvault::EnvRef;
+use jetvault_core::EnvRef;
 use serde_json::{Value, json};
 use serve_harness::{
     LARGE, MEDIUM, OP, OTHER, RD, SMALL, Server, StoreSpec, client, config, eventually, fixture,
@@ -825,14 +825,14 @@ async fn idle_service_on_localstack_costs_no_s3_requests() {
     vault
         .backup(
             &env,
-            jetvault::BackupRequest::new(fixture(MEDIUM), jetvault::Trigger::Manual),
+            jetvault_core::BackupRequest::new(fixture(MEDIUM), jetvault_core::Trigger::Manual),
         )
         .await
         .unwrap();
     let released = vault
         .release(
             &env,
-            jetvault::ReleaseRequest::new(1, jetvault::events::Actor::default()),
+            jetvault_core::ReleaseRequest::new(1, jetvault_core::events::Actor::default()),
         )
         .await
         .unwrap();
@@ -854,7 +854,7 @@ async fn idle_service_on_localstack_costs_no_s3_requests() {
     let pointer_key = format!(
         "/{}/jetvault/{}",
         bucket.name,
-        jetvault::layout::release_pointer_key(&env)
+        jetvault_core::layout::release_pointer_key(&env)
     );
     let only = |made: &[Exchange], what: &str, check: &dyn Fn(&Exchange) -> bool| {
         assert!(

@@ -9,8 +9,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use jetvault::diff::Diff;
-use jetvault::{EnvRef, Trigger};
+use jetvault_core::diff::Diff;
+use jetvault_core::{EnvRef, Trigger};
 use serde_json::{Value, json};
 use serve_harness::{
     LARGE, MEDIUM, OP, OTHER, RD, Reply, SMALL, Server, StoreSpec, client, config, fixture, send,
@@ -295,7 +295,7 @@ async fn a_corrupt_snapshot_is_refused_and_live_is_unchanged() {
     // One flipped byte in the stored (zstd) object of v2.
     let path = f
         .store_root()
-        .join(jetvault::layout::snapshot_key(&env_ref(), 2));
+        .join(jetvault_core::layout::snapshot_key(&env_ref(), 2));
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
@@ -353,7 +353,7 @@ async fn auth_bad_requests_and_not_found_name_the_nearest() {
     assert!(message.contains("the latest is v3"), "{message}");
     std::fs::remove_file(
         f.store_root()
-            .join(jetvault::layout::snapshot_key(&env_ref(), 2)),
+            .join(jetvault_core::layout::snapshot_key(&env_ref(), 2)),
     )
     .unwrap();
     let r = f.restore(json!({"source": {"version": 2}})).await;

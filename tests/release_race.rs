@@ -7,9 +7,9 @@ mod support;
 
 use std::sync::Arc;
 
-use jetvault::events::{Action, Actor};
-use jetvault::store::{LocalStore, Store};
-use jetvault::{
+use jetvault_core::events::{Action, Actor};
+use jetvault_core::store::{LocalStore, Store};
+use jetvault_core::{
     BackupRequest, EnvRef, ErrorKind, Label, Release, ReleaseRequest, Trigger, Vault, VaultOptions,
     layout,
 };
@@ -65,7 +65,7 @@ async fn race(
     vault: &Vault,
     env: &EnvRef,
     if_match: Option<String>,
-) -> Vec<jetvault::Result<jetvault::ReleasePointer>> {
+) -> Vec<jetvault_core::Result<jetvault_core::ReleasePointer>> {
     let barrier = Arc::new(Barrier::new(RACERS));
     let tasks: Vec<_> = (0..RACERS)
         .map(|i| {

@@ -3,10 +3,10 @@
 mod support;
 
 use bytes::Bytes;
-use jetvault::ErrorKind;
-use jetvault::config::LiveConfig;
-use jetvault::live::LiveTarget;
-use jetvault::live::s3::S3Target;
+use jetvault_core::ErrorKind;
+use jetvault_core::config::LiveConfig;
+use jetvault_core::live::LiveTarget;
+use jetvault_core::live::s3::S3Target;
 use support::{Backend, TestBucket};
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use jetvault::EnvRef;
+use jetvault_core::EnvRef;
 use serde_json::json;
 use serve_harness::{
     BIN, LARGE, MEDIUM, OP, OTHER, RD, SMALL, Server, StoreSpec, client, config, eventually,
@@ -153,7 +153,7 @@ async fn scenario_two_servers_one_snapshot_per_change(dir: &Path, store: &StoreS
     let vault = store.vault().await;
     let (meta, raw) = vault.get(&env_ref(), 2).await.unwrap();
     assert_eq!(raw, fixture(MEDIUM));
-    assert_eq!(meta.trigger, jetvault::Trigger::Schedule);
+    assert_eq!(meta.trigger, jetvault_core::Trigger::Schedule);
     assert_eq!(meta.author.as_deref(), Some("scheduler"));
     let created = scheduled(&a, "created").await + scheduled(&b, "created").await;
     assert_eq!(
@@ -231,7 +231,7 @@ async fn scenario_sigterm_finishes_backup(dir: &Path, store: &StoreSpec) {
     assert_eq!(versions(store).await, [1]);
     let (meta, raw) = vault.get(&env_ref(), 1).await.unwrap();
     assert_eq!(raw, fixture(MEDIUM), "the backup in flight was completed");
-    assert_eq!(meta.trigger, jetvault::Trigger::Schedule);
+    assert_eq!(meta.trigger, jetvault_core::Trigger::Schedule);
 }
 
 #[tokio::test]
@@ -344,7 +344,7 @@ async fn scenario_retention_after_scheduled_backups(dir: &Path, store: &StoreSpe
     let events = vault.events(&env_ref(), 100).await.unwrap();
     let prunes: Vec<_> = events
         .iter()
-        .filter(|e| e.action == jetvault::events::Action::Prune)
+        .filter(|e| e.action == jetvault_core::events::Action::Prune)
         .collect();
     assert_eq!(
         prunes.len(),
@@ -378,7 +378,7 @@ async fn a_failing_retention_is_logged_and_counted_and_the_schedule_goes_on() {
     )
     .await;
     // An unreadable release pointer: prune refuses rather than guess what is released.
-    let pointer = store_dir.join(jetvault::layout::release_pointer_key(&env_ref()));
+    let pointer = store_dir.join(jetvault_core::layout::release_pointer_key(&env_ref()));
     std::fs::create_dir_all(pointer.parent().unwrap()).unwrap();
     std::fs::write(&pointer, b"{not json").unwrap();
 

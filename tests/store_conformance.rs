@@ -5,9 +5,9 @@ mod support;
 
 use aws_sdk_s3::types::ServerSideEncryption;
 use bytes::Bytes;
-use jetvault::ErrorKind;
-use jetvault::config::Sse;
-use jetvault::store::{Metadata, PutMode, Store, conformance};
+use jetvault_core::ErrorKind;
+use jetvault_core::config::Sse;
+use jetvault_core::store::{Metadata, PutMode, Store, conformance};
 use support::{Backend, TestBucket};
 
 async fn suite_on(backend: Backend, prefix: &str) {
@@ -125,7 +125,7 @@ async fn missing_bucket_is_a_clear_config_error() {
     let Some(bucket) = TestBucket::new(Backend::LocalStack, "exists").await else {
         return;
     };
-    let missing = jetvault::store::S3Store::connect(
+    let missing = jetvault_core::store::S3Store::connect(
         &format!("{}-missing", bucket.name),
         "",
         &bucket.options(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
-use jetvault::{BackupOutcome, BackupRequest, Error, Trigger};
+use jetvault_core::{BackupOutcome, BackupRequest, Error, Trigger};
 
 use super::{Ctx, env_ref, human_size, print_json};
 
@@ -49,7 +49,7 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> anyhow::Result<u8> {
             vault.backup(&env, req).await?
         }
         None => {
-            let target = jetvault::live::open_configured(&ctx.config, &env).await?;
+            let target = jetvault_core::live::open_configured(&ctx.config, &env).await?;
             vault.backup_from_live(&env, target.as_ref(), req).await?
         }
     };

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use futures::StreamExt;
-use jetvault::{BackupOutcome, BackupRequest, Trigger};
+use jetvault_core::{BackupOutcome, BackupRequest, Trigger};
 use serde::Serialize;
 
 use super::{Ctx, exit, print_json};
@@ -47,7 +47,7 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
         .map(|(r, _)| r)
         .collect();
     if envs.is_empty() {
-        anyhow::bail!(jetvault::Error::config(
+        anyhow::bail!(jetvault_core::Error::config(
             "no environment with a live target is configured; add [apps.APP.envs.ENV.live] \
              sections to the config (see examples/quickstart.toml)"
         ));
@@ -61,7 +61,7 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
             let message = args.message.clone();
             async move {
                 let result = async {
-                    let target = jetvault::live::open_configured(&ctx.config, &env).await?;
+                    let target = jetvault_core::live::open_configured(&ctx.config, &env).await?;
                     let mut req = BackupRequest::new(bytes::Bytes::new(), Trigger::Manual);
                     req.actor = actor;
                     req.message = message;

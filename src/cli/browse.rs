@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use jetvault::live::LiveTarget;
-use jetvault::{Selector, SnapshotMeta};
+use jetvault_core::live::LiveTarget;
+use jetvault_core::{Selector, SnapshotMeta};
 
 use super::{Ctx, env_ref, exit, human_size, print_json, truncate};
 
@@ -129,7 +129,7 @@ pub async fn cat(ctx: &Ctx, args: CatArgs) -> anyhow::Result<u8> {
     let (_, raw) = vault.get(&env, meta.version).await?;
     match &args.output {
         Some(path) => {
-            jetvault::live::file::FileTarget::new(path.clone())
+            jetvault_core::live::file::FileTarget::new(path.clone())
                 .write(raw)
                 .await?;
             eprintln!("{env} v{} written to {}", meta.version, path.display());

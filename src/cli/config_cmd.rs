@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use jetvault::config::Config;
+use jetvault_core::config::Config;
 
 use super::{Ctx, exit};
 
@@ -21,7 +21,7 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
     let files = if files.is_empty() {
         match &ctx.global.config {
             Some(f) => vec![f.clone()],
-            None => anyhow::bail!(jetvault::Error::invalid(
+            None => anyhow::bail!(jetvault_core::Error::invalid(
                 "no config file to check: pass one (`jetvault config check FILE`) or --config"
             )),
         }

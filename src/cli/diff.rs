@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use clap::Args;
-use jetvault::diff::Diff;
-use jetvault::{EnvRef, Selector, Vault};
+use jetvault_core::diff::Diff;
+use jetvault_core::{EnvRef, Selector, Vault};
 
 use super::{Ctx, env_ref, exit, print_json};
 
@@ -44,7 +44,7 @@ async fn side(
     spec: &str,
 ) -> anyhow::Result<(Bytes, String)> {
     if spec == "live" {
-        let target = jetvault::live::open_configured(&ctx.config, env).await?;
+        let target = jetvault_core::live::open_configured(&ctx.config, env).await?;
         let raw = target.read(vault.options().max_size).await?;
         return Ok((raw, format!("live ({})", target.describe())));
     }

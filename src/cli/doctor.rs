@@ -1,7 +1,7 @@
 //! `jetvault doctor`: is the store reachable and safe, are the live targets readable.
 
 use clap::Args;
-use jetvault::{ErrorKind, codec, store};
+use jetvault_core::{ErrorKind, codec, store};
 use serde::Serialize;
 
 use super::{Ctx, exit, print_json};
@@ -31,7 +31,7 @@ impl Check {
             code: exit::OK,
         }
     }
-    fn fail(check: impl Into<String>, e: &jetvault::Error) -> Self {
+    fn fail(check: impl Into<String>, e: &jetvault_core::Error) -> Self {
         Self {
             check: check.into(),
             ok: false,
@@ -94,10 +94,10 @@ pub async fn run(ctx: &Ctx, args: DoctorArgs) -> anyhow::Result<u8> {
                     }
                     let name = format!("live {env}");
                     let result = async {
-                        let t = jetvault::live::open_configured(&ctx.config, &env).await?;
+                        let t = jetvault_core::live::open_configured(&ctx.config, &env).await?;
                         let raw = t.read(vault.options().max_size).await?;
                         codec::check_json(&raw, &format!("live configuration {}", t.describe()))?;
-                        Ok::<_, jetvault::Error>(format!(
+                        Ok::<_, jetvault_core::Error>(format!(
                             "{} readable, {} bytes of JSON",
                             t.describe(),
                             raw.len()

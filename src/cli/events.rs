@@ -1,7 +1,7 @@
 //! `jetvault events`: an environment's audit events, newest first.
 
 use clap::Args;
-use jetvault::events::Event;
+use jetvault_core::events::Event;
 
 use super::{Ctx, env_ref, exit, print_json};
 

@@ -1,6 +1,6 @@
 //! Exit codes: one mapping from error kind to code, documented in the README.
 
-use jetvault::ErrorKind;
+use jetvault_core::ErrorKind;
 
 /// Success.
 pub const OK: u8 = 0;
@@ -38,7 +38,7 @@ pub fn code_for(kind: ErrorKind) -> u8 {
 
 /// The exit code and the one-line report of an error that reached the top.
 pub fn report(e: &anyhow::Error) -> (u8, String) {
-    match e.downcast_ref::<jetvault::Error>() {
+    match e.downcast_ref::<jetvault_core::Error>() {
         Some(je) => {
             let mut text = je.report();
             // Context added at the edge comes first.

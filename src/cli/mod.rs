@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use jetvault::config::Config;
-use jetvault::events::Actor;
-use jetvault::store::{self, OpenOptions, Store};
-use jetvault::{EnvRef, Vault, VaultOptions};
+use jetvault_core::config::Config;
+use jetvault_core::events::Actor;
+use jetvault_core::store::{self, OpenOptions, Store};
+use jetvault_core::{EnvRef, Vault, VaultOptions};
 
 mod backup;
 mod backup_all;

@@ -1,8 +1,8 @@
 //! `jetvault pin` and `unpin`: keep a snapshot from being pruned, or let it go again.
 
 use clap::Args;
-use jetvault::Selector;
-use jetvault::pin::PinOutcome;
+use jetvault_core::Selector;
+use jetvault_core::pin::PinOutcome;
 
 use super::{Ctx, env_ref, exit, print_json};
 

@@ -1,7 +1,7 @@
 //! `jetvault promote`: copy a snapshot into another environment, optionally released.
 
 use clap::Args;
-use jetvault::{AppId, EnvId, EnvRef, Label, PromoteRequest};
+use jetvault_core::{AppId, EnvId, EnvRef, Label, PromoteRequest};
 
 use super::{Ctx, exit, print_json};
 
@@ -67,11 +67,11 @@ pub async fn run(ctx: &Ctx, args: PromoteArgs) -> anyhow::Result<u8> {
     let dst = EnvRef { app, env: to };
     let s = outcome.snapshot.snapshot();
     match &outcome.snapshot {
-        jetvault::BackupOutcome::Created(_) => println!(
+        jetvault_core::BackupOutcome::Created(_) => println!(
             "{dst}: snapshot v{} written, a copy of {src} v{}",
             s.version, outcome.source.version
         ),
-        jetvault::BackupOutcome::Unchanged(_) => println!(
+        jetvault_core::BackupOutcome::Unchanged(_) => println!(
             "{dst}: v{} already holds {src} v{} (same sha256 {}); nothing written \
              (--force writes anyway)",
             s.version,

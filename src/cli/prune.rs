@@ -8,11 +8,11 @@
 //! deleted.
 
 use clap::Args;
-use jetvault::config::RetentionPolicy;
-use jetvault::retention::{
+use jetvault_core::config::RetentionPolicy;
+use jetvault_core::retention::{
     Decision, PruneOptions, PruneProgress, PruneReport, describe_policy, parse_duration,
 };
-use jetvault::{AppId, EnvRef, Error, Vault};
+use jetvault_core::{AppId, EnvRef, Error, Vault};
 use serde::Serialize;
 
 use super::{Ctx, env_ref, exit, human_size, print_json};
@@ -71,7 +71,7 @@ fn flags_policy(args: &PruneArgs) -> anyhow::Result<Option<RetentionPolicy>> {
             .map(parse_duration)
             .transpose()?,
     };
-    Ok((!jetvault::retention::policy_is_empty(&policy)).then_some(policy))
+    Ok((!jetvault_core::retention::policy_is_empty(&policy)).then_some(policy))
 }
 
 #[derive(Debug, Serialize)]
@@ -100,7 +100,7 @@ pub async fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<u8> {
                 ctx.config
                     .env(&env)
                     .and_then(|c| c.retention.clone())
-                    .filter(|p| !jetvault::retention::policy_is_empty(p))
+                    .filter(|p| !jetvault_core::retention::policy_is_empty(p))
             });
             (env, policy)
         })

@@ -1,7 +1,7 @@
 //! `jetvault release`, `releases` and `rollback`.
 
 use clap::Args;
-use jetvault::{EnvRef, Label, Release, ReleasePointer, ReleaseRequest, Selector};
+use jetvault_core::{EnvRef, Label, Release, ReleasePointer, ReleaseRequest, Selector};
 
 use super::{Ctx, env_ref, exit, print_json, truncate};
 

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{ArgGroup, Args};
-use jetvault::live::LiveTarget;
-use jetvault::live::file::FileTarget;
-use jetvault::restore::{
+use jetvault_core::live::LiveTarget;
+use jetvault_core::live::file::FileTarget;
+use jetvault_core::restore::{
     LiveState, PreRestore, RestorePlan, RestoreReport, RestoreRequest, RestoreSource, Verification,
     parse_time,
 };
-use jetvault::{Error, Label};
+use jetvault_core::{Error, Label};
 
 use super::{Ctx, env_ref, exit, human_size, print_json};
 
@@ -80,7 +80,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
     let vault = ctx.vault().await?;
     let target: Arc<dyn LiveTarget> = match &args.to {
         Some(path) => Arc::new(FileTarget::new(path.clone())),
-        None => jetvault::live::open_configured(&ctx.config, &env).await?,
+        None => jetvault_core::live::open_configured(&ctx.config, &env).await?,
     };
     let plan = vault.plan_restore(&env, target.as_ref(), &source).await?;
 

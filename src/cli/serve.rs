@@ -10,8 +10,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use jetvault::http::auth::{Auth, AuthMode};
-use jetvault::scheduler::{Scheduler, Tasks};
-use jetvault::{Error, ErrorKind};
+use jetvault::scheduler::Scheduler;
+use jetvault::tasks::Tasks;
+use jetvault_core::{Error, ErrorKind};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -30,7 +31,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<u8> {
     let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
     let vault = ctx.vault().await?;
 
-    match jetvault::store::precondition_self_test(vault.store().as_ref()).await {
+    match jetvault_core::store::precondition_self_test(vault.store().as_ref()).await {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::UnsafeStore => return Err(e.into()),
         Err(e) => tracing::warn!(store = %vault.store().describe(), error = %e.report(),

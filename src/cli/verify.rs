@@ -1,8 +1,8 @@
 //! `jetvault verify`: read snapshots back and check them; list the bad ones.
 
 use clap::Args;
-use jetvault::EnvRef;
-use jetvault::verify::{VerifyOptions, VerifyReport};
+use jetvault_core::EnvRef;
+use jetvault_core::verify::{VerifyOptions, VerifyReport};
 use serde::Serialize;
 
 use super::prune::select_envs;
@@ -35,7 +35,7 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
     let envs = select_envs(&vault, args.app.as_deref(), args.env.as_deref()).await?;
     if envs.is_empty() {
         anyhow::bail!(
-            jetvault::Error::not_found(format!(
+            jetvault_core::Error::not_found(format!(
                 "{} holds no snapshots{}",
                 vault.store().describe(),
                 args.app
@@ -62,7 +62,7 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
         match result {
             Ok(report) if single && report.total == 0 => {
                 return Err(
-                    jetvault::Error::not_found(format!("{env} has no snapshots"))
+                    jetvault_core::Error::not_found(format!("{env} has no snapshots"))
                         .with_hint("check the app and env names")
                         .into(),
                 );

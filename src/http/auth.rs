@@ -21,9 +21,9 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::config::{Role, ServerConfig};
-use crate::error::{Error, Result};
-use crate::events::Actor;
+use jetvault_core::config::{Role, ServerConfig};
+use jetvault_core::error::{Error, Result};
+use jetvault_core::events::Actor;
 
 /// How requests are authorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,8 +266,8 @@ impl FromRequestParts<AppState> for CanOperate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Secret, TokenConfig};
     use axum::http::StatusCode;
+    use jetvault_core::config::{Secret, TokenConfig};
 
     fn server(tokens: &[(&str, Role, &str)], public_reads: bool) -> ServerConfig {
         ServerConfig {

@@ -21,12 +21,12 @@ use bytes::Bytes;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::conn::FileBody;
-use super::metrics::{Metrics, Revalidation};
-use crate::error::{Error, ErrorKind, Result};
-use crate::id::EnvRef;
-use crate::release::{Release, ReleasePointer};
-use crate::snapshot::decode_snapshot;
-use crate::vault::Vault;
+use crate::metrics::{Metrics, Revalidation};
+use jetvault_core::error::{Error, ErrorKind, Result};
+use jetvault_core::id::EnvRef;
+use jetvault_core::release::{Release, ReleasePointer};
+use jetvault_core::snapshot::decode_snapshot;
+use jetvault_core::vault::Vault;
 
 /// How many environments the cache holds at most; past that, reads of other
 /// environments go to the store each time (an unbounded map would let clients grow
@@ -346,13 +346,13 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::events::Actor;
-    use crate::release::ReleaseRequest;
-    use crate::snapshot::{BackupRequest, Trigger};
-    use crate::store::{
+    use jetvault_core::events::Actor;
+    use jetvault_core::release::ReleaseRequest;
+    use jetvault_core::snapshot::{BackupRequest, Trigger};
+    use jetvault_core::store::{
         Conditional, ListPage, LocalStore, Metadata, Object, ObjectInfo, PutMode, Store,
     };
-    use crate::vault::VaultOptions;
+    use jetvault_core::vault::VaultOptions;
 
     /// A local store that counts reads.
     #[derive(Debug)]

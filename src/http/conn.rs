@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-use super::metrics::{ConnServer, HttpMetrics};
+use crate::metrics::{ConnServer, HttpMetrics};
 
 /// The largest request head this module parses; a larger one goes to hyper.
 pub const MAX_HEAD: usize = 16 * 1024;

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{Error, ErrorKind};
+use jetvault_core::error::{Error, ErrorKind};
 
 /// An error as a response: a status, a stable machine code and a message for people.
 #[derive(Debug)]

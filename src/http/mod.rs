@@ -3,7 +3,7 @@
 //!
 //! One file per route group (`releases`, `snapshots`, `restore`, `ops`); errors go through the one
 //! mapping in [`error`]; bearer-token roles in [`auth`]; the release pointer cache in
-//! [`cache`]; metrics in [`metrics`]. The OpenAPI document is generated from the
+//! [`cache`]; metrics in [`crate::metrics`]. The OpenAPI document is generated from the
 //! handlers' annotations by `utoipa`, and the router is built from the same
 //! annotations (`utoipa-axum`), so the two cannot drift apart.
 
@@ -12,8 +12,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
@@ -23,25 +24,24 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::scheduler::Tasks;
-use crate::vault::Vault;
+use crate::tasks::Tasks;
+use jetvault_core::config::Config;
+use jetvault_core::error::{Error, Result};
+use jetvault_core::vault::Vault;
 
 pub mod auth;
 pub mod cache;
 pub mod conn;
 pub mod error;
 pub mod extract;
-pub mod metrics;
 pub mod ops;
 pub mod releases;
 pub mod restore;
 pub mod snapshots;
 
+use crate::metrics::{HttpMetrics, Metrics};
 use auth::Auth;
 use cache::PointerCache;
-use metrics::{HttpMetrics, Metrics};
 use ops::ReadyCache;
 
 /// What every handler shares.
@@ -182,7 +182,7 @@ pub fn build(
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            metrics::count_requests,
+            count_requests,
         ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state.clone());
@@ -256,5 +256,18 @@ pub(crate) fn config_response(
     if let Some(file) = file {
         res.extensions_mut().insert(file.clone());
     }
+    res
+}
+
+/// Middleware: counts every response by route template, method and status.
+pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let res = next.run(req).await;
+    state.http_metrics.count(
+        route.as_ref().map(MatchedPath::as_str),
+        &method,
+        res.status().as_u16(),
+    );
     res
 }

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 use super::auth::CanRead;
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, json_response};
-use crate::error::{Error, Result};
-use crate::store::Store;
+use jetvault_core::error::{Error, Result};
+use jetvault_core::store::Store;
 
 /// How long a readiness answer is reused, so that frequent probes do not each cost a
 /// store request.

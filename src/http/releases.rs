@@ -11,13 +11,13 @@ use super::auth::{CanOperate, CanRead};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{App, AppPath, Env, EnvPath, Json, Negotiation, OptionalJson, Q};
 use super::{AppState, config_response, json_response, not_modified};
-use crate::error::Error;
-use crate::id::{EnvId, EnvRef, Label};
-use crate::release::{
+use jetvault_core::error::Error;
+use jetvault_core::id::{EnvId, EnvRef, Label};
+use jetvault_core::release::{
     PromoteOutcome, PromoteRequest, Release, ReleaseKind, ReleasePointer, ReleaseRequest,
     no_release,
 };
-use crate::snapshot::{BackupOutcome, Selector, no_snapshots};
+use jetvault_core::snapshot::{BackupOutcome, Selector, no_snapshots};
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;

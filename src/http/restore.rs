@@ -4,8 +4,8 @@
 //! [`Vault::restore`], the same code `jetvault restore` runs; this file reads the body,
 //! opens the configured live target and answers with the plan or the report.
 //!
-//! [`Vault::plan_restore`]: crate::vault::Vault::plan_restore
-//! [`Vault::restore`]: crate::vault::Vault::restore
+//! [`Vault::plan_restore`]: jetvault_core::vault::Vault::plan_restore
+//! [`Vault::restore`]: jetvault_core::vault::Vault::restore
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,7 +19,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Env, EnvPath, Json};
 use super::json_response;
 use super::snapshots::configured_live;
-use crate::restore::{RestorePlan, RestoreReport, RestoreRequest, RestoreSource};
+use jetvault_core::restore::{RestorePlan, RestoreReport, RestoreRequest, RestoreSource};
 
 /// What to restore, and how.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,7 +86,7 @@ pub async fn restore(
 ) -> Result<Response, ApiError> {
     configured_live(&state, &env)?;
     if body.dry_run {
-        let target = crate::live::open_configured(&state.config, &env).await?;
+        let target = jetvault_core::live::open_configured(&state.config, &env).await?;
         let plan = state
             .vault
             .plan_restore(&env, target.as_ref(), &body.source)
@@ -104,7 +104,7 @@ pub async fn restore(
         .tasks
         .run(async move {
             let result = async {
-                let target = crate::live::open_configured(&s.config, &e).await?;
+                let target = jetvault_core::live::open_configured(&s.config, &e).await?;
                 s.vault.restore(&e, target.as_ref(), req).await
             }
             .await;

@@ -13,12 +13,12 @@ use super::auth::{CanOperate, CanRead, Principal};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Env, EnvPath, EnvVersion, Negotiation, OptionalJson, Q, VersionPath};
 use super::{AppState, config_response, json_response};
-use crate::config::LiveConfig;
-use crate::diff::{Change, Diff};
-use crate::error::Error;
-use crate::events::Event;
-use crate::id::EnvRef;
-use crate::snapshot::{
+use jetvault_core::config::LiveConfig;
+use jetvault_core::diff::{Change, Diff};
+use jetvault_core::error::Error;
+use jetvault_core::events::Event;
+use jetvault_core::id::EnvRef;
+use jetvault_core::snapshot::{
     BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger, decode_snapshot, no_snapshots,
 };
 
@@ -212,7 +212,7 @@ pub async fn diff(
             .list_keys(&env, Some(b.version), 1)
             .await?
             .first()
-            .and_then(|k| crate::layout::parse_snapshot_key(k))
+            .and_then(|k| jetvault_core::layout::parse_snapshot_key(k))
             .ok_or_else(|| {
                 Error::not_found(format!(
                     "v{} is the first snapshot of {env}: there is nothing before it to \
@@ -322,7 +322,7 @@ pub async fn backup(
         .run(async move {
             let started = Instant::now();
             let result = async {
-                let target = crate::live::open(&e, &live, &s.config.s3).await?;
+                let target = jetvault_core::live::open(&e, &live, &s.config.s3).await?;
                 s.vault.backup_from_live(&e, target.as_ref(), req).await
             }
             .await;

@@ -156,8 +156,8 @@ impl Jv {
     }
 
     /// The options that open this world's store from the library.
-    pub fn open_options(&self) -> jetvault::store::OpenOptions {
-        let mut o = jetvault::store::OpenOptions::default();
+    pub fn open_options(&self) -> jetvault_core::store::OpenOptions {
+        let mut o = jetvault_core::store::OpenOptions::default();
         if let Some(e) = &self.s3_endpoint {
             o.s3.endpoint = Some(e.clone());
             o.s3.force_path_style = true;
@@ -178,7 +178,9 @@ impl Jv {
             let options = self.open_options().s3;
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
-                let s3 = jetvault::store::s3::S3Client::new(&options).await.unwrap();
+                let s3 = jetvault_core::store::s3::S3Client::new(&options)
+                    .await
+                    .unwrap();
                 let client = s3.client();
                 let obj = client
                     .get_object()

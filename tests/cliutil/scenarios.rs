@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use jetvault::store::{PutMode, Store};
-use jetvault::{EnvRef, SnapshotMeta, Trigger, codec, layout};
+use jetvault_core::store::{PutMode, Store};
+use jetvault_core::{EnvRef, SnapshotMeta, Trigger, codec, layout};
 
 use super::{Jv, corpus, sha256};
 
@@ -238,7 +238,7 @@ pub fn drill(jv: &Jv) {
 pub fn history(jv: &Jv, env: &EnvRef, n: u64) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store: Arc<dyn Store> = jetvault::store::open(&jv.store_url, &jv.open_options())
+        let store: Arc<dyn Store> = jetvault_core::store::open(&jv.store_url, &jv.open_options())
             .await
             .unwrap();
         let now = Utc::now();

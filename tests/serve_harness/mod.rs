@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use jetvault::config::S3Options;
-use jetvault::store::OpenOptions;
-use jetvault::{Vault, VaultOptions};
+use jetvault_core::config::S3Options;
+use jetvault_core::store::OpenOptions;
+use jetvault_core::{Vault, VaultOptions};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_jetvault");
 /// The `operate` token of every test config.
@@ -78,7 +78,7 @@ impl StoreSpec {
 
     /// Opens the store as the library does, to check what the service wrote.
     pub async fn vault(&self) -> Vault {
-        let store = jetvault::store::open(
+        let store = jetvault_core::store::open(
             &self.url,
             &OpenOptions {
                 s3: self.s3.clone(),

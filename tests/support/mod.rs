@@ -40,9 +40,9 @@ pub mod proxy;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use jetvault::config::S3Options;
-use jetvault::store::S3Store;
-use jetvault::store::s3::S3Client;
+use jetvault_core::config::S3Options;
+use jetvault_core::store::S3Store;
+use jetvault_core::store::s3::S3Client;
 
 /// LocalStack's endpoint.
 pub const LOCALSTACK_VAR: &str = "JETVAULT_TEST_LOCALSTACK";

@@ -267,7 +267,7 @@ pub fn etag_matches(a: &str, b: &str) -> bool {
 }
 
 /// The error for an environment without a release.
-pub(crate) fn no_release(env: &EnvRef) -> Error {
+pub fn no_release(env: &EnvRef) -> Error {
     Error::not_found(format!("{env} has no release")).with_hint(format!(
         "publish one with `jetvault release {} {} <version>`",
         env.app, env.env

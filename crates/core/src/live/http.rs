@@ -357,7 +357,10 @@ mod tests {
 
     #[tokio::test]
     async fn reads_writes_and_sends_the_token() {
-        let corpus = include_bytes!("../../tests/data/nodered-http-endpoint-example.json");
+        let corpus = include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/nodered-http-endpoint-example.json"
+        ));
         let fake = Fake::default();
         *fake.body.lock().unwrap() = corpus.to_vec();
         let base = fake_server(fake.clone()).await;

@@ -10,10 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -23,12 +20,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::AppState;
-use crate::error::{ErrorKind, Result};
-use crate::id::EnvRef;
-use crate::restore::RestoreReport;
-use crate::retention::PruneReport;
-use crate::snapshot::{BackupOutcome, Trigger};
+use jetvault_core::error::{ErrorKind, Result};
+use jetvault_core::id::EnvRef;
+use jetvault_core::restore::RestoreReport;
+use jetvault_core::retention::PruneReport;
+use jetvault_core::snapshot::{BackupOutcome, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BackupLabels {
@@ -416,7 +412,8 @@ impl HttpMetrics {
         self.sendfile_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    fn count(&self, route: Option<&str>, method: &Method, status: u16) {
+    /// Counts one response.
+    pub fn count(&self, route: Option<&str>, method: &Method, status: u16) {
         let counters = route
             .and_then(|r| self.routes.get(r))
             .unwrap_or(&self.unmatched);
@@ -488,23 +485,10 @@ impl Collector for HttpMetrics {
     }
 }
 
-/// Middleware: counts every response by route template, method and status.
-pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let res = next.run(req).await;
-    state.http_metrics.count(
-        route.as_ref().map(MatchedPath::as_str),
-        &method,
-        res.status().as_u16(),
-    );
-    res
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::SnapshotMeta;
+    use jetvault_core::snapshot::SnapshotMeta;
 
     #[test]
     fn encodes_what_was_recorded() {
@@ -534,9 +518,9 @@ mod tests {
             Duration::from_millis(20),
         );
         m.record_release(&env, "release");
-        m.record_restore(&env, &Err(crate::Error::not_found("no v7")));
-        m.record_restore(&env, &Err(crate::Error::corrupt("sha256 mismatch")));
-        m.record_retention(&env, &Err(crate::Error::unavailable("store down")));
+        m.record_restore(&env, &Err(jetvault_core::Error::not_found("no v7")));
+        m.record_restore(&env, &Err(jetvault_core::Error::corrupt("sha256 mismatch")));
+        m.record_retention(&env, &Err(jetvault_core::Error::unavailable("store down")));
         let text = m.encode();
         for want in [
             "jetvault_http_requests_total{route=\"/v1/x/{a}\",method=\"GET\",status=\"200\"} 2",

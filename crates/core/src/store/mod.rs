@@ -14,10 +14,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::config::S3Options;
 use crate::error::{Error, Result};
+use crate::store::s3::S3Options;
 
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod counting;
 pub mod local;

@@ -20,10 +20,40 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{Conditional, ListPage, Metadata, Object, ObjectInfo, PutMode, Store};
-use crate::config::{S3Options, Sse};
 use crate::error::{Error, ErrorKind, Result};
+
+/// S3 client settings; credentials always come from the standard AWS chain.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Options {
+    /// Endpoint URL for S3-compatible servers (MinIO, LocalStack); `AWS_ENDPOINT_URL`
+    /// is used when this is not set.
+    pub endpoint: Option<String>,
+    /// Region; the AWS chain (`AWS_REGION`, profile) when not set, else `us-east-1`.
+    pub region: Option<String>,
+    /// Address buckets as `endpoint/bucket` rather than `bucket.endpoint` (MinIO,
+    /// LocalStack).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Server-side encryption for new objects.
+    pub sse: Option<Sse>,
+    /// KMS key id when `sse = "aws:kms"`.
+    pub sse_kms_key_id: Option<String>,
+}
+
+/// Server-side encryption modes passed through to S3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Sse {
+    /// SSE-S3.
+    #[serde(rename = "AES256")]
+    Aes256,
+    /// SSE-KMS.
+    #[serde(rename = "aws:kms")]
+    Kms,
+}
 
 /// How long to wait for a TCP connection before the attempt counts as failed. With the
 /// SDK's three attempts an unreachable endpoint fails in seconds, not minutes.

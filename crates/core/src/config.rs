@@ -11,6 +11,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::{AppId, EnvId, EnvRef};
+use crate::store::StoreUrl;
+pub use crate::store::s3::{S3Options, Sse};
 
 /// The default store: a directory in the current user's data directory is not portable,
 /// so the embedded default is relative to the working directory.
@@ -34,36 +36,6 @@ pub struct Config {
     /// Apps by id, each with its environments.
     #[serde(default)]
     pub apps: BTreeMap<AppId, AppConfig>,
-}
-
-/// S3 client settings; credentials always come from the standard AWS chain.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct S3Options {
-    /// Endpoint URL for S3-compatible servers (MinIO, LocalStack); `AWS_ENDPOINT_URL`
-    /// is used when this is not set.
-    pub endpoint: Option<String>,
-    /// Region; the AWS chain (`AWS_REGION`, profile) when not set, else `us-east-1`.
-    pub region: Option<String>,
-    /// Address buckets as `endpoint/bucket` rather than `bucket.endpoint` (MinIO,
-    /// LocalStack).
-    #[serde(default)]
-    pub force_path_style: bool,
-    /// Server-side encryption for new objects.
-    pub sse: Option<Sse>,
-    /// KMS key id when `sse = "aws:kms"`.
-    pub sse_kms_key_id: Option<String>,
-}
-
-/// Server-side encryption modes passed through to S3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-pub enum Sse {
-    /// SSE-S3.
-    #[serde(rename = "AES256")]
-    Aes256,
-    /// SSE-KMS.
-    #[serde(rename = "aws:kms")]
-    Kms,
 }
 
 /// Snapshot encoding and input limits.
@@ -425,7 +397,7 @@ impl Config {
     /// `Config` naming the setting.
     pub fn validate(&self) -> Result<()> {
         if let Some(url) = &self.store {
-            crate::store::StoreUrl::parse(url).map_err(|e| Error::config(format!("store: {e}")))?;
+            StoreUrl::parse(url).map_err(|e| Error::config(format!("store: {e}")))?;
         }
         let level = self.snapshots.compression_level;
         if !(1..=19).contains(&level) {
@@ -536,7 +508,13 @@ pub fn check_cron(expr: &str) -> Result<()> {
              weekday), e.g. \"0 */15 * * * *\" for every 15 minutes"
         )));
     }
-    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
+    // The scheduler (tokio-cron-scheduler) parses with croner, seconds required and
+    // day-of-month and day-of-week both applied; the same parser here.
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
         .map(drop)
         .map_err(|e| Error::config(format!("invalid cron expression {expr:?}: {e}")))
 }

@@ -657,7 +657,7 @@ impl Vault {
 }
 
 /// The error for an environment with no snapshot at all.
-pub(crate) fn no_snapshots(env: &EnvRef) -> Error {
+pub fn no_snapshots(env: &EnvRef) -> Error {
     Error::not_found(format!("{env} has no snapshots")).with_hint(format!(
         "take one with `jetvault backup {} {}` (or check the app and env names)",
         env.app, env.env
@@ -706,8 +706,14 @@ mod tests {
     use crate::store::{CountingStore, LocalStore, Store};
     use crate::vault::VaultOptions;
 
-    const SMALL: &[u8] = include_bytes!("../tests/data/nodered-http-endpoint-example.json");
-    const MEDIUM: &[u8] = include_bytes!("../tests/data/grafana-k8s-views-nodes.json");
+    const SMALL: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/nodered-http-endpoint-example.json"
+    ));
+    const MEDIUM: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/grafana-k8s-views-nodes.json"
+    ));
 
     fn env() -> EnvRef {
         EnvRef::parse("crm", "production").unwrap()

@@ -19,7 +19,7 @@ pub fn local_vault() -> (tempfile::TempDir, Arc<dyn Store>, Vault, EnvRef) {
 
 /// Real configuration files (copies from the shared corpus, see `tests/data/SOURCES.md`).
 pub fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data"))
 }
 
 /// The bytes of one corpus file.

@@ -3,9 +3,18 @@
 use super::*;
 
 const FIXTURES: [&[u8]; 3] = [
-    include_bytes!("../../tests/data/nodered-http-endpoint-example.json"),
-    include_bytes!("../../tests/data/appsmith-import-app-all-access.json"),
-    include_bytes!("../../tests/data/grafana-k8s-views-nodes.json"),
+    include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/nodered-http-endpoint-example.json"
+    )),
+    include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/appsmith-import-app-all-access.json"
+    )),
+    include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/grafana-k8s-views-nodes.json"
+    )),
 ];
 
 struct Fixture {

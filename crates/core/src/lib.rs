@@ -1,0 +1,36 @@
+//! jetvault: versioned, restorable backups and releases of no-code app configurations,
+//! on S3 or a local directory.
+//!
+//! This crate is the domain, over the [`store::Store`] trait: ids, the store layout, the
+//! codec, stores, live targets, snapshots, releases, restore, retention, verify and
+//! audit events. The `jetvault` crate's front ends (CLI, HTTP service, scheduler) are
+//! thin callers of [`Vault`].
+
+pub mod codec;
+pub mod config;
+pub mod diff;
+pub mod error;
+pub mod events;
+pub mod id;
+pub mod index;
+pub mod layout;
+pub mod live;
+pub mod pin;
+pub mod release;
+pub mod restore;
+pub mod retention;
+pub mod snapshot;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testutil;
+pub mod vault;
+pub mod verify;
+
+pub use error::{Error, ErrorKind, Result};
+pub use id::{AppId, EnvId, EnvRef, Label};
+pub use release::{
+    PromoteOutcome, PromoteRequest, Release, ReleaseKind, ReleasePointer, ReleaseRef,
+    ReleaseRequest,
+};
+pub use snapshot::{BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger};
+pub use vault::{Vault, VaultOptions};
