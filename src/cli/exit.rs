@@ -1,6 +1,7 @@
 //! Exit codes: one mapping from error kind to code, documented in the README.
 
 use jetvault_core::ErrorKind;
+use jetvault_core::error::{Hint, Step};
 
 /// Success.
 pub const OK: u8 = 0;
@@ -41,6 +42,9 @@ pub fn report(e: &anyhow::Error) -> (u8, String) {
     match e.downcast_ref::<jetvault_core::Error>() {
         Some(je) => {
             let mut text = je.report();
+            if let Some(hint) = je.hint() {
+                text = format!("{text}; {}", render_hint(hint));
+            }
             // Context added at the edge comes first.
             let outer = e.to_string();
             if outer != je.to_string() {
@@ -49,5 +53,35 @@ pub fn report(e: &anyhow::Error) -> (u8, String) {
             (code_for(je.kind()), text)
         }
         None => (INTERNAL, format!("{e:#}")),
+    }
+}
+
+/// A library hint in the CLI's terms: "advice (flag, command)".
+pub fn render_hint(hint: &Hint) -> String {
+    let steps: Vec<String> = hint.steps.iter().map(render_step).collect();
+    if steps.is_empty() {
+        hint.text.clone()
+    } else {
+        format!("{} ({})", hint.text, steps.join(", "))
+    }
+}
+
+fn render_step(step: &Step) -> String {
+    match step {
+        Step::Confirm => "--yes".into(),
+        Step::IfMatch(etag) => format!("--if-match {etag}"),
+        Step::NoIfMatch => "omit --if-match".into(),
+        Step::Label => "--label".into(),
+        Step::RetentionRule => {
+            "--keep-last/--keep-daily/--keep-weekly/--keep-monthly/--keep-within".into()
+        }
+        Step::S3Endpoint => "s3.endpoint, --s3-endpoint or AWS_ENDPOINT_URL".into(),
+        Step::ConfigFile => "--config".into(),
+        Step::FromFile => "--from FILE".into(),
+        Step::LaterTime => "a later --at".into(),
+        Step::ListSnapshots(e) => format!("`jetvault list {} {}`", e.app, e.env),
+        Step::ListReleases(e) => format!("`jetvault releases {} {}`", e.app, e.env),
+        Step::Restore(e, v) => format!("`jetvault restore {} {} {v} --yes`", e.app, e.env),
+        other => format!("{other:?}"),
     }
 }

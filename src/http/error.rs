@@ -1,5 +1,6 @@
 //! The one mapping from a library error kind to an HTTP status and a JSON body
-//! `{"error": {"code": "...", "message": "..."}}`. Every error response goes through it.
+//! `{"error": {"code": "...", "message": "...", "hint": "..."}}`. Every error response goes
+//! through it; a library [`Hint`] is rendered here in the API's terms.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -7,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use jetvault_core::error::{Error, ErrorKind};
+use jetvault_core::error::{Error, ErrorKind, Hint, Step};
 
 /// An error as a response: a status, a stable machine code and a message for people.
 #[derive(Debug)]
@@ -15,6 +16,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    hint: Option<String>,
 }
 
 /// The body of every error response.
@@ -30,8 +32,11 @@ pub struct ErrorDetail {
     /// Machine-readable: `invalid_input`, `not_found`, `already_exists`,
     /// `precondition_failed`, `too_large`, `unauthorized`, `forbidden`, `unavailable`, ...
     pub code: String,
-    /// What failed and what to do about it.
+    /// What failed.
     pub message: String,
+    /// What to do next, in this API's terms (fields, headers, routes), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// The status for a library error kind.
@@ -58,6 +63,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            hint: None,
         }
     }
 
@@ -88,7 +94,41 @@ impl From<Error> for ApiError {
             status,
             code: e.kind().code(),
             message: e.report(),
+            hint: e.hint().map(render_hint),
         }
+    }
+}
+
+/// A library hint in this API's terms: "advice (step, step)".
+#[must_use]
+pub fn render_hint(hint: &Hint) -> String {
+    let steps: Vec<String> = hint.steps.iter().map(render_step).collect();
+    if steps.is_empty() {
+        hint.text.clone()
+    } else {
+        format!("{} ({})", hint.text, steps.join(", "))
+    }
+}
+
+fn render_step(step: &Step) -> String {
+    let env_path = |e: &jetvault_core::EnvRef| format!("/v1/apps/{}/envs/{}", e.app, e.env);
+    match step {
+        Step::Confirm => "\"allow_missing_live\": true".into(),
+        Step::IfMatch(etag) => format!("If-Match: {etag}"),
+        Step::NoIfMatch => "no If-Match header".into(),
+        Step::Label => "a \"label\" field".into(),
+        Step::RetentionRule => "a retention rule in the environment's config".into(),
+        Step::S3Endpoint => "s3.endpoint in the config, or AWS_ENDPOINT_URL".into(),
+        Step::ConfigFile => "the service's config file".into(),
+        Step::FromFile => "the configuration as the request body".into(),
+        Step::LaterTime => "a later \"at\"".into(),
+        Step::ListSnapshots(e) => format!("GET {}/snapshots", env_path(e)),
+        Step::ListReleases(e) => format!("GET {}/releases", env_path(e)),
+        Step::Restore(e, v) => format!(
+            "POST {}/restore with {{\"version\": {v}, \"allow_missing_live\": true}}",
+            env_path(e)
+        ),
+        other => format!("{other:?}"),
     }
 }
 
@@ -110,6 +150,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
+                hint: self.hint,
             },
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());

@@ -69,13 +69,73 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A library error: a kind, a message that says what failed and what to do, and the
-/// underlying cause where there is one.
+/// One thing a caller can do next, named without any front end's syntax: the CLI
+/// renders it as a command or flags, HTTP as a field or header of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Confirm an action that needs an explicit yes (CLI `--yes`).
+    Confirm,
+    /// Retry naming the release pointer's current ETag (CLI `--if-match`, HTTP `If-Match`).
+    IfMatch(String),
+    /// Retry without naming a release pointer ETag (there is no release yet).
+    NoIfMatch,
+    /// Give a release label.
+    Label,
+    /// Give at least one retention rule.
+    RetentionRule,
+    /// Set the S3 endpoint (config `s3.endpoint`, `AWS_ENDPOINT_URL`).
+    S3Endpoint,
+    /// Name the configuration file.
+    ConfigFile,
+    /// Give the configuration itself, as a file or a request body.
+    FromFile,
+    /// Pick a later point in time.
+    LaterTime,
+    /// Look at an environment's snapshots.
+    ListSnapshots(crate::id::EnvRef),
+    /// Look at an environment's releases.
+    ListReleases(crate::id::EnvRef),
+    /// Restore this version of the environment (e.g. the undo of a restore).
+    Restore(crate::id::EnvRef, u64),
+}
+
+/// What to do next: advice in words that name no front end's syntax, and the steps it
+/// refers to, which each front end renders in its own terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    /// The advice, e.g. "confirm to restore anyway".
+    pub text: String,
+    /// The steps the advice refers to, in order.
+    pub steps: Vec<Step>,
+}
+
+impl Hint {
+    /// Advice with no step to render.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Advice that refers to `steps`.
+    pub fn steps(text: impl Into<String>, steps: impl IntoIterator<Item = Step>) -> Self {
+        Self {
+            text: text.into(),
+            steps: steps.into_iter().collect(),
+        }
+    }
+}
+
+/// A library error: a kind, a message that says what failed, what to do next as a
+/// structured [`Hint`], and the underlying cause where there is one.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    hint: Option<Hint>,
     #[source]
     source: Option<BoxError>,
 }
@@ -86,8 +146,22 @@ impl Error {
         Self {
             kind,
             message: message.into(),
+            hint: None,
             source: None,
         }
+    }
+
+    /// Attaches what to do next; front ends render it (see [`Hint`]).
+    #[must_use]
+    pub fn with_next(mut self, hint: Hint) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+
+    /// What to do next, if the error says.
+    #[must_use]
+    pub fn hint(&self) -> Option<&Hint> {
+        self.hint.as_ref()
     }
 
     /// Attaches the underlying cause.
@@ -97,7 +171,8 @@ impl Error {
         self
     }
 
-    /// Appends a hint ("what to do next") to the message.
+    /// Appends advice that names no front end's syntax to the message. Advice that
+    /// refers to a flag, a field or a command is a [`Hint`] ([`Error::with_next`]).
     #[must_use]
     pub fn with_hint(mut self, hint: impl fmt::Display) -> Self {
         self.message = format!("{}; {hint}", self.message);
