@@ -17,7 +17,7 @@ use chrono::{SubsecRound, Utc};
 use futures::StreamExt;
 use jetvault_core::config::S3Options;
 use jetvault_core::store::{self, CountingStore, OpenOptions, PutMode, Store};
-use jetvault_core::{EnvRef, SnapshotMeta, Trigger, Vault, VaultOptions, codec, index, layout};
+use jetvault_core::{EnvRef, Vault, VaultOptions, index, layout, testutil};
 
 const VERSIONS: u64 = 10_000;
 /// Snapshots written without index entries (as by an older layout): enough for a page.
@@ -30,10 +30,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 async fn seed(store: &dyn Store, env: &EnvRef, versions: u64, with_index: bool) {
-    let base: serde_json::Value = serde_json::from_slice(include_bytes!(
-        "../tests/data/nodered-http-endpoint-example.json"
-    ))
-    .unwrap();
+    let base: serde_json::Value =
+        serde_json::from_slice(&testutil::corpus("nodered-http-endpoint-example.json")).unwrap();
     let started = Instant::now();
     futures::stream::iter(1..=versions)
         .map(|v| {
@@ -43,28 +41,8 @@ async fn seed(store: &dyn Store, env: &EnvRef, versions: u64, with_index: bool) 
                 .push(serde_json::json!({"benchVersion": v}));
             async move {
                 let raw = serde_json::to_vec(&doc).unwrap();
-                let z = codec::compress(&raw, 3).unwrap();
-                let meta = SnapshotMeta {
-                    version: v,
-                    sha256: codec::sha256_hex(&raw),
-                    size: raw.len() as u64,
-                    stored_size: z.len() as u64,
-                    created_at: Utc::now().trunc_subsecs(3),
-                    trigger: Trigger::Schedule,
-                    author: Some("bench".into()),
-                    message: None,
-                    source: Some("bench".into()),
-                    key: layout::snapshot_key(env, v),
-                };
-                store
-                    .put(
-                        &meta.key,
-                        Bytes::from(z),
-                        &meta.to_metadata(),
-                        PutMode::Create,
-                    )
-                    .await
-                    .unwrap();
+                let meta =
+                    testutil::put_snapshot(store, env, v, &raw, Utc::now().trunc_subsecs(3)).await;
                 // What `backup` writes beside each snapshot (see src/index.rs).
                 if with_index {
                     let payload = index::encode(&meta).unwrap();

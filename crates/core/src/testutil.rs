@@ -17,9 +17,15 @@ pub fn local_vault() -> (tempfile::TempDir, Arc<dyn Store>, Vault, EnvRef) {
     (dir, store, vault, env)
 }
 
-/// Real configuration files (copies from the shared corpus, see `tests/data/SOURCES.md`).
+/// Real configuration files: `tests/data` (copies from the shared corpus, see its
+/// `SOURCES.md`), or the directory `JETVAULT_CORPUS` names when set.
 pub fn corpus_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data"))
+    std::env::var_os("JETVAULT_CORPUS")
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data")),
+            PathBuf::from,
+        )
 }
 
 /// The bytes of one corpus file.
@@ -37,12 +43,24 @@ pub async fn put_snapshot_at(
     v: u64,
     at: chrono::DateTime<chrono::Utc>,
 ) {
-    use crate::snapshot::{SnapshotMeta, Trigger};
     let raw = format!("{{\"version\":{v}}}");
-    let z = crate::codec::compress(raw.as_bytes(), 3).unwrap();
+    put_snapshot(store, env, v, raw.as_bytes(), at).await;
+}
+
+/// Writes snapshot `v` of `env` holding `raw` straight into the store, as a scheduled
+/// backup taken at `at` would have (no listing index entry); returns its metadata.
+pub async fn put_snapshot(
+    store: &dyn crate::store::Store,
+    env: &crate::id::EnvRef,
+    v: u64,
+    raw: &[u8],
+    at: chrono::DateTime<chrono::Utc>,
+) -> crate::snapshot::SnapshotMeta {
+    use crate::snapshot::{SnapshotMeta, Trigger};
+    let z = crate::codec::compress(raw, 3).unwrap();
     let meta = SnapshotMeta {
         version: v,
-        sha256: crate::codec::sha256_hex(raw.as_bytes()),
+        sha256: crate::codec::sha256_hex(raw),
         size: raw.len() as u64,
         stored_size: z.len() as u64,
         created_at: at,
@@ -61,4 +79,5 @@ pub async fn put_snapshot_at(
         )
         .await
         .unwrap();
+    meta
 }

@@ -1,0 +1,23 @@
+//! jetvault's integration tests: one crate, one harness ([`harness`]). Each module was
+//! a test binary of its own; they all drive the real `jetvault` binary (or the library
+//! on the same stores) against a local directory, LocalStack and moto.
+//!
+//! Run them with `scripts/test`, which starts LocalStack and moto; `scripts/test
+//! cli_output` runs one module (nextest filters match `module::test`).
+
+mod harness;
+
+mod cli_output;
+mod cli_release;
+mod http_api;
+mod http_conn;
+mod http_restore_route;
+mod prune_cli;
+mod release_race;
+mod restore_cli;
+mod restore_http;
+mod restore_s3;
+mod s3_backup;
+mod s3_live;
+mod serve_scheduler;
+mod store_conformance;
