@@ -13,7 +13,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName
 use reqwest::{Method, StatusCode};
 
 use super::LiveTarget;
-use crate::config::{LiveConfig, read_secret_file};
+use crate::config::{LiveConfig, WriteMethod, read_secret_file};
 use crate::error::{Error, Result};
 use crate::id::EnvRef;
 
@@ -94,16 +94,10 @@ impl HttpTarget {
             Some(u) => parse_url(env, u)?,
             None => read_url.clone(),
         };
-        let write_method = match write_method.as_deref().unwrap_or("PUT") {
-            "PUT" => Method::PUT,
-            "POST" => Method::POST,
-            "PATCH" => Method::PATCH,
-            other => {
-                return Err(Error::config(format!(
-                    "apps.{}.envs.{}.live.write_method = {other:?}: use PUT, POST or PATCH",
-                    env.app, env.env
-                )));
-            }
+        let write_method = match write_method.unwrap_or_default() {
+            WriteMethod::Put => Method::PUT,
+            WriteMethod::Post => Method::POST,
+            WriteMethod::Patch => Method::PATCH,
         };
         let token = match (bearer_token_env, bearer_token_file) {
             (Some(var), None) => TokenSource::Env(var.clone()),
