@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use jetvault::scheduler::hostname;
 use jetvault_core::config::Config;
 use jetvault_core::events::Actor;
 use jetvault_core::store::{self, OpenOptions, Store};
@@ -240,10 +241,7 @@ impl Ctx {
     /// Opens the store.
     pub async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
         let url = self.config.store_url();
-        let options = OpenOptions {
-            s3: self.config.s3.clone(),
-        };
-        Ok(store::open(&url, &options).await?)
+        Ok(store::open(&url, &OpenOptions::from_config(&self.config)).await?)
     }
 
     /// Opens the store and wraps it in a vault with the configured options.
@@ -267,14 +265,6 @@ impl Ctx {
 /// Validates an app and env pair from the command line.
 pub fn env_ref(app: &str, env: &str) -> anyhow::Result<EnvRef> {
     Ok(EnvRef::parse(app, env)?)
-}
-
-fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
 }
 
 fn default_author() -> String {
