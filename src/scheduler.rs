@@ -248,8 +248,12 @@ impl Scheduler {
     }
 }
 
-fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This machine's name, recorded in audit events as where an action came from (the
+/// CLI's events too).
+#[must_use]
+pub fn hostname() -> Option<String> {
+    gethostname::gethostname()
+        .into_string()
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())

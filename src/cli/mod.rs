@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use jetvault::scheduler::hostname;
 use jetvault_core::config::Config;
 use jetvault_core::events::Actor;
 use jetvault_core::store::{self, OpenOptions, Store};
 use jetvault_core::{EnvRef, Vault, VaultOptions};
+use serde::Serialize;
 
 mod backup;
 mod backup_all;
@@ -53,15 +55,17 @@ pub struct GlobalArgs {
     /// Config file (TOML).
     #[arg(long, global = true, env = "JETVAULT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Store URL: s3://BUCKET[/PREFIX] or file:///PATH (overrides the config's `store`).
-    #[arg(long, global = true, env = "JETVAULT_STORE", value_name = "URL")]
+    /// Store URL: s3://BUCKET[/PREFIX] or file:///PATH (overrides `store` and
+    /// JETVAULT_STORE).
+    #[arg(long, global = true, value_name = "URL")]
     pub store: Option<String>,
-    /// S3 endpoint for MinIO or LocalStack (overrides s3.endpoint; AWS_ENDPOINT_URL
-    /// also works).
-    #[arg(long, global = true, env = "JETVAULT_S3_ENDPOINT", value_name = "URL")]
+    /// S3 endpoint for MinIO or LocalStack (overrides s3.endpoint and
+    /// JETVAULT_S3__ENDPOINT; AWS_ENDPOINT_URL also works).
+    #[arg(long, global = true, value_name = "URL")]
     pub s3_endpoint: Option<String>,
-    /// Use path-style S3 addressing (MinIO, LocalStack).
-    #[arg(long, global = true, env = "JETVAULT_S3_PATH_STYLE")]
+    /// Use path-style S3 addressing for MinIO, LocalStack (overrides s3.force_path_style
+    /// and JETVAULT_S3__FORCE_PATH_STYLE).
+    #[arg(long, global = true)]
     pub s3_path_style: bool,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -151,7 +155,11 @@ pub fn init_logging(cli: &Cli) {
 /// # Errors
 /// Whatever the command fails with; `main` reports it once.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let ctx = Ctx::new(cli.global)?;
+    let listen = match &cli.command {
+        Command::Serve(a) => a.listen.clone(),
+        _ => None,
+    };
+    let ctx = Ctx::new(cli.global, listen)?;
     match cli.command {
         Command::Serve(a) => serve::run(&ctx, a).await,
         Command::Backup(a) => backup::run(&ctx, a).await,
@@ -183,23 +191,45 @@ pub struct Ctx {
     pub config: Config,
 }
 
+/// The settings given as flags: the top layer over the environment and the file.
+#[derive(Debug, Serialize)]
+struct FlagSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
+    s3: S3Flags,
+    server: ServerFlags,
+}
+
+#[derive(Debug, Serialize)]
+struct S3Flags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    force_path_style: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+struct ServerFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+}
+
 impl Ctx {
-    /// Loads the config file (if any) and applies environment and flag overrides.
-    fn new(global: GlobalArgs) -> anyhow::Result<Self> {
-        let mut config = match &global.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
+    /// Loads the settings: the config file (if any), then `JETVAULT_*` variables, then
+    /// the flags (`listen` is serve's).
+    fn new(global: GlobalArgs, listen: Option<String>) -> anyhow::Result<Self> {
         if let Some(store) = &global.store {
             store::StoreUrl::parse(store)?;
-            config.store = Some(store.clone());
         }
-        if let Some(endpoint) = &global.s3_endpoint {
-            config.s3.endpoint = Some(endpoint.clone());
-        }
-        if global.s3_path_style {
-            config.s3.force_path_style = true;
-        }
+        let flags = FlagSettings {
+            store: global.store.clone(),
+            s3: S3Flags {
+                endpoint: global.s3_endpoint.clone(),
+                force_path_style: global.s3_path_style.then_some(true),
+            },
+            server: ServerFlags { listen },
+        };
+        let config = Config::layered(global.config.as_deref(), "command line", &flags)?;
         Ok(Self { global, config })
     }
 
@@ -211,10 +241,7 @@ impl Ctx {
     /// Opens the store.
     pub async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
         let url = self.config.store_url();
-        let options = OpenOptions {
-            s3: self.config.s3.clone(),
-        };
-        Ok(store::open(&url, &options).await?)
+        Ok(store::open(&url, &OpenOptions::from_config(&self.config)).await?)
     }
 
     /// Opens the store and wraps it in a vault with the configured options.
@@ -238,14 +265,6 @@ impl Ctx {
 /// Validates an app and env pair from the command line.
 pub fn env_ref(app: &str, env: &str) -> anyhow::Result<EnvRef> {
     Ok(EnvRef::parse(app, env)?)
-}
-
-fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
 }
 
 fn default_author() -> String {

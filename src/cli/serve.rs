@@ -20,15 +20,16 @@ use super::Ctx;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (overrides server.listen); port 0 picks a free port, and the
-    /// address bound is printed on standard output.
-    #[arg(long, env = "JETVAULT_LISTEN")]
+    /// Address to listen on (overrides server.listen and JETVAULT_SERVER__LISTEN); port
+    /// 0 picks a free port, and the address bound is printed on standard output.
+    #[arg(long)]
     pub listen: Option<String>,
 }
 
-pub async fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<u8> {
+/// Runs the service; `--listen` is already layered into `server.listen` by [`Ctx`].
+pub async fn run(ctx: &Ctx, _args: ServeArgs) -> anyhow::Result<u8> {
     let config = Arc::new(ctx.config.clone());
-    let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
+    let listen = config.server.listen.clone();
     let vault = ctx.vault().await?;
 
     match jetvault_core::store::precondition_self_test(vault.store().as_ref()).await {

@@ -1,6 +1,6 @@
 //! A live configuration in a local file, replaced atomically (temp file and rename).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::LiveTarget;
 use crate::error::{Error, Result};
+use crate::store::atomic::write_atomic;
 
 /// A file on this machine.
 #[derive(Debug, Clone)]
@@ -62,34 +63,17 @@ impl LiveTarget for FileTarget {
     async fn write(&self, bytes: Bytes) -> Result<()> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let dir = match this.path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
             let name = this
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let tmp = dir.join(format!(
-                ".{name}.jetvault-{}",
-                uuid::Uuid::new_v4().simple()
-            ));
-            let result = (|| {
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-                // Keep the permissions of the file being replaced.
-                if let Ok(meta) = std::fs::metadata(&this.path) {
-                    std::fs::set_permissions(&tmp, meta.permissions())?;
-                }
-                std::fs::rename(&tmp, &this.path)?;
-                std::fs::File::open(&dir)?.sync_all()
-            })();
-            if let Err(e) = result {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(this.err("write", &e));
-            }
+            // Keep the permissions of the file being replaced.
+            let keep = std::fs::metadata(&this.path).ok().map(|m| m.permissions());
+            write_atomic(&this.path, &format!(".{name}.jetvault-"), &bytes, |tmp| {
+                keep.map_or(Ok(()), |p| tmp.set_permissions(p))
+            })
+            .map_err(|e| this.err("write", &e))?;
             Ok(())
         })
         .await

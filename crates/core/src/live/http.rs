@@ -13,9 +13,10 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName
 use reqwest::{Method, StatusCode};
 
 use super::LiveTarget;
-use crate::config::{LiveConfig, read_secret_file};
+use crate::config::{LiveConfig, WriteMethod, read_secret_file};
 use crate::error::{Error, Result};
 use crate::id::EnvRef;
+use crate::store::redact_url;
 
 /// How long a request may take when the config sets no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,27 +47,9 @@ fn parse_url(env: &EnvRef, url: &str) -> Result<reqwest::Url> {
             "apps.{}.envs.{}.live: invalid URL {:?}: {e}",
             env.app,
             env.env,
-            redact(url)
+            redact_url(url)
         ))
     })
-}
-
-/// A URL without credentials or query string, safe to print.
-fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            let had_query = u.query().is_some();
-            u.set_query(None);
-            let mut s = u.to_string();
-            if had_query {
-                s.push_str("?...");
-            }
-            s
-        }
-        Err(_) => "(unparseable URL)".into(),
-    }
 }
 
 impl HttpTarget {
@@ -94,16 +77,10 @@ impl HttpTarget {
             Some(u) => parse_url(env, u)?,
             None => read_url.clone(),
         };
-        let write_method = match write_method.as_deref().unwrap_or("PUT") {
-            "PUT" => Method::PUT,
-            "POST" => Method::POST,
-            "PATCH" => Method::PATCH,
-            other => {
-                return Err(Error::config(format!(
-                    "apps.{}.envs.{}.live.write_method = {other:?}: use PUT, POST or PATCH",
-                    env.app, env.env
-                )));
-            }
+        let write_method = match write_method.unwrap_or_default() {
+            WriteMethod::Put => Method::PUT,
+            WriteMethod::Post => Method::POST,
+            WriteMethod::Patch => Method::PATCH,
         };
         let token = match (bearer_token_env, bearer_token_file) {
             (Some(var), None) => TokenSource::Env(var.clone()),
@@ -169,7 +146,7 @@ impl HttpTarget {
     }
 
     fn send_error(&self, doing: &str, url: &reqwest::Url, e: &reqwest::Error) -> Error {
-        let url = redact(url.as_str());
+        let url = redact_url(url.as_str());
         if e.is_timeout() {
             Error::unavailable(format!(
                 "{doing} {url} timed out after {:?}; check that the endpoint is up, or raise the \
@@ -198,7 +175,7 @@ impl HttpTarget {
             .chars()
             .filter(|c| !c.is_control())
             .collect();
-        let url = redact(url.as_str());
+        let url = redact_url(url.as_str());
         let msg = format!("{doing} {url} answered {status}: {snippet}");
         match status {
             StatusCode::NOT_FOUND => Error::not_found(msg),
@@ -237,7 +214,7 @@ fn header_map(env: &EnvRef, headers: &BTreeMap<String, String>) -> Result<Header
 #[async_trait]
 impl LiveTarget for HttpTarget {
     fn describe(&self) -> String {
-        redact(self.read_url.as_str())
+        redact_url(self.read_url.as_str())
     }
 
     async fn read(&self, limit: u64) -> Result<Bytes> {

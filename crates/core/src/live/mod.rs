@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::{Config, LiveConfig, S3Options};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result, Step};
 use crate::id::EnvRef;
 
 pub mod file;
@@ -53,16 +53,21 @@ pub async fn open(
 /// target or the target can't be built.
 pub async fn open_configured(config: &Config, env: &EnvRef) -> Result<Arc<dyn LiveTarget>> {
     let env_config = config.env(env).ok_or_else(|| {
-        Error::not_found(format!(
-            "{env} is not in the config: add [apps.{}.envs.{}.live] to the config file (--config), or pass --from FILE",
-            env.app, env.env
+        Error::not_found(format!("{env} is not in the config")).with_next(Hint::steps(
+            format!(
+                "add [apps.{}.envs.{}.live] to the config file, or give the configuration",
+                env.app, env.env
+            ),
+            [Step::ConfigFile, Step::FromFile],
         ))
     })?;
     let live = env_config.live.as_ref().ok_or_else(|| {
-        Error::config(format!(
-            "{env} has no live target: add [apps.{}.envs.{}.live] to the config, or pass \
-             --from FILE",
-            env.app, env.env
+        Error::config(format!("{env} has no live target")).with_next(Hint::steps(
+            format!(
+                "add [apps.{}.envs.{}.live] to the config, or give the configuration",
+                env.app, env.env
+            ),
+            [Step::FromFile],
         ))
     })?;
     open(env, live, &config.s3).await

@@ -43,13 +43,8 @@ impl S3Target {
                  leading '/')"
             )));
         }
-        let options = S3Options {
-            endpoint: endpoint.clone().or_else(|| store.endpoint.clone()),
-            region: region.clone().or_else(|| store.region.clone()),
-            force_path_style: *force_path_style || store.force_path_style,
-            sse: None,
-            sse_kms_key_id: None,
-        };
+        let options =
+            store.for_live_target(endpoint.as_deref(), region.as_deref(), *force_path_style);
         Ok(Self {
             s3: S3Client::new(&options).await?,
             bucket: bucket.clone(),

@@ -6,7 +6,7 @@
 //! compare-and-swap atomic and reads never torn.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -199,23 +199,8 @@ impl LocalStore {
             .parent()
             .ok_or_else(|| Error::internal(format!("{} has no parent", path.display())))?;
         fs::create_dir_all(dir).map_err(|e| self.io_err("create", dir, e))?;
-        let tmp = dir.join(format!(
-            "{HIDDEN_PREFIX}tmp-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let result = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)?;
-            // Make the rename durable.
-            File::open(dir)?.sync_all()
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.io_err("write", path, e));
-        }
-        Ok(())
+        super::atomic::write_atomic(path, &format!("{HIDDEN_PREFIX}tmp-"), bytes, |_| Ok(()))
+            .map_err(|e| self.io_err("write", path, e))
     }
 
     fn delete_sync(&self, key: &str) -> Result<()> {

@@ -17,15 +17,18 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
 use crate::store::s3::S3Options;
 
+pub(crate) mod atomic;
 #[doc(hidden)]
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod counting;
 pub mod local;
+mod redact;
 pub mod s3;
 
 pub use counting::CountingStore;
 pub use local::LocalStore;
+pub use redact::redact_url;
 pub use s3::S3Store;
 
 /// User metadata of an object: lowercase ASCII keys, ASCII values (S3's `x-amz-meta-*`).
@@ -139,6 +142,16 @@ pub trait Store: Send + Sync + fmt::Debug {
 pub struct OpenOptions {
     /// S3 settings (endpoint, region, path style, SSE).
     pub s3: S3Options,
+}
+
+impl OpenOptions {
+    /// The options a configuration gives.
+    #[must_use]
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            s3: config.s3.clone(),
+        }
+    }
 }
 
 /// Opens the store a URL names: `s3://bucket[/prefix]` or `file:///path`.

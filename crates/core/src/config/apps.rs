@@ -1,0 +1,118 @@
+//! Apps and their environments: where each live configuration is, when it is backed up
+//! and what prune keeps.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::EnvId;
+
+/// One app.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Environments by id.
+    #[serde(default)]
+    pub envs: BTreeMap<EnvId, EnvConfig>,
+}
+
+/// One environment: where its live configuration is, when to back it up, what to keep.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvConfig {
+    /// The live configuration that backup reads and restore writes.
+    pub live: Option<LiveConfig>,
+    /// A cron expression (with seconds: `sec min hour day month weekday`) for scheduled
+    /// backups.
+    pub schedule: Option<String>,
+    /// What prune keeps.
+    pub retention: Option<RetentionPolicy>,
+}
+
+/// The HTTP method that imports a configuration into an HTTP live target.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "UPPERCASE")]
+#[strum(serialize_all = "UPPERCASE")]
+pub enum WriteMethod {
+    /// `PUT` (the default).
+    #[default]
+    Put,
+    /// `POST`.
+    Post,
+    /// `PATCH`.
+    Patch,
+}
+
+/// Where a live configuration is.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LiveConfig {
+    /// A local file, written atomically (temp file and rename).
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An HTTP endpoint: GET exports the configuration, PUT (or `write_method`) imports it.
+    Http {
+        /// The export URL.
+        url: String,
+        /// The import URL, when it differs from `url`.
+        write_url: Option<String>,
+        /// The import method: `PUT` (default), `POST` or `PATCH`.
+        write_method: Option<WriteMethod>,
+        /// Extra request headers.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        /// An environment variable that holds a bearer token.
+        bearer_token_env: Option<String>,
+        /// A file that holds a bearer token.
+        bearer_token_file: Option<PathBuf>,
+        /// Request timeout.
+        #[serde(default, with = "humantime_serde")]
+        timeout: Option<Duration>,
+    },
+    /// An object in any S3 bucket (credentials from the AWS chain).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The object key.
+        key: String,
+        /// Endpoint, when not the store's or AWS's.
+        endpoint: Option<String>,
+        /// Region.
+        region: Option<String>,
+        /// Path-style addressing.
+        #[serde(default)]
+        force_path_style: bool,
+    },
+}
+
+/// What prune keeps; a version kept by any rule is kept.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// The newest N versions.
+    pub keep_last: Option<u32>,
+    /// The newest version of each of the last N days that have one.
+    pub keep_daily: Option<u32>,
+    /// The newest version of each of the last N weeks that have one.
+    pub keep_weekly: Option<u32>,
+    /// The newest version of each of the last N months that have one.
+    pub keep_monthly: Option<u32>,
+    /// Every version younger than this.
+    #[serde(default, with = "humantime_serde")]
+    pub keep_within: Option<Duration>,
+}

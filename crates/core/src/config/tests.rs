@@ -1,0 +1,198 @@
+//! Tests of loading and checking the configuration.
+
+use super::*;
+
+#[test]
+fn parses_a_full_config() {
+    let c = Config::parse(
+        r#"
+store = "s3://bucket/prefix"
+[s3]
+endpoint = "http://127.0.0.1:4566"
+force_path_style = true
+sse = "aws:kms"
+sse_kms_key_id = "k"
+[snapshots]
+compression_level = 5
+max_size = "8MiB"
+[server]
+listen = "0.0.0.0:9000"
+pointer_ttl = "2s"
+[[server.tokens]]
+name = "ci"
+role = "operate"
+value = "s3cret"
+[apps.crm.envs.production]
+schedule = "0 */15 * * * *"
+live = { kind = "http", url = "https://x/export", bearer_token_env = "TOK", timeout = "10s" }
+retention = { keep_last = 10, keep_daily = 7, keep_within = "2days" }
+[apps.crm.envs.staging.live]
+kind = "file"
+path = "/tmp/staging.json"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.snapshots.max_size, ByteSize(8 * 1024 * 1024));
+    assert_eq!(c.server.pointer_ttl, Duration::from_secs(2));
+    assert_eq!(c.envs().count(), 2);
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("s3cret"), "secrets must be redacted: {dbg}");
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    for (text, key) in [
+        ("stor = \"x\"", "stor"),
+        ("[server]\nlisten_addr = \"x\"", "listen_addr"),
+        (
+            "[apps.crm.envs.p.live]\nkind = \"file\"\npath = \"/x\"\nmode = 1",
+            "mode",
+        ),
+        ("[apps.crm.envs.p]\nretention = { keep = 1 }", "keep"),
+    ] {
+        let e = Config::parse(text).unwrap_err();
+        assert!(e.to_string().contains(key), "{key}: {e}");
+    }
+}
+
+#[test]
+fn bad_values_are_refused() {
+    for text in [
+        "[apps.\"Bad App\".envs.p]",
+        "[snapshots]\ncompression_level = 30",
+        "[apps.crm.envs.p]\nschedule = \"every day\"",
+        "[apps.crm.envs.p]\nschedule = \"0 0 99 * * *\"",
+        "store = \"ftp://x\"",
+        "[[server.tokens]]\nname = \"a\"\nrole = \"read\"",
+        "[[server.tokens]]\nname = \"a\"\nrole = \"admin\"\nvalue = \"x\"",
+    ] {
+        assert!(Config::parse(text).is_err(), "{text}");
+    }
+}
+
+#[test]
+fn relative_paths_follow_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[apps.crm.envs.p.live]\nkind = \"file\"\npath = \"live/p.json\"\n\
+         [apps.crm.envs.q.live]\nkind = \"file\"\npath = \"/abs/q.json\"\n",
+    )
+    .unwrap();
+    let c = Config::load(&path).unwrap();
+    let paths: Vec<_> = c
+        .envs()
+        .map(|(_, e)| match &e.live {
+            Some(LiveConfig::File { path }) => path.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        vec![dir.path().join("live/p.json"), PathBuf::from("/abs/q.json")]
+    );
+    let e = Config::load(&dir.path().join("missing.toml")).unwrap_err();
+    assert!(e.to_string().contains("missing.toml"), "{e}");
+}
+
+#[test]
+fn byte_sizes() {
+    assert_eq!("64MiB".parse::<ByteSize>().unwrap(), ByteSize(64 << 20));
+    assert_eq!("10 KB".parse::<ByteSize>().unwrap(), ByteSize(10_000));
+    assert_eq!("5".parse::<ByteSize>().unwrap(), ByteSize(5));
+    assert!("5XB".parse::<ByteSize>().is_err());
+    assert_eq!(ByteSize(64 << 20).to_string(), "64MiB");
+}
+
+fn layered(text: &str, vars: &[(&str, &str)], flags: serde_json::Value) -> Result<Config> {
+    let vars = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()));
+    let mut layers = layers::Layers::new().toml(None, text.to_string())?;
+    layers = layers
+        .env(layers::EnvVars::from(vars))
+        .overrides("command line", &flags);
+    let config: Config = layers.extract()?;
+    config.validate()?;
+    Ok(config)
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file() {
+    let file = "store = \"s3://from-file\"\n[server]\nlisten = \"127.0.0.1:1\"\n[s3]\nregion = \"eu-west-1\"";
+    let c = layered(file, &[], serde_json::json!({})).unwrap();
+    assert_eq!(c.store.as_deref(), Some("s3://from-file"));
+    let env = [
+        ("JETVAULT_STORE", "s3://from-env"),
+        ("JETVAULT_SERVER__LISTEN", "127.0.0.1:2"),
+        ("JETVAULT_S3__FORCE_PATH_STYLE", "true"),
+        ("JETVAULT_SNAPSHOTS__MAX_SIZE", "8MiB"),
+        ("JETVAULT_CONFIG", "/not/a/setting.toml"),
+        ("JETVAULT_TEST_LOCALSTACK", "http://127.0.0.1:4566"),
+    ];
+    let c = layered(file, &env, serde_json::json!({})).unwrap();
+    assert_eq!(c.store.as_deref(), Some("s3://from-env"));
+    assert_eq!(c.server.listen, "127.0.0.1:2");
+    assert!(c.s3.force_path_style);
+    assert_eq!(
+        c.s3.region.as_deref(),
+        Some("eu-west-1"),
+        "merged, not replaced"
+    );
+    assert_eq!(c.snapshots.max_size, ByteSize(8 << 20));
+    let flags = serde_json::json!({"store": "s3://from-flag", "server": {"listen": "127.0.0.1:3"}});
+    let c = layered(file, &env, flags).unwrap();
+    assert_eq!(c.store.as_deref(), Some("s3://from-flag"));
+    assert_eq!(c.server.listen, "127.0.0.1:3");
+}
+
+#[test]
+fn older_variable_names_still_work() {
+    let env = [
+        ("JETVAULT_S3_ENDPOINT", "http://127.0.0.1:4566"),
+        ("JETVAULT_S3_PATH_STYLE", "true"),
+        ("JETVAULT_LISTEN", "127.0.0.1:0"),
+    ];
+    let c = layered("", &env, serde_json::json!({})).unwrap();
+    assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+    assert!(c.s3.force_path_style);
+    assert_eq!(c.server.listen, "127.0.0.1:0");
+}
+
+#[test]
+fn errors_name_the_key_and_the_layer_but_not_the_value() {
+    let e = layered(
+        "",
+        &[("JETVAULT_SERVER__LISTN", "x")],
+        serde_json::json!({}),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("environment variable JETVAULT_SERVER__LISTN"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("unknown key `server.listn`"), "{e}");
+    let e = layered(
+        "[server]\nlisten = \"x\"\npointer_tll = \"2s\"",
+        &[],
+        serde_json::json!({}),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("config, line 3: unknown key `server.pointer_tll`"),
+        "{e}"
+    );
+    let e = layered(
+        "[[server.tokens]]\nname = \"a\"\nrole = \"read\"\nvalue = [\"s3cret\"]",
+        &[],
+        serde_json::json!({}),
+    )
+    .unwrap_err();
+    assert!(!e.to_string().contains("s3cret"), "{e}");
+    let e = Config::parse("[[server.tokens]]\nname = \"a\"\nvalue = \"s3cret").unwrap_err();
+    assert!(e.to_string().contains("line 3"), "{e}");
+    assert!(!e.to_string().contains("s3cret"), "{e}");
+}

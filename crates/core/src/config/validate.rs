@@ -1,0 +1,94 @@
+//! What serde can't check: ranges, cron syntax, token sources, URLs.
+
+use super::{Config, LiveConfig, Sse};
+use crate::error::{Error, Result};
+use crate::store::StoreUrl;
+
+impl Config {
+    /// Checks what serde can't: ranges, cron syntax, token sources, the store URL.
+    ///
+    /// # Errors
+    /// `Config` naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(url) = &self.store {
+            StoreUrl::parse(url).map_err(|e| Error::config(format!("store: {e}")))?;
+        }
+        let level = self.snapshots.compression_level;
+        if !(1..=19).contains(&level) {
+            return Err(Error::config(format!(
+                "snapshots.compression_level = {level}: use 1 to 19 (3 is the default)"
+            )));
+        }
+        // `sse = "aws:kms"` without a key id is allowed: S3 then uses the AWS-managed key.
+        if self.s3.sse_kms_key_id.is_some() && self.s3.sse != Some(Sse::Kms) {
+            return Err(Error::config(
+                "s3.sse_kms_key_id is set but s3.sse is not \"aws:kms\"",
+            ));
+        }
+        for t in &self.server.tokens {
+            if t.value.is_some() == t.value_file.is_some() {
+                return Err(Error::config(format!(
+                    "server.tokens {:?}: set exactly one of `value` and `value_file`",
+                    t.name
+                )));
+            }
+        }
+        for (env_ref, env) in self.envs() {
+            if let Some(cron) = &env.schedule {
+                check_cron(cron).map_err(|e| {
+                    Error::config(format!(
+                        "apps.{}.envs.{}.schedule: {e}",
+                        env_ref.app, env_ref.env
+                    ))
+                })?;
+            }
+            if let Some(LiveConfig::Http {
+                url,
+                write_url,
+                bearer_token_env,
+                bearer_token_file,
+                ..
+            }) = &env.live
+            {
+                let at = format!("apps.{}.envs.{}.live", env_ref.app, env_ref.env);
+                for u in std::iter::once(url).chain(write_url) {
+                    if !(u.starts_with("http://") || u.starts_with("https://")) {
+                        return Err(Error::config(format!(
+                            "{at}: {:?} is not an http:// or https:// URL",
+                            u
+                        )));
+                    }
+                }
+                if bearer_token_env.is_some() && bearer_token_file.is_some() {
+                    return Err(Error::config(format!(
+                        "{at}: set at most one of bearer_token_env and bearer_token_file"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a cron expression the way the scheduler will read it.
+///
+/// # Errors
+/// `Config` with the parser's reason.
+pub fn check_cron(expr: &str) -> Result<()> {
+    let fields = expr.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return Err(Error::config(format!(
+            "cron expression {expr:?} has {fields} fields; use 6 (sec min hour day month \
+             weekday), e.g. \"0 */15 * * * *\" for every 15 minutes"
+        )));
+    }
+    // The scheduler (tokio-cron-scheduler) parses with croner, seconds required and
+    // day-of-month and day-of-week both applied; the same parser here.
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
+        .map(drop)
+        .map_err(|e| Error::config(format!("invalid cron expression {expr:?}: {e}")))
+}
