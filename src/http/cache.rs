@@ -72,11 +72,7 @@ impl CachedPointer {
     pub fn new(pointer: ReleasePointer) -> Result<Self> {
         let body = serde_json::to_vec(&pointer.release)
             .map_err(|e| Error::internal(format!("cannot encode the release: {e}")))?;
-        let quoted = if pointer.etag.starts_with('"') || pointer.etag.starts_with("W/") {
-            pointer.etag.clone()
-        } else {
-            format!("\"{}\"", pointer.etag)
-        };
+        let quoted = jetvault_core::etag::quote(&pointer.etag);
         let etag = HeaderValue::from_str(&quoted).map_err(|_| {
             Error::corrupt(format!(
                 "the store gave the release pointer an etag that is not a valid header: {quoted:?}"

@@ -187,11 +187,7 @@ fn label(s: Option<String>) -> Result<Option<Label>, Error> {
 
 fn released(pointer: &ReleasePointer, status: StatusCode) -> Response {
     let mut res = json_response(status, &pointer.release);
-    let quoted = if pointer.etag.starts_with('"') {
-        pointer.etag.clone()
-    } else {
-        format!("\"{}\"", pointer.etag)
-    };
+    let quoted = jetvault_core::etag::quote(&pointer.etag);
     if let Ok(v) = HeaderValue::from_str(&quoted) {
         res.headers_mut().insert(header::ETAG, v);
     }

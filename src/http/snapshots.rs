@@ -126,7 +126,7 @@ pub async fn content(
         Selector::Version(v) if neg.if_none_match.is_none() => *v,
         _ => {
             let meta = state.vault.resolve(&env, &selector).await?;
-            let etag = quoted(&meta.sha256);
+            let etag = jetvault_core::etag::quote(&meta.sha256);
             if neg.not_modified(etag.as_bytes()) {
                 return Ok(super::not_modified(&etag_header(&meta.sha256), true));
             }
@@ -146,13 +146,10 @@ pub async fn content(
     Ok(config_response(raw, &etag, false, None))
 }
 
-fn quoted(sha: &str) -> String {
-    format!("\"{sha}\"")
-}
-
 /// The `ETag` header value of a configuration: its sha256, quoted.
 pub(crate) fn etag_header(sha: &str) -> HeaderValue {
-    HeaderValue::from_str(&quoted(sha)).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+    HeaderValue::from_str(&jetvault_core::etag::quote(sha))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 /// Which two versions to compare.

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod config;
 pub mod diff;
 pub mod error;
+pub mod etag;
 pub mod events;
 pub mod id;
 pub mod index;

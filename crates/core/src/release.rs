@@ -22,6 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::etag;
 use crate::events::{Action, Actor, Event};
 use crate::id::{AppId, EnvId, EnvRef, Label};
 use crate::layout;
@@ -255,17 +256,6 @@ struct Publish {
     base: Option<Option<u64>>,
 }
 
-/// Whether two etags are the same, ignoring quotes and a weak `W/` prefix.
-#[must_use]
-pub fn etag_matches(a: &str, b: &str) -> bool {
-    fn bare(e: &str) -> &str {
-        let e = e.trim();
-        let e = e.strip_prefix("W/").unwrap_or(e);
-        e.trim_matches('"')
-    }
-    bare(a) == bare(b)
-}
-
 /// The error for an environment without a release.
 pub fn no_release(env: &EnvRef) -> Error {
     Error::not_found(format!("{env} has no release")).with_hint(format!(
@@ -292,7 +282,7 @@ fn check_if_match(
     match (if_match, current) {
         (None, _) => Ok(()),
         (Some("*"), Some(_)) => Ok(()),
-        (Some(want), Some(cur)) if etag_matches(want, &cur.etag) => Ok(()),
+        (Some(want), Some(cur)) if etag::if_match(want, &cur.etag) => Ok(()),
         (Some(want), Some(cur)) => Err(Error::precondition(format!(
             "the release of {env} changed: its pointer's etag is {}, not {want} (now \
              release {}); nothing was written",
@@ -632,7 +622,7 @@ impl Vault {
         let key = layout::release_pointer_key(env);
         match self.store().get_if_none_match(&key, etag).await {
             Ok(Conditional::NotModified) => Ok(None),
-            Ok(Conditional::Modified(obj)) if etag_matches(&obj.info.etag, etag) => Ok(None),
+            Ok(Conditional::Modified(obj)) if etag::weak_eq(&obj.info.etag, etag) => Ok(None),
             Ok(Conditional::Modified(obj)) => Ok(Some(ReleasePointer {
                 release: Release::decode(&obj)?,
                 etag: obj.info.etag,

@@ -674,13 +674,6 @@ async fn promote_from_an_empty_env_is_not_found() {
 }
 
 #[test]
-fn etags_compare_without_quotes() {
-    assert!(etag_matches("\"abc\"", "abc"));
-    assert!(etag_matches("W/\"abc\"", "\"abc\""));
-    assert!(!etag_matches("\"abc\"", "\"abd\""));
-}
-
-#[test]
 fn release_records_round_trip_with_kebab_case_kinds() {
     let r = Release {
         seq: 3,
