@@ -128,6 +128,14 @@ fn render_step(step: &Step) -> String {
             "POST {}/restore with {{\"version\": {v}, \"allow_missing_live\": true}}",
             env_path(e)
         ),
+        Step::Backup(e) => format!("POST {}/backup", env_path(e)),
+        Step::Release(e, Some(v)) => {
+            format!("POST {}/release with {{\"version\": {v}}}", env_path(e))
+        }
+        Step::Release(e, None) => format!("POST {}/release with a \"version\"", env_path(e)),
+        Step::Rollback(e) => format!("POST {}/rollback", env_path(e)),
+        Step::Pin(_, v) => format!("pinning v{v} (an operator's task; no route)"),
+        Step::Verify => "verifying the store (an operator's task; no route)".into(),
         other => format!("{other:?}"),
     }
 }

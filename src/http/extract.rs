@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
+use jetvault_core::Selector;
 use jetvault_core::error::Error;
 use jetvault_core::id::{AppId, EnvRef};
-use jetvault_core::snapshot::Selector;
 
 /// The `{app}` and `{env}` of a route.
 #[derive(Debug, Deserialize, IntoParams)]

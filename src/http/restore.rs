@@ -19,7 +19,15 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Env, EnvPath, Json};
 use super::json_response;
 use super::snapshots::configured_live;
-use jetvault_core::restore::{RestorePlan, RestoreReport, RestoreRequest, RestoreSource};
+use jetvault_core::Selector;
+use jetvault_core::restore::{RestorePlan, RestoreReport, RestoreRequest};
+
+/// The snapshot to restore: the body's JSON forms of [`Selector`], which it converts
+/// into (`{"version": 12}`, `{"release": "1.4.0"}`, `{"at": "..."}`, `"latest"`,
+/// `"current_release"`, and the text forms such as `"v12"`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct RestoreSource(pub Selector);
 
 /// What to restore, and how.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -89,11 +97,11 @@ pub async fn restore(
         let target = jetvault_core::live::open_configured(&state.config, &env).await?;
         let plan = state
             .vault
-            .plan_restore(&env, target.as_ref(), &body.source)
+            .plan_restore(&env, target.as_ref(), &body.source.0)
             .await?;
         return Ok(json_response(StatusCode::OK, &RestoreResponse::Plan(plan)));
     }
-    let mut req = RestoreRequest::new(body.source, who.actor());
+    let mut req = RestoreRequest::new(body.source.0, who.actor());
     req.allow_missing_live = body.allow_missing_live;
     req.publish = body.publish;
     req.message = body.message;

@@ -13,13 +13,14 @@ use super::auth::{CanOperate, CanRead, Principal};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Env, EnvPath, EnvVersion, Negotiation, OptionalJson, Q, VersionPath};
 use super::{AppState, config_response, json_response};
+use jetvault_core::Selector;
 use jetvault_core::config::LiveConfig;
 use jetvault_core::diff::{Change, Diff};
 use jetvault_core::error::Error;
 use jetvault_core::events::Event;
 use jetvault_core::id::EnvRef;
 use jetvault_core::snapshot::{
-    BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger, decode_snapshot, no_snapshots,
+    BackupOutcome, BackupRequest, SnapshotMeta, Trigger, decode_snapshot, no_snapshots,
 };
 
 const DEFAULT_PAGE: usize = 50;

@@ -98,6 +98,16 @@ pub enum Step {
     ListReleases(crate::id::EnvRef),
     /// Restore this version of the environment (e.g. the undo of a restore).
     Restore(crate::id::EnvRef, u64),
+    /// Take a snapshot of the environment.
+    Backup(crate::id::EnvRef),
+    /// Publish a version of the environment as its release (`None`: a version to pick).
+    Release(crate::id::EnvRef, Option<u64>),
+    /// Roll the environment's release back to the one before.
+    Rollback(crate::id::EnvRef),
+    /// Check the store's snapshots.
+    Verify,
+    /// Pin this version of the environment.
+    Pin(crate::id::EnvRef, u64),
 }
 
 /// What to do next: advice in words that name no front end's syntax, and the steps it

@@ -19,7 +19,7 @@ use chrono::DateTime;
 use crate::error::{Error, Result};
 use crate::id::EnvRef;
 use crate::layout;
-use crate::snapshot::{SnapshotMeta, Trigger};
+use crate::meta::{SnapshotMeta, Trigger};
 use crate::vault::Vault;
 
 const FORMAT: u8 = 1;

@@ -12,7 +12,8 @@ use crate::codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{AppId, EnvId, EnvRef};
 use crate::layout;
-use crate::snapshot::{SnapshotMeta, decode_snapshot};
+use crate::meta::SnapshotMeta;
+use crate::snapshot::decode_snapshot;
 use crate::vault::Vault;
 
 /// How much to check.
