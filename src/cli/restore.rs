@@ -149,7 +149,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
     if let Some(e) = &report.publish_error {
         let publish = Hint::steps(
             "publish it",
-            [Step::Release(env.clone(), Some(report.restored.version))],
+            [Step::Release((&env).into(), Some(report.restored.version))],
         );
         eprintln!("error: {e}; {}", exit::render_hint(&publish));
         return Ok(exit::PARTIAL);

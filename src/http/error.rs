@@ -111,7 +111,7 @@ pub fn render_hint(hint: &Hint) -> String {
 }
 
 fn render_step(step: &Step) -> String {
-    let env_path = |e: &jetvault_core::EnvRef| format!("/v1/apps/{}/envs/{}", e.app, e.env);
+    let env_path = |e: &jetvault_core::error::EnvName| format!("/v1/apps/{}/envs/{}", e.app, e.env);
     match step {
         Step::Confirm => "\"allow_missing_live\": true".into(),
         Step::IfMatch(etag) => format!("If-Match: {etag}"),

@@ -91,7 +91,7 @@ impl Vault {
                 return Err(Error::not_found(format!(
                     "v{version} of {env} is not pinned ({listed})"
                 ))
-                .with_next(Hint::steps("pin it", [Step::Pin(env.clone(), version)])));
+                .with_next(Hint::steps("pin it", [Step::Pin(env.into(), version)])));
             }
             Err(e) => return Err(e),
         }

@@ -139,7 +139,7 @@ impl Vault {
                 ))
                 .with_next(Hint::steps(
                     "release it",
-                    [Step::Release(dst.clone(), Some(version))],
+                    [Step::Release((&dst).into(), Some(version))],
                 ))
             })?;
             Some(pointer)

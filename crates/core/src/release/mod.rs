@@ -204,7 +204,7 @@ impl ReleaseRequest {
 pub fn no_release(env: &EnvRef) -> Error {
     Error::not_found(format!("{env} has no release")).with_next(Hint::steps(
         "publish one",
-        [Step::Release(env.clone(), None)],
+        [Step::Release(env.into(), None)],
     ))
 }
 
@@ -236,7 +236,7 @@ pub(crate) fn check_if_match(
         .with_next(Hint::steps(
             "check the releases and retry naming the current pointer",
             [
-                Step::ListReleases(env.clone()),
+                Step::ListReleases(env.into()),
                 Step::IfMatch(cur.etag.clone()),
             ],
         ))),

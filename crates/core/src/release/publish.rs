@@ -110,7 +110,7 @@ impl Vault {
             ))
             .with_next(Hint::steps(
                 "publish the version you want",
-                [Step::Release(env.clone(), None)],
+                [Step::Release(env.into(), None)],
             )));
         };
         let target = self.history_entry(env, base).await?.ok_or_else(|| {
@@ -121,7 +121,7 @@ impl Vault {
             ))
             .with_next(Hint::steps(
                 "release the version you want",
-                [Step::Release(env.clone(), None)],
+                [Step::Release(env.into(), None)],
             ))
         })?;
         let meta = self
@@ -220,7 +220,7 @@ impl Vault {
                 ))
                 .with_next(Hint::steps(
                     "check the releases and retry if still wanted",
-                    [Step::ListReleases(env.clone())],
+                    [Step::ListReleases(env.into())],
                 ))
                 .with_source(e));
             }

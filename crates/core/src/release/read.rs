@@ -145,7 +145,7 @@ impl Vault {
         ))
         .with_next(Hint::steps(
             "look at the releases",
-            [Step::ListReleases(env.clone())],
+            [Step::ListReleases(env.into())],
         )))
     }
 

@@ -214,7 +214,7 @@ fn undo_hint(env: &EnvRef, pre_restore: &PreRestore) -> Option<Hint> {
     pre_restore.snapshot().map(|m| {
         Hint::steps(
             "to put back what was live before",
-            [Step::Restore(env.clone(), m.version)],
+            [Step::Restore(env.into(), m.version)],
         )
     })
 }

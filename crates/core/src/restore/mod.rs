@@ -215,8 +215,8 @@ impl Undo {
     #[must_use]
     pub fn step(&self, env: &EnvRef) -> Step {
         match self {
-            Self::Restore { version } => Step::Restore(env.clone(), *version),
-            Self::Rollback => Step::Rollback(env.clone()),
+            Self::Restore { version } => Step::Restore(env.into(), *version),
+            Self::Rollback => Step::Rollback(env.into()),
         }
     }
 }

@@ -362,7 +362,11 @@ async fn a_partial_push_names_the_state_and_the_undo_command() {
     // The undo is a hint the front ends render (the CLI as
     // `jetvault restore crm production 4 --yes`).
     let hint = e.hint().expect("the undo is a hint");
-    assert_eq!(hint.steps, vec![Step::Restore(f.env.clone(), 4)], "{text}");
+    assert_eq!(
+        hint.steps,
+        vec![Step::Restore((&f.env).into(), 4)],
+        "{text}"
+    );
     // The undo command (its --yes allows the half-written live, which can't be
     // snapshotted) does what it says.
     let mut undo = req(Selector::Version(4));

@@ -176,7 +176,7 @@ impl Vault {
         ))
         .with_next(Hint::steps(
             "pick a later time, or look at the snapshots",
-            [Step::LaterTime, Step::ListSnapshots(env.clone())],
+            [Step::LaterTime, Step::ListSnapshots(env.into())],
         )))
     }
 }

@@ -79,7 +79,7 @@ pub(crate) const HEAD_CONCURRENCY: usize = 16;
 pub fn no_snapshots(env: &EnvRef) -> Error {
     Error::not_found(format!("{env} has no snapshots")).with_next(Hint::steps(
         "take one (or check the app and env names)",
-        [Step::Backup(env.clone())],
+        [Step::Backup(env.into())],
     ))
 }
 

@@ -97,7 +97,7 @@ impl Vault {
         ))
         .with_next(Hint::steps(
             "look at the snapshots",
-            [Step::ListSnapshots(env.clone())],
+            [Step::ListSnapshots(env.into())],
         ))
     }
 }
