@@ -207,10 +207,8 @@ pub async fn diff(
         Some(sel) => state.vault.resolve(&env, &sel).await?.version,
         None => state
             .vault
-            .list_keys(&env, Some(b.version), 1)
+            .version_before(&env, b.version)
             .await?
-            .first()
-            .and_then(|k| jetvault_core::layout::parse_snapshot_key(k))
             .ok_or_else(|| {
                 Error::not_found(format!(
                     "v{} is the first snapshot of {env}: there is nothing before it to \

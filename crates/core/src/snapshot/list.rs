@@ -109,6 +109,19 @@ impl Vault {
             .collect())
     }
 
+    /// The newest version older than `version` (a diff's default base), from one
+    /// LIST; `None` when `version` is the first.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn version_before(&self, env: &EnvRef, version: u64) -> Result<Option<u64>> {
+        Ok(self
+            .list_keys(env, Some(version), 1)
+            .await?
+            .first()
+            .and_then(|k| layout::parse_snapshot_key(k)))
+    }
+
     /// The newest version number of `env`, from one LIST.
     ///
     /// # Errors
