@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::conn::FileBody;
 use crate::metrics::{Metrics, Revalidation};
-use jetvault_core::error::{Error, ErrorKind, Result};
+use jetvault_core::error::{Error, ErrorKind, Hint, Result, Step};
 use jetvault_core::id::EnvRef;
 use jetvault_core::release::{Release, ReleasePointer};
 use jetvault_core::snapshot::decode_snapshot;
@@ -109,9 +109,10 @@ impl CachedPointer {
                 if meta.sha256 != self.release.sha256 {
                     return Err(Error::corrupt(format!(
                         "release {} of {env} says v{version} has sha256 {}, but the snapshot \
-                         says {}; run `jetvault verify {} {}`",
-                        self.release.label, self.release.sha256, meta.sha256, env.app, env.env
-                    )));
+                         says {}",
+                        self.release.label, self.release.sha256, meta.sha256
+                    ))
+                    .with_next(Hint::steps("check the store", [Step::Verify])));
                 }
                 let limit = vault.options().max_size.max(meta.size);
                 let raw = decode_snapshot(env, &meta, stored.clone(), limit).await?;

@@ -59,7 +59,8 @@ pub struct RestoreBody {
 pub enum RestoreResponse {
     /// `dry_run`: what would be done, with the changes from live to the snapshot.
     Plan(RestorePlan),
-    /// What was done, and the commands that undo it (`undo`).
+    /// What was done, and what undoes it (`undo`: `{"action": "restore", "version": 4}`
+    /// restores what was live before, `{"action": "rollback"}` rolls the release back).
     Report(RestoreReport),
 }
 
@@ -71,7 +72,7 @@ pub enum RestoreResponse {
     params(EnvPath),
     request_body = RestoreBody,
     responses(
-        (status = 200, description = "The restore report (`undo` lists the commands that undo it; \
+        (status = 200, description = "The restore report (`undo` lists what undoes it; \
             `publish_error` is set if the restore succeeded but publishing failed), or with \
             `dry_run` the plan (`changes`: from live to the snapshot)", body = RestoreResponse),
         (status = 400, description = "Invalid id or malformed body", body = ErrorBody),
@@ -81,7 +82,7 @@ pub enum RestoreResponse {
             `allow_missing_live` is off; nothing was pushed", body = ErrorBody),
         (status = 500, description = "The snapshot failed a check (`corrupt`, nothing was \
             pushed), or what was read back is not what was pushed (the message names the state \
-            live is in and the command that undoes the restore)", body = ErrorBody),
+            live is in; its hint, the restore that undoes it)", body = ErrorBody),
         (status = 503, description = "The live target or the store is unreachable (the message \
             names the state live is in)", body = ErrorBody),
     ),

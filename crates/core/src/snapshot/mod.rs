@@ -78,7 +78,7 @@ pub(crate) const HEAD_CONCURRENCY: usize = 16;
 /// The error for an environment with no snapshot at all.
 pub fn no_snapshots(env: &EnvRef) -> Error {
     Error::not_found(format!("{env} has no snapshots")).with_next(Hint::steps(
-        "take one (or check the app and env names)",
+        "check the app and env names, or take a snapshot",
         [Step::Backup(env.into())],
     ))
 }
