@@ -79,9 +79,26 @@ fn render_step(step: &Step) -> String {
         Step::ConfigFile => "--config".into(),
         Step::FromFile => "--from FILE".into(),
         Step::LaterTime => "a later --at".into(),
-        Step::ListSnapshots(e) => format!("`jetvault list {} {}`", e.app, e.env),
-        Step::ListReleases(e) => format!("`jetvault releases {} {}`", e.app, e.env),
-        Step::Restore(e, v) => format!("`jetvault restore {} {} {v} --yes`", e.app, e.env),
-        other => format!("{other:?}"),
+        other => match command(other) {
+            Some(cmd) => format!("`{cmd}`"),
+            None => format!("{other:?}"),
+        },
     }
+}
+
+/// The command line a step stands for, when it is a whole command (an undo, a next
+/// command to run), without quotes.
+pub fn command(step: &Step) -> Option<String> {
+    Some(match step {
+        Step::ListSnapshots(e) => format!("jetvault list {} {}", e.app, e.env),
+        Step::ListReleases(e) => format!("jetvault releases {} {}", e.app, e.env),
+        Step::Restore(e, v) => format!("jetvault restore {} {} {v} --yes", e.app, e.env),
+        Step::Backup(e) => format!("jetvault backup {} {}", e.app, e.env),
+        Step::Release(e, Some(v)) => format!("jetvault release {} {} {v}", e.app, e.env),
+        Step::Release(e, None) => format!("jetvault release {} {} <version>", e.app, e.env),
+        Step::Rollback(e) => format!("jetvault rollback {} {}", e.app, e.env),
+        Step::Pin(e, v) => format!("jetvault pin {} {} {v}", e.app, e.env),
+        Step::Verify => "jetvault verify".into(),
+        _ => return None,
+    })
 }

@@ -24,10 +24,7 @@ pub async fn run(ctx: &Ctx, args: PinArgs, pin: bool) -> anyhow::Result<u8> {
     let selector: Selector = args.version.parse()?;
     let vault = ctx.vault().await?;
     let actor = ctx.actor(args.author.as_deref());
-    let version = match selector {
-        Selector::Version(v) => v,
-        other => vault.resolve(&env, &other).await?.version,
-    };
+    let version = vault.resolve_version(&env, &selector).await?;
     let outcome = if pin {
         vault.pin(&env, version, &actor).await?
     } else {

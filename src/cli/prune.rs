@@ -12,10 +12,10 @@ use jetvault_core::config::RetentionPolicy;
 use jetvault_core::retention::{
     Decision, PruneOptions, PruneProgress, PruneReport, describe_policy, parse_duration,
 };
-use jetvault_core::{AppId, EnvRef, Error, Vault};
+use jetvault_core::{AppId, EnvId, EnvRef, Error};
 use serde::Serialize;
 
-use super::{Ctx, env_ref, exit, human_size, print_json};
+use super::{Ctx, exit, human_size, print_json};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
@@ -44,19 +44,6 @@ pub struct PruneArgs {
     /// Who prunes.
     #[arg(long)]
     pub author: Option<String>,
-}
-
-/// The environments a `prune` or `verify` covers.
-pub(super) async fn select_envs(
-    vault: &Vault,
-    app: Option<&str>,
-    env: Option<&str>,
-) -> anyhow::Result<Vec<EnvRef>> {
-    Ok(match (app, env) {
-        (Some(app), Some(env)) => vec![env_ref(app, env)?],
-        (Some(app), None) => vault.stored_envs_of(&AppId::new(app)?).await?,
-        _ => vault.stored_envs().await?,
-    })
 }
 
 fn flags_policy(args: &PruneArgs) -> anyhow::Result<Option<RetentionPolicy>> {
@@ -92,7 +79,9 @@ enum Row {
 pub async fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<u8> {
     let vault = ctx.vault().await?;
     let flags = flags_policy(&args)?;
-    let envs = select_envs(&vault, args.app.as_deref(), args.env.as_deref()).await?;
+    let app = args.app.as_deref().map(AppId::new).transpose()?;
+    let env = args.env.as_deref().map(EnvId::new).transpose()?;
+    let envs = vault.select_envs(app.as_ref(), env.as_ref()).await?;
     let jobs: Vec<(EnvRef, Option<RetentionPolicy>)> = envs
         .into_iter()
         .map(|env| {

@@ -63,10 +63,7 @@ pub async fn release(ctx: &Ctx, args: ReleaseArgs) -> anyhow::Result<u8> {
     let selector: Selector = args.version.parse()?;
     let label = args.label.map(Label::new).transpose()?;
     let vault = ctx.vault().await?;
-    let version = match selector {
-        Selector::Version(v) => v,
-        other => vault.resolve(&env, &other).await?.version,
-    };
+    let version = vault.resolve_version(&env, &selector).await?;
     let req = ReleaseRequest {
         label,
         notes: args.notes,

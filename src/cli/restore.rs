@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{ArgGroup, Args};
+use jetvault_core::error::{Hint, Step};
 use jetvault_core::live::LiveTarget;
 use jetvault_core::live::file::FileTarget;
 use jetvault_core::restore::{
-    LiveState, PreRestore, RestorePlan, RestoreReport, RestoreRequest, RestoreSource, Verification,
-    parse_time,
+    LiveState, PreRestore, RestorePlan, RestoreReport, RestoreRequest, Verification,
 };
-use jetvault_core::{Error, Label};
+use jetvault_core::selector::parse_time;
+use jetvault_core::{Error, Label, Selector};
 
 use super::{Ctx, env_ref, exit, human_size, print_json};
 
@@ -60,11 +61,11 @@ pub struct RestoreArgs {
     pub width: usize,
 }
 
-fn source(args: &RestoreArgs) -> anyhow::Result<RestoreSource> {
+fn source(args: &RestoreArgs) -> anyhow::Result<Selector> {
     Ok(match (&args.version, &args.release, &args.at) {
         (Some(v), None, None) => v.parse()?,
-        (None, Some(label), None) => RestoreSource::Release(Label::new(label.as_str())?),
-        (None, None, Some(at)) => RestoreSource::At(parse_time(at)?),
+        (None, Some(label), None) => Selector::Release(Label::new(label.as_str())?),
+        (None, None, Some(at)) => Selector::At(parse_time(at)?),
         _ => {
             return Err(Error::invalid(
                 "give exactly one of a version, --release LABEL or --at TIME",
@@ -132,7 +133,12 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
         req.message = args.message.clone();
         vault.restore(&env, target.as_ref(), req).await?
     };
-    let undo: Vec<String> = report.undo.iter().map(|c| with_globals(ctx, c)).collect();
+    let undo: Vec<String> = report
+        .undo
+        .iter()
+        .filter_map(|u| exit::command(&u.step(&env)))
+        .map(|c| with_globals(ctx, &c))
+        .collect();
     if ctx.json() {
         let mut value = serde_json::to_value(&report)?;
         value["undo"] = serde_json::json!(undo);
@@ -141,7 +147,11 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
         print_report(&report, &undo, args.to.is_some());
     }
     if let Some(e) = &report.publish_error {
-        eprintln!("error: {e}");
+        let publish = Hint::steps(
+            "publish it",
+            [Step::Release((&env).into(), Some(report.restored.version))],
+        );
+        eprintln!("error: {e}; {}", exit::render_hint(&publish));
         return Ok(exit::PARTIAL);
     }
     Ok(exit::OK)

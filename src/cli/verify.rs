@@ -1,11 +1,10 @@
 //! `jetvault verify`: read snapshots back and check them; list the bad ones.
 
 use clap::Args;
-use jetvault_core::EnvRef;
 use jetvault_core::verify::{VerifyOptions, VerifyReport};
+use jetvault_core::{AppId, EnvId, EnvRef};
 use serde::Serialize;
 
-use super::prune::select_envs;
 use super::{Ctx, exit, print_json};
 
 #[derive(Debug, Args)]
@@ -32,7 +31,9 @@ enum Row {
 
 pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
     let vault = ctx.vault().await?;
-    let envs = select_envs(&vault, args.app.as_deref(), args.env.as_deref()).await?;
+    let app = args.app.as_deref().map(AppId::new).transpose()?;
+    let env = args.env.as_deref().map(EnvId::new).transpose()?;
+    let envs = vault.select_envs(app.as_ref(), env.as_ref()).await?;
     if envs.is_empty() {
         anyhow::bail!(
             jetvault_core::Error::not_found(format!(

@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::conn::FileBody;
 use crate::metrics::{Metrics, Revalidation};
-use jetvault_core::error::{Error, ErrorKind, Result};
+use jetvault_core::error::{Error, ErrorKind, Hint, Result, Step};
 use jetvault_core::id::EnvRef;
 use jetvault_core::release::{Release, ReleasePointer};
 use jetvault_core::snapshot::decode_snapshot;
@@ -72,11 +72,7 @@ impl CachedPointer {
     pub fn new(pointer: ReleasePointer) -> Result<Self> {
         let body = serde_json::to_vec(&pointer.release)
             .map_err(|e| Error::internal(format!("cannot encode the release: {e}")))?;
-        let quoted = if pointer.etag.starts_with('"') || pointer.etag.starts_with("W/") {
-            pointer.etag.clone()
-        } else {
-            format!("\"{}\"", pointer.etag)
-        };
+        let quoted = jetvault_core::etag::quote(&pointer.etag);
         let etag = HeaderValue::from_str(&quoted).map_err(|_| {
             Error::corrupt(format!(
                 "the store gave the release pointer an etag that is not a valid header: {quoted:?}"
@@ -113,9 +109,10 @@ impl CachedPointer {
                 if meta.sha256 != self.release.sha256 {
                     return Err(Error::corrupt(format!(
                         "release {} of {env} says v{version} has sha256 {}, but the snapshot \
-                         says {}; run `jetvault verify {} {}`",
-                        self.release.label, self.release.sha256, meta.sha256, env.app, env.env
-                    )));
+                         says {}",
+                        self.release.label, self.release.sha256, meta.sha256
+                    ))
+                    .with_next(Hint::steps("check the store", [Step::Verify])));
                 }
                 let limit = vault.options().max_size.max(meta.size);
                 let raw = decode_snapshot(env, &meta, stored.clone(), limit).await?;

@@ -111,7 +111,7 @@ pub fn render_hint(hint: &Hint) -> String {
 }
 
 fn render_step(step: &Step) -> String {
-    let env_path = |e: &jetvault_core::EnvRef| format!("/v1/apps/{}/envs/{}", e.app, e.env);
+    let env_path = |e: &jetvault_core::error::EnvName| format!("/v1/apps/{}/envs/{}", e.app, e.env);
     match step {
         Step::Confirm => "\"allow_missing_live\": true".into(),
         Step::IfMatch(etag) => format!("If-Match: {etag}"),
@@ -128,6 +128,14 @@ fn render_step(step: &Step) -> String {
             "POST {}/restore with {{\"version\": {v}, \"allow_missing_live\": true}}",
             env_path(e)
         ),
+        Step::Backup(e) => format!("POST {}/backup", env_path(e)),
+        Step::Release(e, Some(v)) => {
+            format!("POST {}/release with {{\"version\": {v}}}", env_path(e))
+        }
+        Step::Release(e, None) => format!("POST {}/release with a \"version\"", env_path(e)),
+        Step::Rollback(e) => format!("POST {}/rollback", env_path(e)),
+        Step::Pin(_, v) => format!("pinning v{v} (an operator's task; no route)"),
+        Step::Verify => "verifying the store (an operator's task; no route)".into(),
         other => format!("{other:?}"),
     }
 }

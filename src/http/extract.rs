@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
+use jetvault_core::Selector;
 use jetvault_core::error::Error;
 use jetvault_core::id::{AppId, EnvRef};
-use jetvault_core::snapshot::Selector;
 
 /// The `{app}` and `{env}` of a route.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -195,7 +195,10 @@ impl Negotiation {
     pub fn not_modified(&self, etag: &[u8]) -> bool {
         self.if_none_match
             .as_ref()
-            .is_some_and(|v| etag_list_matches(v.as_bytes(), etag))
+            .is_some_and(|v| match (v.to_str(), std::str::from_utf8(etag)) {
+                (Ok(list), Ok(etag)) => jetvault_core::etag::none_match(list, etag),
+                _ => false,
+            })
     }
 }
 
@@ -205,21 +208,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Negotiation {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Self::from_headers(&parts.headers))
     }
-}
-
-/// Whether an `If-None-Match` value (`*`, or a list of entity tags, weak or strong)
-/// matches `etag`. Tags sent without quotes are accepted too.
-#[must_use]
-pub fn etag_list_matches(list: &[u8], etag: &[u8]) -> bool {
-    let bare = etag
-        .strip_prefix(b"\"")
-        .and_then(|e| e.strip_suffix(b"\""))
-        .unwrap_or(etag);
-    list.split(|b| *b == b',').any(|tag| {
-        let tag = tag.trim_ascii();
-        let tag = tag.strip_prefix(b"W/").unwrap_or(tag);
-        tag == b"*" || tag == etag || tag == bare
-    })
 }
 
 /// Whether an `Accept-Encoding` value lists `zstd` with a non-zero quality.
@@ -248,18 +236,6 @@ pub fn accepts_zstd(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn if_none_match_forms() {
-        let tag = b"\"abc\"";
-        assert!(etag_list_matches(b"\"abc\"", tag));
-        assert!(etag_list_matches(b"W/\"abc\"", tag));
-        assert!(etag_list_matches(b"\"x\", \"abc\"", tag));
-        assert!(etag_list_matches(b"*", tag));
-        assert!(etag_list_matches(b"abc", tag));
-        assert!(!etag_list_matches(b"\"abcd\"", tag));
-        assert!(!etag_list_matches(b"", tag));
-    }
 
     #[test]
     fn accept_encoding_forms() {

@@ -11,13 +11,12 @@ use super::auth::{CanOperate, CanRead};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{App, AppPath, Env, EnvPath, Json, Negotiation, OptionalJson, Q};
 use super::{AppState, config_response, json_response, not_modified};
+use jetvault_core::Selector;
 use jetvault_core::error::Error;
 use jetvault_core::id::{EnvId, EnvRef, Label};
-use jetvault_core::release::{
-    PromoteOutcome, PromoteRequest, Release, ReleaseKind, ReleasePointer, ReleaseRequest,
-    no_release,
-};
-use jetvault_core::snapshot::{BackupOutcome, Selector, no_snapshots};
+use jetvault_core::promote::{PromoteOutcome, PromoteRequest};
+use jetvault_core::release::{Release, ReleaseKind, ReleasePointer, ReleaseRequest, no_release};
+use jetvault_core::snapshot::{BackupOutcome, no_snapshots};
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;
@@ -139,31 +138,13 @@ pub async fn history(
     Ok(json_response(StatusCode::OK, &releases))
 }
 
-/// A version: a number, or a string (`12`, `v12`, `latest`).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum VersionSpec {
-    /// A version number.
-    Number(u64),
-    /// `12`, `v12` or `latest`.
-    Text(String),
-}
-
-impl VersionSpec {
-    fn selector(&self) -> Result<Selector, Error> {
-        match self {
-            Self::Number(n) => format!("{n}").parse(),
-            Self::Text(s) => s.parse(),
-        }
-    }
-}
-
 /// What to publish.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
     /// The snapshot to publish.
-    pub version: VersionSpec,
+    /// `12`, `"v12"`, `"latest"`, `"release"`, or a tagged form (see `RestoreSource`).
+    pub version: Selector,
     /// The label, unique in the environment (default: the next release number).
     pub label: Option<String>,
     /// Release notes.
@@ -187,11 +168,7 @@ fn label(s: Option<String>) -> Result<Option<Label>, Error> {
 
 fn released(pointer: &ReleasePointer, status: StatusCode) -> Response {
     let mut res = json_response(status, &pointer.release);
-    let quoted = if pointer.etag.starts_with('"') {
-        pointer.etag.clone()
-    } else {
-        format!("\"{}\"", pointer.etag)
-    };
+    let quoted = jetvault_core::etag::quote(&pointer.etag);
     if let Ok(v) = HeaderValue::from_str(&quoted) {
         res.headers_mut().insert(header::ETAG, v);
     }
@@ -219,7 +196,7 @@ pub async fn release(
     State(state): State<AppState>,
     Json(body): Json<ReleaseBody>,
 ) -> Result<Response, ApiError> {
-    let selector = body.version.selector()?;
+    let selector = body.version;
     let mut req = ReleaseRequest::new(0, who.actor());
     req.label = label(body.label)?;
     req.notes = body.notes;
@@ -230,10 +207,7 @@ pub async fn release(
     let pointer = state
         .tasks
         .run(async move {
-            req.version = match selector {
-                Selector::Version(v) => v,
-                other => s.vault.resolve(&e, &other).await?.version,
-            };
+            req.version = s.vault.resolve_version(&e, &selector).await?;
             let p = s.vault.release(&e, req).await?;
             s.metrics.record_release(&e, "release");
             s.cache.published(&e, p.clone()).await;
@@ -298,7 +272,7 @@ pub struct PromoteBody {
     /// The environment to copy to.
     pub to: String,
     /// The source version (default: the source's release, else its latest).
-    pub version: Option<VersionSpec>,
+    pub version: Option<Selector>,
     /// Also publish the copy as the target's release.
     #[serde(default)]
     pub release: bool,
@@ -339,11 +313,7 @@ pub async fn promote(
     let from = EnvId::new(body.from)?;
     let to = EnvId::new(body.to)?;
     let mut req = PromoteRequest::new(who.actor());
-    req.version = body
-        .version
-        .as_ref()
-        .map(VersionSpec::selector)
-        .transpose()?;
+    req.version = body.version;
     req.release = body.release;
     req.label = label(body.label)?;
     req.notes = body.notes;

@@ -19,7 +19,15 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Env, EnvPath, Json};
 use super::json_response;
 use super::snapshots::configured_live;
-use jetvault_core::restore::{RestorePlan, RestoreReport, RestoreRequest, RestoreSource};
+use jetvault_core::Selector;
+use jetvault_core::restore::{RestorePlan, RestoreReport, RestoreRequest};
+
+/// The snapshot to restore: the body's JSON forms of [`Selector`], which it converts
+/// into (`{"version": 12}`, `{"release": "1.4.0"}`, `{"at": "..."}`, `"latest"`,
+/// `"current_release"`, and the text forms such as `"v12"`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct RestoreSource(pub Selector);
 
 /// What to restore, and how.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,7 +59,8 @@ pub struct RestoreBody {
 pub enum RestoreResponse {
     /// `dry_run`: what would be done, with the changes from live to the snapshot.
     Plan(RestorePlan),
-    /// What was done, and the commands that undo it (`undo`).
+    /// What was done, and what undoes it (`undo`: `{"action": "restore", "version": 4}`
+    /// restores what was live before, `{"action": "rollback"}` rolls the release back).
     Report(RestoreReport),
 }
 
@@ -63,7 +72,7 @@ pub enum RestoreResponse {
     params(EnvPath),
     request_body = RestoreBody,
     responses(
-        (status = 200, description = "The restore report (`undo` lists the commands that undo it; \
+        (status = 200, description = "The restore report (`undo` lists what undoes it; \
             `publish_error` is set if the restore succeeded but publishing failed), or with \
             `dry_run` the plan (`changes`: from live to the snapshot)", body = RestoreResponse),
         (status = 400, description = "Invalid id or malformed body", body = ErrorBody),
@@ -73,7 +82,7 @@ pub enum RestoreResponse {
             `allow_missing_live` is off; nothing was pushed", body = ErrorBody),
         (status = 500, description = "The snapshot failed a check (`corrupt`, nothing was \
             pushed), or what was read back is not what was pushed (the message names the state \
-            live is in and the command that undoes the restore)", body = ErrorBody),
+            live is in; its hint, the restore that undoes it)", body = ErrorBody),
         (status = 503, description = "The live target or the store is unreachable (the message \
             names the state live is in)", body = ErrorBody),
     ),
@@ -89,11 +98,11 @@ pub async fn restore(
         let target = jetvault_core::live::open_configured(&state.config, &env).await?;
         let plan = state
             .vault
-            .plan_restore(&env, target.as_ref(), &body.source)
+            .plan_restore(&env, target.as_ref(), &body.source.0)
             .await?;
         return Ok(json_response(StatusCode::OK, &RestoreResponse::Plan(plan)));
     }
-    let mut req = RestoreRequest::new(body.source, who.actor());
+    let mut req = RestoreRequest::new(body.source.0, who.actor());
     req.allow_missing_live = body.allow_missing_live;
     req.publish = body.publish;
     req.message = body.message;

@@ -13,13 +13,14 @@ use super::auth::{CanOperate, CanRead, Principal};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Env, EnvPath, EnvVersion, Negotiation, OptionalJson, Q, VersionPath};
 use super::{AppState, config_response, json_response};
+use jetvault_core::Selector;
 use jetvault_core::config::LiveConfig;
 use jetvault_core::diff::{Change, Diff};
 use jetvault_core::error::Error;
 use jetvault_core::events::Event;
 use jetvault_core::id::EnvRef;
 use jetvault_core::snapshot::{
-    BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger, decode_snapshot, no_snapshots,
+    BackupOutcome, BackupRequest, SnapshotMeta, Trigger, decode_snapshot, no_snapshots,
 };
 
 const DEFAULT_PAGE: usize = 50;
@@ -126,7 +127,7 @@ pub async fn content(
         Selector::Version(v) if neg.if_none_match.is_none() => *v,
         _ => {
             let meta = state.vault.resolve(&env, &selector).await?;
-            let etag = quoted(&meta.sha256);
+            let etag = jetvault_core::etag::quote(&meta.sha256);
             if neg.not_modified(etag.as_bytes()) {
                 return Ok(super::not_modified(&etag_header(&meta.sha256), true));
             }
@@ -146,13 +147,10 @@ pub async fn content(
     Ok(config_response(raw, &etag, false, None))
 }
 
-fn quoted(sha: &str) -> String {
-    format!("\"{sha}\"")
-}
-
 /// The `ETag` header value of a configuration: its sha256, quoted.
 pub(crate) fn etag_header(sha: &str) -> HeaderValue {
-    HeaderValue::from_str(&quoted(sha)).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+    HeaderValue::from_str(&jetvault_core::etag::quote(sha))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 /// Which two versions to compare.
@@ -209,10 +207,8 @@ pub async fn diff(
         Some(sel) => state.vault.resolve(&env, &sel).await?.version,
         None => state
             .vault
-            .list_keys(&env, Some(b.version), 1)
+            .version_before(&env, b.version)
             .await?
-            .first()
-            .and_then(|k| jetvault_core::layout::parse_snapshot_key(k))
             .ok_or_else(|| {
                 Error::not_found(format!(
                     "v{} is the first snapshot of {env}: there is nothing before it to \

@@ -212,10 +212,7 @@ async fn scenario_restore(f: &Fixture) {
     assert_eq!(report["pre_restore"]["kind"], "saved");
     assert_eq!(report["pre_restore"]["snapshot"]["version"], 4);
     assert_eq!(report["pre_restore"]["snapshot"]["trigger"], "pre-restore");
-    assert_eq!(
-        report["undo"],
-        json!(["jetvault restore crm production 4 --yes"])
-    );
+    assert_eq!(report["undo"], json!([{"action": "restore", "version": 4}]));
     assert_eq!(report["published"], Value::Null);
 
     assert_eq!(f.live_bytes(), corpus(MEDIUM).to_vec());

@@ -93,11 +93,38 @@ pub enum Step {
     /// Pick a later point in time.
     LaterTime,
     /// Look at an environment's snapshots.
-    ListSnapshots(crate::id::EnvRef),
+    ListSnapshots(EnvName),
     /// Look at an environment's releases.
-    ListReleases(crate::id::EnvRef),
+    ListReleases(EnvName),
     /// Restore this version of the environment (e.g. the undo of a restore).
-    Restore(crate::id::EnvRef, u64),
+    Restore(EnvName, u64),
+    /// Take a snapshot of the environment.
+    Backup(EnvName),
+    /// Publish a version of the environment as its release (`None`: a version to pick).
+    Release(EnvName, Option<u64>),
+    /// Roll the environment's release back to the one before.
+    Rollback(EnvName),
+    /// Check the store's snapshots.
+    Verify,
+    /// Pin this version of the environment.
+    Pin(EnvName, u64),
+}
+
+/// An environment a [`Step`] names: its app and env ids as text. (Errors sit below the
+/// id types, which use them, so steps do not hold an [`EnvRef`](crate::id::EnvRef);
+/// `EnvRef` converts into this.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvName {
+    /// The app id.
+    pub app: String,
+    /// The env id.
+    pub env: String,
+}
+
+impl fmt::Display for EnvName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.app, self.env)
+    }
 }
 
 /// What to do next: advice in words that name no front end's syntax, and the steps it

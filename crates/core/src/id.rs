@@ -135,6 +135,15 @@ impl EnvRef {
     }
 }
 
+impl From<&EnvRef> for crate::error::EnvName {
+    fn from(e: &EnvRef) -> Self {
+        Self {
+            app: e.app.to_string(),
+            env: e.env.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for EnvRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.app, self.env)

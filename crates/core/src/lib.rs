@@ -9,16 +9,21 @@
 pub mod codec;
 pub mod config;
 pub mod diff;
+pub mod envs;
 pub mod error;
+pub mod etag;
 pub mod events;
 pub mod id;
 pub mod index;
 pub mod layout;
 pub mod live;
+pub mod meta;
 pub mod pin;
+pub mod promote;
 pub mod release;
 pub mod restore;
 pub mod retention;
+pub mod selector;
 pub mod snapshot;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
@@ -28,9 +33,9 @@ pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{AppId, EnvId, EnvRef, Label};
-pub use release::{
-    PromoteOutcome, PromoteRequest, Release, ReleaseKind, ReleasePointer, ReleaseRef,
-    ReleaseRequest,
-};
-pub use snapshot::{BackupOutcome, BackupRequest, Selector, SnapshotMeta, Trigger};
+pub use meta::{SnapshotMeta, Trigger};
+pub use promote::{PromoteOutcome, PromoteRequest};
+pub use release::{Release, ReleaseKind, ReleasePointer, ReleaseRef, ReleaseRequest};
+pub use selector::Selector;
+pub use snapshot::{BackupOutcome, BackupRequest};
 pub use vault::{Vault, VaultOptions};

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Hint, Result, Step};
 use crate::events::{Action, Actor, Event};
 use crate::id::EnvRef;
 use crate::layout;
@@ -91,10 +91,7 @@ impl Vault {
                 return Err(Error::not_found(format!(
                     "v{version} of {env} is not pinned ({listed})"
                 ))
-                .with_hint(format!(
-                    "run `jetvault pin {} {} {version}` to pin it",
-                    env.app, env.env
-                )));
+                .with_next(Hint::steps("pin it", [Step::Pin(env.into(), version)])));
             }
             Err(e) => return Err(e),
         }

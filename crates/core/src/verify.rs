@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use crate::codec;
 use crate::error::{Error, ErrorKind, Result};
-use crate::id::{AppId, EnvId, EnvRef};
+use crate::id::EnvRef;
 use crate::layout;
-use crate::snapshot::{SnapshotMeta, decode_snapshot};
+use crate::meta::SnapshotMeta;
+use crate::snapshot::decode_snapshot;
 use crate::vault::Vault;
 
 /// How much to check.
@@ -247,45 +248,6 @@ impl Vault {
             Err(e) => bad(e.report()),
         }
     }
-
-    /// Every environment that has a directory in the store, in id order (names that
-    /// are not valid ids are skipped with a warning).
-    ///
-    /// # Errors
-    /// Store errors.
-    pub async fn stored_envs(&self) -> Result<Vec<EnvRef>> {
-        let mut out = Vec::new();
-        for app in self.store().list_dirs(layout::APPS_PREFIX).await? {
-            let Ok(app) = AppId::new(&app) else {
-                tracing::warn!(app, "skipping a store directory that is not an app id");
-                continue;
-            };
-            out.extend(self.stored_envs_of(&app).await?);
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// Every environment of `app` that has a directory in the store.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub async fn stored_envs_of(&self, app: &AppId) -> Result<Vec<EnvRef>> {
-        let mut out = Vec::new();
-        for env in self.store().list_dirs(&layout::envs_prefix(app)).await? {
-            match EnvId::new(&env) {
-                Ok(env) => out.push(EnvRef {
-                    app: app.clone(),
-                    env,
-                }),
-                Err(_) => {
-                    tracing::warn!(%app, env, "skipping a store directory that is not an env id");
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
 }
 
 enum Check {
@@ -457,29 +419,5 @@ mod tests {
             assert_eq!(u.len(), 6, "no key twice");
         }
         assert_eq!(sample(Vec::new(), 3), Vec::<String>::new());
-    }
-
-    #[tokio::test]
-    async fn lists_stored_envs() {
-        let dir = tempfile::tempdir().unwrap();
-        let vault = Vault::new(
-            Arc::new(LocalStore::open(dir.path()).unwrap()),
-            VaultOptions::default(),
-        );
-        for (a, e) in [("crm", "production"), ("crm", "staging"), ("hr", "dev")] {
-            let env = EnvRef::parse(a, e).unwrap();
-            vault
-                .backup(&env, BackupRequest::new(&b"{}"[..], Trigger::Manual))
-                .await
-                .unwrap();
-        }
-        let envs: Vec<String> = vault
-            .stored_envs()
-            .await
-            .unwrap()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(envs, ["crm/production", "crm/staging", "hr/dev"]);
     }
 }

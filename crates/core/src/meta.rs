@@ -1,0 +1,257 @@
+//! Snapshot metadata: what is known about a snapshot without its content, and how it
+//! is stored in the snapshot object's user metadata.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Hint, Result, Step};
+use crate::layout;
+use crate::store::{Metadata, ObjectInfo};
+
+/// What made a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// A person, from the CLI.
+    Manual,
+    /// The scheduler.
+    Schedule,
+    /// A call to the HTTP API.
+    Api,
+    /// An uploaded file (CLI `--from` or the HTTP upload route).
+    Upload,
+    /// The live configuration saved just before a restore overwrote it.
+    PreRestore,
+    /// A copy from another environment.
+    Promote,
+}
+
+impl Trigger {
+    /// The name stored in metadata and shown to people.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Schedule => "schedule",
+            Self::Api => "api",
+            Self::Upload => "upload",
+            Self::PreRestore => "pre-restore",
+            Self::Promote => "promote",
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Trigger {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "manual" => Self::Manual,
+            "schedule" => Self::Schedule,
+            "api" => Self::Api,
+            "upload" => Self::Upload,
+            "pre-restore" => Self::PreRestore,
+            "promote" => Self::Promote,
+            other => return Err(Error::invalid(format!("unknown trigger {other:?}"))),
+        })
+    }
+}
+
+/// Everything known about one snapshot without its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SnapshotMeta {
+    /// The version number, 1, 2, 3 ... per environment.
+    pub version: u64,
+    /// sha256 of the raw configuration, lowercase hex.
+    pub sha256: String,
+    /// Raw size in bytes.
+    pub size: u64,
+    /// Compressed (stored) size in bytes.
+    pub stored_size: u64,
+    /// When it was taken (UTC).
+    pub created_at: DateTime<Utc>,
+    /// What made it.
+    pub trigger: Trigger,
+    /// Who made it.
+    pub author: Option<String>,
+    /// Why.
+    pub message: Option<String>,
+    /// Where the configuration came from (a live target, a file name, an upload).
+    pub source: Option<String>,
+    /// The object's key in the store.
+    pub key: String,
+}
+
+// User metadata keys (S3 stores them as `x-amz-meta-<key>`).
+const M_VERSION: &str = "jetvault-version";
+const M_SHA256: &str = "jetvault-sha256";
+const M_SIZE: &str = "jetvault-size";
+const M_CREATED: &str = "jetvault-created-at";
+const M_TRIGGER: &str = "jetvault-trigger";
+const M_AUTHOR: &str = "jetvault-author";
+const M_MESSAGE: &str = "jetvault-message";
+const M_SOURCE: &str = "jetvault-source";
+const M_CODEC: &str = "jetvault-codec";
+
+/// S3 allows 2 KiB of user metadata in all; keep room for the fixed fields.
+/// S3 allows 2 KiB of user metadata in all; keep room for the fixed fields.
+pub(crate) const MAX_FREE_TEXT_METADATA: usize = 1500;
+
+/// Percent-encodes everything that is not a printable ASCII character (and `%`), so that
+/// free text survives as an HTTP header value.
+const HEADER_UNSAFE: &AsciiSet = &CONTROLS.add(b'%');
+
+pub(crate) fn encode_text(s: &str) -> String {
+    utf8_percent_encode(s, HEADER_UNSAFE).to_string()
+}
+
+fn decode_text(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+impl SnapshotMeta {
+    /// The user metadata stored with the snapshot object.
+    #[must_use]
+    pub fn to_metadata(&self) -> Metadata {
+        let mut m = Metadata::new();
+        m.insert(M_VERSION.into(), self.version.to_string());
+        m.insert(M_SHA256.into(), self.sha256.clone());
+        m.insert(M_SIZE.into(), self.size.to_string());
+        m.insert(
+            M_CREATED.into(),
+            self.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        );
+        m.insert(M_TRIGGER.into(), self.trigger.as_str().into());
+        m.insert(M_CODEC.into(), "zstd".into());
+        for (k, v) in [
+            (M_AUTHOR, &self.author),
+            (M_MESSAGE, &self.message),
+            (M_SOURCE, &self.source),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), encode_text(v));
+            }
+        }
+        m
+    }
+
+    /// Reads the metadata of a snapshot object.
+    ///
+    /// # Errors
+    /// `Corrupt` naming the key and the field that is missing or wrong.
+    pub fn from_object(info: &ObjectInfo) -> Result<Self> {
+        let m = &info.metadata;
+        let field = |name: &str| {
+            m.get(name).ok_or_else(|| {
+                Error::corrupt(format!(
+                    "snapshot object {} has no {name} metadata",
+                    info.key
+                ))
+                .with_next(Hint::steps("check the store", [Step::Verify]))
+            })
+        };
+        let bad = |name: &str, v: &str| {
+            Error::corrupt(format!(
+                "snapshot object {} has an invalid {name} metadata value {v:?}",
+                info.key
+            ))
+        };
+        let version: u64 = field(M_VERSION)?
+            .parse()
+            .map_err(|_| bad(M_VERSION, &m[M_VERSION]))?;
+        if layout::parse_snapshot_key(&info.key) != Some(version) {
+            return Err(Error::corrupt(format!(
+                "snapshot object {} says it is version {version}, which its key contradicts",
+                info.key
+            )));
+        }
+        let sha256 = field(M_SHA256)?.clone();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(M_SHA256, &sha256));
+        }
+        let size = field(M_SIZE)?
+            .parse()
+            .map_err(|_| bad(M_SIZE, &m[M_SIZE]))?;
+        let created_at = DateTime::parse_from_rfc3339(field(M_CREATED)?)
+            .map_err(|_| bad(M_CREATED, &m[M_CREATED]))?
+            .with_timezone(&Utc);
+        let trigger = field(M_TRIGGER)?
+            .parse()
+            .map_err(|_| bad(M_TRIGGER, &m[M_TRIGGER]))?;
+        let text = |k: &str| m.get(k).map(|v| decode_text(v));
+        Ok(Self {
+            version,
+            sha256,
+            size,
+            stored_size: info.size,
+            created_at,
+            trigger,
+            author: text(M_AUTHOR),
+            message: text(M_MESSAGE),
+            source: text(M_SOURCE),
+            key: info.key.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+    use crate::error::ErrorKind;
+    use crate::id::EnvRef;
+
+    fn env() -> EnvRef {
+        EnvRef::parse("crm", "production").unwrap()
+    }
+
+    #[test]
+    fn metadata_round_trip() {
+        let m = SnapshotMeta {
+            version: 7,
+            sha256: codec::sha256_hex(b"x"),
+            size: 1,
+            stored_size: 10,
+            created_at: Utc::now(),
+            trigger: Trigger::PreRestore,
+            author: Some("Zoë <z@x>".into()),
+            message: Some("line1\nline2 50%".into()),
+            source: Some("https://x/export".into()),
+            key: layout::snapshot_key(&env(), 7),
+        };
+        let info = ObjectInfo {
+            key: m.key.clone(),
+            size: 10,
+            etag: "\"e\"".into(),
+            last_modified: None,
+            metadata: m.to_metadata(),
+        };
+        assert!(
+            info.metadata
+                .values()
+                .all(|v| v.is_ascii() && !v.contains('\n'))
+        );
+        let back = SnapshotMeta::from_object(&info).unwrap();
+        assert_eq!(
+            back.created_at.timestamp_millis(),
+            m.created_at.timestamp_millis()
+        );
+        assert_eq!(back.message, m.message);
+        assert_eq!(back.author, m.author);
+        let mut wrong_key = info.clone();
+        wrong_key.key = layout::snapshot_key(&env(), 8);
+        assert_eq!(
+            SnapshotMeta::from_object(&wrong_key).unwrap_err().kind(),
+            ErrorKind::Corrupt
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! Restoring: save what is live, push, confirm, publish if asked, record the event;
+//! and the copy to a file that changes nothing else.
+
+use super::failure::impossible;
+use super::{LiveState, PreRestore, Published, RestoreReport, RestoreRequest, Undo, Verification};
+use crate::codec;
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{Action, Actor, Event};
+use crate::id::EnvRef;
+use crate::live::LiveTarget;
+use crate::meta::{SnapshotMeta, Trigger};
+use crate::release::{ReleaseKind, ReleaseRequest};
+use crate::selector::Selector;
+use crate::snapshot::{BackupOutcome, BackupRequest};
+use crate::vault::Vault;
+
+impl Vault {
+    /// Restores a snapshot to `target`, the environment's live configuration: checks
+    /// the snapshot, saves what is live first, pushes, reads back, records an event.
+    /// See the module documentation for the steps and what each failure leaves behind.
+    ///
+    /// # Errors
+    /// - `NotFound` (nearest named) or `Corrupt` for the snapshot: nothing written;
+    /// - `PreconditionFailed` if live is missing or can't be snapshotted and
+    ///   `allow_missing_live` is off: nothing written;
+    /// - store errors while saving the pre-restore snapshot: nothing pushed;
+    /// - the target's error if the push fails, and `Corrupt` if what is read back is
+    ///   not what was pushed: the message says what live holds now and the command that
+    ///   undoes the restore.
+    pub async fn restore(
+        &self,
+        env: &EnvRef,
+        target: &dyn LiveTarget,
+        req: RestoreRequest,
+    ) -> Result<RestoreReport> {
+        let source = &req.source;
+        let (snapshot, raw) = self.checked_snapshot(env, source).await.map_err(|e| {
+            e.context(format!(
+                "refusing to restore {source} of {env} (nothing was pushed)"
+            ))
+        })?;
+        let v = snapshot.version;
+        let where_ = target.describe();
+
+        // 2. Save what is live now.
+        let (live, live_raw) = self.read_live(target).await;
+        let pre_restore = match (&live, live_raw) {
+            (LiveState::Present { sha256, .. }, _) if *sha256 == snapshot.sha256 => {
+                PreRestore::NotNeeded
+            }
+            (LiveState::Present { .. }, Some(current)) => {
+                let mut backup = BackupRequest::new(current, Trigger::PreRestore);
+                backup.actor = req.actor.clone();
+                backup.source = Some(where_.clone());
+                backup.message = Some(format!("live configuration before restoring v{v}"));
+                match self.backup(env, backup).await {
+                    Ok(BackupOutcome::Created(m)) => PreRestore::Saved { snapshot: m },
+                    Ok(BackupOutcome::Unchanged(m)) => PreRestore::Reused { snapshot: m },
+                    Err(e) if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::TooLarge) => {
+                        impossible(
+                            env,
+                            &req,
+                            &where_,
+                            format!("it can't be snapshotted: {}", e.report()),
+                        )?
+                    }
+                    Err(e) => {
+                        return Err(e.context(format!(
+                            "cannot save the live configuration of {env} before restoring; \
+                             nothing was pushed"
+                        )));
+                    }
+                }
+            }
+            (LiveState::Missing { reason }, _) => {
+                impossible(env, &req, &where_, format!("it is missing ({reason})"))?
+            }
+            (LiveState::Unreadable { reason, .. }, _) => {
+                impossible(env, &req, &where_, format!("it can't be read ({reason})"))?
+            }
+            (LiveState::Present { .. }, None) => {
+                return Err(Error::internal("live content read but not kept"));
+            }
+        };
+        let mut undo: Vec<Undo> = pre_restore
+            .snapshot()
+            .map(|m| Undo::Restore { version: m.version })
+            .into_iter()
+            .collect();
+
+        // 3. Push and read back, unless live already holds the snapshot.
+        let pushed = pre_restore != PreRestore::NotNeeded;
+        let verified = if pushed {
+            self.push_and_confirm(env, target, &snapshot, raw, &pre_restore, &req)
+                .await?
+        } else {
+            Verification::NotPushed
+        };
+
+        // 4. Publish, if asked; the restore stands whatever happens here.
+        let (mut published, mut publish_error) = (None, None);
+        if req.publish {
+            match self.publish_restored(env, &snapshot, &req).await {
+                Ok(p) => {
+                    if p.changed && p.previous_version.is_some() {
+                        undo.push(Undo::Rollback);
+                    }
+                    published = Some(p);
+                }
+                Err(e) => {
+                    publish_error = Some(e.with_hint("the restore itself succeeded").report());
+                }
+            }
+        }
+
+        let report = RestoreReport {
+            env: env.clone(),
+            restored: snapshot,
+            target: where_,
+            pushed,
+            pre_restore,
+            verified,
+            published,
+            publish_error,
+            undo,
+        };
+        let event = Event::now(Action::Restore, env, &req.actor)
+            .version(v)
+            .details(serde_json::json!({
+                "outcome": if pushed { "restored" } else { "already-live" },
+                "source": req.source,
+                "target": report.target,
+                "sha256": report.restored.sha256,
+                "pre_restore": report.pre_restore,
+                "verified": report.verified,
+                "published": report.published,
+                "publish_error": report.publish_error,
+                "message": req.message,
+                "undo": report.undo,
+            }));
+        self.record_event_or_log(&event).await;
+        tracing::info!(%env, version = v, target = %report.target, pushed, "restored");
+        Ok(report)
+    }
+
+    /// Publishes the restored snapshot as the release (`publish`), unless it already
+    /// is the release.
+    async fn publish_restored(
+        &self,
+        env: &EnvRef,
+        snapshot: &SnapshotMeta,
+        req: &RestoreRequest,
+    ) -> Result<Published> {
+        let current = self.current_release(env).await?;
+        if let Some(cur) = &current
+            && cur.release.version == snapshot.version
+        {
+            return Ok(Published {
+                label: cur.release.label.to_string(),
+                version: cur.release.version,
+                changed: false,
+                previous_version: Some(cur.release.version),
+            });
+        }
+        let mut release = ReleaseRequest::new(snapshot.version, req.actor.clone());
+        release.kind = ReleaseKind::Restore;
+        release.notes = Some(
+            req.message
+                .clone()
+                .unwrap_or_else(|| format!("restored v{}", snapshot.version)),
+        );
+        let pointer = self.release(env, release).await?;
+        Ok(Published {
+            label: pointer.release.label.to_string(),
+            version: pointer.release.version,
+            changed: true,
+            previous_version: current.map(|c| c.release.version),
+        })
+    }
+
+    /// Writes a snapshot to `target` as a copy: no pre-restore snapshot, no release;
+    /// checked before and read back after, like a restore. Used for `restore --to FILE`.
+    ///
+    /// # Errors
+    /// As [`Vault::plan_restore`] for the snapshot; the target's errors; `Corrupt` if
+    /// what is read back differs.
+    pub async fn restore_copy(
+        &self,
+        env: &EnvRef,
+        target: &dyn LiveTarget,
+        source: &Selector,
+        actor: &Actor,
+    ) -> Result<RestoreReport> {
+        let (snapshot, raw) = self.checked_snapshot(env, source).await.map_err(|e| {
+            e.context(format!(
+                "refusing to restore {source} of {env} (nothing was written)"
+            ))
+        })?;
+        let where_ = target.describe();
+        target.write(raw).await.map_err(|e| {
+            e.context(format!(
+                "writing v{} of {env} to {where_}",
+                snapshot.version
+            ))
+        })?;
+        let back = target.read(self.options().max_size).await?;
+        if codec::sha256_hex(&back) != snapshot.sha256 {
+            return Err(Error::corrupt(format!(
+                "wrote v{} of {env} to {where_}, but reading it back gives other bytes",
+                snapshot.version
+            )));
+        }
+        let event = Event::now(Action::Restore, env, actor)
+            .version(snapshot.version)
+            .details(serde_json::json!({
+                "outcome": "copied",
+                "source": source,
+                "target": where_,
+                "sha256": snapshot.sha256,
+            }));
+        self.record_event_or_log(&event).await;
+        Ok(RestoreReport {
+            env: env.clone(),
+            restored: snapshot,
+            target: where_,
+            pushed: true,
+            pre_restore: PreRestore::NotNeeded,
+            verified: Verification::Sha256,
+            published: None,
+            publish_error: None,
+            undo: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,240 @@
+//! A failed push: what live holds afterwards, the failed-restore event, and the
+//! refusal when no pre-restore snapshot is possible.
+
+use bytes::Bytes;
+
+use super::{LiveState, PreRestore, RestoreRequest, Verification};
+use crate::codec;
+use crate::error::{Error, Hint, Result, Step};
+use crate::events::{Action, Event};
+use crate::id::EnvRef;
+use crate::live::LiveTarget;
+use crate::meta::SnapshotMeta;
+use crate::vault::Vault;
+
+impl Vault {
+    /// Writes the snapshot to `target`, reads it back and compares. On failure, reads
+    /// live again to say what state it is in, records a failed-restore event, and
+    /// returns an error that names the state, with the restore that undoes it as a hint.
+    pub(super) async fn push_and_confirm(
+        &self,
+        env: &EnvRef,
+        target: &dyn LiveTarget,
+        snapshot: &SnapshotMeta,
+        raw: Bytes,
+        pre_restore: &PreRestore,
+        req: &RestoreRequest,
+    ) -> Result<Verification> {
+        let v = snapshot.version;
+        let where_ = target.describe();
+        if let Err(e) = target.write(raw.clone()).await {
+            let state = self
+                .state_after_failure(env, target, snapshot, pre_restore)
+                .await;
+            self.record_failure(env, snapshot, pre_restore, req, "push", &e, &state)
+                .await;
+            let message = format!(
+                "restoring v{v} of {env}: pushing it to {where_} failed ({}); {}",
+                e.report(),
+                state.text
+            );
+            return Err(state.error(e.kind(), message).with_source(e));
+        }
+        let back = match target.read(self.options().max_size).await {
+            Ok(back) => back,
+            Err(e) => {
+                let state = LiveAfter {
+                    text: format!(
+                        "v{v} was pushed but can't be read back to confirm it ({}): live \
+                         may hold v{v} or be partially written; {}",
+                        e.report(),
+                        undo_text(pre_restore)
+                    ),
+                    code: "unknown",
+                    undo: undo_hint(env, pre_restore),
+                };
+                self.record_failure(env, snapshot, pre_restore, req, "read-back", &e, &state)
+                    .await;
+                return Err(state.error(e.kind(), state.text.clone()).with_source(e));
+            }
+        };
+        if codec::sha256_hex(&back) == snapshot.sha256 {
+            return Ok(Verification::Sha256);
+        }
+        let expected = raw;
+        let equal = tokio::task::spawn_blocking(move || {
+            match (
+                serde_json::from_slice::<serde_json::Value>(&back),
+                serde_json::from_slice::<serde_json::Value>(&expected),
+            ) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if equal {
+            return Ok(Verification::EquivalentJson);
+        }
+        let state = LiveAfter {
+            text: format!(
+                "after pushing v{v} to {where_}, live holds something else (neither the \
+                 same bytes nor the same JSON): the target changed or refused part of it; \
+                 {}",
+                undo_text(pre_restore)
+            ),
+            code: "other",
+            undo: undo_hint(env, pre_restore),
+        };
+        let e = state.error(crate::error::ErrorKind::Corrupt, state.text.clone());
+        self.record_failure(env, snapshot, pre_restore, req, "verify", &e, &state)
+            .await;
+        Err(e)
+    }
+
+    /// Reads live after a failed push and says what it holds.
+    async fn state_after_failure(
+        &self,
+        env: &EnvRef,
+        target: &dyn LiveTarget,
+        snapshot: &SnapshotMeta,
+        pre_restore: &PreRestore,
+    ) -> LiveAfter {
+        let v = snapshot.version;
+        let before = pre_restore.snapshot();
+        match self.read_live(target).await.0 {
+            LiveState::Present { sha256, .. } if before.is_some_and(|b| b.sha256 == sha256) => {
+                LiveAfter {
+                    text: format!(
+                        "live is unchanged: it still holds what it held before (saved as \
+                         v{}); nothing to undo",
+                        before.map_or(0, |b| b.version)
+                    ),
+                    code: "unchanged",
+                    undo: None,
+                }
+            }
+            LiveState::Present { sha256, .. } if sha256 == snapshot.sha256 => LiveAfter {
+                text: format!(
+                    "live holds v{v} nonetheless (the write took effect); {}",
+                    undo_text(pre_restore)
+                ),
+                code: "restored",
+                undo: undo_hint(env, pre_restore),
+            },
+            LiveState::Present { sha256, .. } => LiveAfter {
+                text: format!(
+                    "live now holds something else (sha256 {}): it may be partially \
+                     written; {}",
+                    &sha256[..12],
+                    undo_text(pre_restore)
+                ),
+                code: "partial",
+                undo: undo_hint(env, pre_restore),
+            },
+            LiveState::Missing { .. } if before.is_none() => LiveAfter {
+                text: "live is still missing, as it was before".into(),
+                code: "unchanged",
+                undo: None,
+            },
+            LiveState::Missing { .. } => LiveAfter {
+                text: format!("live is now missing; {}", undo_text(pre_restore)),
+                code: "missing",
+                undo: undo_hint(env, pre_restore),
+            },
+            LiveState::Unreadable { reason, .. } => LiveAfter {
+                text: format!(
+                    "live can't be read back ({reason}): it may be partially written; {}",
+                    undo_text(pre_restore)
+                ),
+                code: "unknown",
+                undo: undo_hint(env, pre_restore),
+            },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_failure(
+        &self,
+        env: &EnvRef,
+        snapshot: &SnapshotMeta,
+        pre_restore: &PreRestore,
+        req: &RestoreRequest,
+        stage: &str,
+        error: &Error,
+        state: &LiveAfter,
+    ) {
+        let event = Event::now(Action::Restore, env, &req.actor)
+            .version(snapshot.version)
+            .details(serde_json::json!({
+                "outcome": "failed",
+                "stage": stage,
+                "error": error.report(),
+                "live_after": state.code,
+                "live_state": state.text,
+                "source": req.source,
+                "pre_restore": pre_restore,
+                "message": req.message,
+            }));
+        self.record_event_or_log(&event).await;
+    }
+}
+
+/// What live holds after a failure, in words and as a code for the event.
+struct LiveAfter {
+    text: String,
+    code: &'static str,
+    /// The restore that puts back what was live before, when the state calls for it.
+    undo: Option<Hint>,
+}
+
+impl LiveAfter {
+    /// The error for this state: `kind`, the message, the undo as a hint.
+    fn error(&self, kind: crate::error::ErrorKind, message: String) -> Error {
+        let e = Error::new(kind, message);
+        match &self.undo {
+            Some(hint) => e.with_next(hint.clone()),
+            None => e,
+        }
+    }
+}
+
+/// Where what was live before is kept, or why there is nothing to go back to.
+fn undo_text(pre_restore: &PreRestore) -> String {
+    match pre_restore.snapshot() {
+        Some(m) => format!("what was live before is saved as v{}", m.version),
+        None => "live was missing or unreadable before the restore, so there is no earlier \
+                 state to go back to"
+            .into(),
+    }
+}
+
+/// The restore that puts back what was live before, if it was saved.
+fn undo_hint(env: &EnvRef, pre_restore: &PreRestore) -> Option<Hint> {
+    pre_restore.snapshot().map(|m| {
+        Hint::steps(
+            "to put back what was live before",
+            [Step::Restore(env.into(), m.version)],
+        )
+    })
+}
+
+/// The decision when no pre-restore snapshot is possible: go on if allowed, else
+/// refuse with `PreconditionFailed`.
+pub(super) fn impossible(
+    env: &EnvRef,
+    req: &RestoreRequest,
+    target: &str,
+    why: String,
+) -> Result<PreRestore> {
+    let reason = format!("the live configuration of {env} at {target}: {why}");
+    if req.allow_missing_live {
+        tracing::info!(%env, %reason, "restoring without a pre-restore snapshot");
+        Ok(PreRestore::Impossible { reason })
+    } else {
+        Err(Error::precondition(format!(
+            "{reason}; no pre-restore snapshot is possible, so nothing was pushed"
+        ))
+        .with_next(Hint::steps("confirm to restore anyway", [Step::Confirm])))
+    }
+}

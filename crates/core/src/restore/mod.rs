@@ -1,0 +1,222 @@
+//! Restore: pushes a stored snapshot back to an environment's live target, safely.
+//!
+//! One code path for the CLI and the HTTP API: [`Vault::plan_restore`] (what a restore
+//! would do, the dry run) and [`Vault::restore`] (do it). A restore
+//! 1. resolves and reads the snapshot, checking its size, sha256 and that it is JSON
+//!    (any failure: nothing is written anywhere);
+//! 2. saves what is live now as a `pre-restore` snapshot, or reuses the latest snapshot
+//!    when live holds exactly its bytes (immutable, identical: nothing can be lost);
+//!    when live is missing or can't be snapshotted it goes on only if the caller allows;
+//! 3. pushes the snapshot to the live target, reads it back and compares sha256 (or,
+//!    for a target that reformats what it stores, JSON equality);
+//! 4. records an audit event, and reports what was done and what undoes it.
+//!
+//! A failure after the pre-restore snapshot says what state live is in (read back
+//! after the failure) and, as a hint, the restore that undoes it.
+//!
+//! One file per job: [`plan`] checks the snapshot and reads live (the dry run),
+//! [`apply`] restores, [`failure`] names what live holds after a failed push.
+
+mod apply;
+mod failure;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::diff::{Change, Diff};
+use crate::error::Step;
+use crate::events::Actor;
+use crate::id::EnvRef;
+use crate::meta::SnapshotMeta;
+use crate::selector::Selector;
+
+/// What the live target holds now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LiveState {
+    /// It answered with content.
+    Present {
+        /// sha256 of what it holds.
+        sha256: String,
+        /// Its size in bytes.
+        size: u64,
+        /// Whether it is valid JSON.
+        json: bool,
+    },
+    /// It holds nothing (a deleted file, a 404).
+    Missing {
+        /// What the target said.
+        reason: String,
+    },
+    /// It could not be read.
+    Unreadable {
+        /// Why.
+        reason: String,
+        /// The error kind's code.
+        code: String,
+    },
+}
+
+/// What a restore would do: the dry run.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RestorePlan {
+    /// The environment.
+    pub env: EnvRef,
+    /// The snapshot that would be pushed (already checked).
+    pub snapshot: SnapshotMeta,
+    /// Where it would go.
+    pub target: String,
+    /// What is there now.
+    pub live: LiveState,
+    /// Whether live already holds exactly the snapshot's bytes (nothing to push).
+    pub already_live: bool,
+    /// The changes from live to the snapshot, when both are JSON.
+    pub changes: Option<Vec<Change>>,
+    /// The same as a readable diff (`None` when live is missing or not JSON).
+    #[serde(skip)]
+    pub diff: Option<Diff>,
+    /// The configuration that would be pushed.
+    #[serde(skip)]
+    pub raw: Bytes,
+}
+
+/// A restore to carry out.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The snapshot.
+    pub source: Selector,
+    /// Who restores, through which front end.
+    pub actor: Actor,
+    /// Go on when live is missing or can't be read or snapshotted, so that no
+    /// pre-restore snapshot is possible (the disaster case). Off: such a restore fails
+    /// with `PreconditionFailed` and nothing is pushed.
+    pub allow_missing_live: bool,
+    /// Also publish the restored snapshot as the environment's release.
+    pub publish: bool,
+    /// Why (kept in the event, and the release notes when publishing).
+    pub message: Option<String>,
+}
+
+impl RestoreRequest {
+    /// A request for `source` with every option off.
+    #[must_use]
+    pub fn new(source: Selector, actor: Actor) -> Self {
+        Self {
+            source,
+            actor,
+            allow_missing_live: false,
+            publish: false,
+            message: None,
+        }
+    }
+}
+
+/// What happened to the configuration that was live before the restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PreRestore {
+    /// It was saved as a new snapshot (trigger `pre-restore`).
+    Saved {
+        /// The new snapshot.
+        snapshot: SnapshotMeta,
+    },
+    /// It equals the latest snapshot byte for byte; that snapshot is the undo point.
+    Reused {
+        /// The latest snapshot.
+        snapshot: SnapshotMeta,
+    },
+    /// Live was missing or could not be snapshotted; the caller allowed going on.
+    Impossible {
+        /// Why.
+        reason: String,
+    },
+    /// Nothing was overwritten (live already held the snapshot, or a copy to a file).
+    NotNeeded,
+}
+
+impl PreRestore {
+    /// The snapshot that holds what was live before, if there is one.
+    #[must_use]
+    pub fn snapshot(&self) -> Option<&SnapshotMeta> {
+        match self {
+            Self::Saved { snapshot } | Self::Reused { snapshot } => Some(snapshot),
+            Self::Impossible { .. } | Self::NotNeeded => None,
+        }
+    }
+}
+
+/// How the pushed configuration was confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// Read back with the same sha256.
+    Sha256,
+    /// Read back as equal JSON with other bytes (the target reformats what it stores).
+    EquivalentJson,
+    /// Nothing was pushed.
+    NotPushed,
+}
+
+/// What was published with `publish`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Published {
+    /// The release label.
+    pub label: String,
+    /// The version released.
+    pub version: u64,
+    /// Whether a new release was made (false: the snapshot already was the release).
+    pub changed: bool,
+    /// The version the release named before, if there was a release.
+    pub previous_version: Option<u64>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RestoreReport {
+    /// The environment.
+    pub env: EnvRef,
+    /// The snapshot restored.
+    pub restored: SnapshotMeta,
+    /// Where it went.
+    pub target: String,
+    /// Whether anything was written to the target.
+    pub pushed: bool,
+    /// What became of the configuration that was live before.
+    pub pre_restore: PreRestore,
+    /// How the result was confirmed.
+    pub verified: Verification,
+    /// The release published, with `publish`.
+    pub published: Option<Published>,
+    /// Why publishing failed, when the restore itself succeeded (publishing the
+    /// restored version again is the step to offer).
+    pub publish_error: Option<String>,
+    /// What undoes the restore, in order (empty when there is nothing to undo).
+    pub undo: Vec<Undo>,
+}
+
+/// One thing that undoes a restore, in the restored environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Undo {
+    /// Restore this version again: what was live before.
+    Restore {
+        /// The version that holds what was live before.
+        version: u64,
+    },
+    /// Roll the release back to the one the restore replaced.
+    Rollback,
+}
+
+impl Undo {
+    /// The step a front end renders (a command line, a request).
+    #[must_use]
+    pub fn step(&self, env: &EnvRef) -> Step {
+        match self {
+            Self::Restore { version } => Step::Restore(env.into(), *version),
+            Self::Rollback => Step::Rollback(env.into()),
+        }
+    }
+}

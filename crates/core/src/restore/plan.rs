@@ -1,0 +1,104 @@
+//! The dry run: the snapshot a restore would push (checked), what live holds now, and
+//! the diff between them.
+
+use bytes::Bytes;
+
+use super::{LiveState, RestorePlan};
+use crate::codec;
+use crate::diff::Diff;
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::EnvRef;
+use crate::live::LiveTarget;
+use crate::meta::SnapshotMeta;
+use crate::selector::Selector;
+use crate::vault::Vault;
+
+impl Vault {
+    /// metadata, and that it parses as JSON.
+    pub(super) async fn checked_snapshot(
+        &self,
+        env: &EnvRef,
+        source: &Selector,
+    ) -> Result<(SnapshotMeta, Bytes)> {
+        let meta = self.resolve(env, source).await?;
+        let (meta, raw) = self.get(env, meta.version).await?;
+        let what = format!("snapshot v{} of {env}", meta.version);
+        let check = raw.clone();
+        tokio::task::spawn_blocking(move || codec::check_json(&check, &what))
+            .await
+            .map_err(|e| Error::internal(format!("JSON check task failed: {e}")))?
+            .map_err(|e| Error::corrupt(e.message().to_string()))?;
+        Ok((meta, raw))
+    }
+
+    /// What restoring `source` to `target` would do, changing nothing: the snapshot
+    /// (checked), what live holds now, and the diff between them.
+    ///
+    /// # Errors
+    /// `NotFound` naming the nearest versions, labels or times; `Corrupt` if the
+    /// snapshot fails a check; store errors. A live target that can't be read is not
+    /// an error: the plan says so.
+    pub async fn plan_restore(
+        &self,
+        env: &EnvRef,
+        target: &dyn LiveTarget,
+        source: &Selector,
+    ) -> Result<RestorePlan> {
+        let (snapshot, raw) = self.checked_snapshot(env, source).await.map_err(|e| {
+            e.context(format!(
+                "refusing to restore {source} of {env} (nothing was pushed)"
+            ))
+        })?;
+        let (live, live_raw) = self.read_live(target).await;
+        let already_live =
+            matches!(&live, LiveState::Present { sha256, .. } if *sha256 == snapshot.sha256);
+        let diff = match &live_raw {
+            Some(current) if matches!(live, LiveState::Present { json: true, .. }) => {
+                let (current, new) = (current.clone(), raw.clone());
+                tokio::task::spawn_blocking(move || {
+                    Diff::between(&current, &new, "live", "snapshot")
+                })
+                .await
+                .ok()
+                .and_then(Result::ok)
+            }
+            _ => None,
+        };
+        Ok(RestorePlan {
+            env: env.clone(),
+            target: target.describe(),
+            live,
+            already_live,
+            changes: diff.as_ref().map(|d| d.changes().to_vec()),
+            diff,
+            snapshot,
+            raw,
+        })
+    }
+
+    pub(super) async fn read_live(&self, target: &dyn LiveTarget) -> (LiveState, Option<Bytes>) {
+        match target.read(self.options().max_size).await {
+            Ok(raw) => {
+                let json = codec::check_json(&raw, "live").is_ok();
+                (
+                    LiveState::Present {
+                        sha256: codec::sha256_hex(&raw),
+                        size: raw.len() as u64,
+                        json,
+                    },
+                    Some(raw),
+                )
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                (LiveState::Missing { reason: e.report() }, None)
+            }
+            Err(e) => (
+                LiveState::Unreadable {
+                    reason: e.report(),
+                    code: e.kind().code().into(),
+                },
+                None,
+            ),
+        }
+    }
+}

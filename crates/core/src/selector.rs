@@ -1,0 +1,225 @@
+//! Which snapshot a command or a request means: one [`Selector`], one parser for the
+//! text forms (CLI arguments, query strings) and the JSON forms (request bodies), and
+//! one resolver, [`Vault::resolve`], for the CLI, HTTP, promote and restore alike.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::{EnvRef, Label};
+use crate::layout;
+use crate::meta::SnapshotMeta;
+use crate::release::no_release;
+use crate::snapshot::no_snapshots;
+use crate::vault::Vault;
+
+/// Which snapshot of an environment is meant.
+///
+/// Text forms ([`FromStr`]): `12` or `v12`, `latest`, `release` (or `current_release`).
+/// JSON forms: those strings, a number, `{"version": 12}`, `{"release": "1.4.0"}` (a
+/// release label) and `{"at": "2024-05-01T12:00:00Z"}`. It serialises in the tagged
+/// forms (`{"version": 12}`, `"latest"`, `"current_release"`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Selector {
+    /// A version number.
+    Version(u64),
+    /// The newest snapshot.
+    Latest,
+    /// The snapshot the environment's release pointer names.
+    CurrentRelease,
+    /// The snapshot a release label names (the current release or an earlier one).
+    Release(Label),
+    /// The newest snapshot taken at or before this time.
+    At(DateTime<Utc>),
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Version(v) => write!(f, "v{v}"),
+            Self::Latest => f.write_str("the latest snapshot"),
+            Self::CurrentRelease => f.write_str("the current release"),
+            Self::Release(l) => write!(f, "release {l}"),
+            Self::At(t) => write!(f, "the snapshot as of {}", t.to_rfc3339()),
+        }
+    }
+}
+
+impl FromStr for Selector {
+    type Err = Error;
+
+    /// Parses a version as typed: `12`, `v12`, `latest` or `release` (also
+    /// `current_release`).
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "latest" => return Ok(Self::Latest),
+            "release" | "current_release" => return Ok(Self::CurrentRelease),
+            _ => {}
+        }
+        s.strip_prefix('v')
+            .unwrap_or(s)
+            .parse::<u64>()
+            .ok()
+            .filter(|v| (1..=layout::MAX_ORDINAL).contains(v))
+            .map(Self::Version)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{s:?} is not a version: use a number such as 12 (or v12), latest or release"
+                ))
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for Selector {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        /// Every JSON form accepted.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Number(u64),
+            Text(String),
+            Tagged(Tagged),
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Tagged {
+            Version(u64),
+            Release(Label),
+            At(DateTime<Utc>),
+        }
+        let bad = |e: Error| serde::de::Error::custom(e.message());
+        match Wire::deserialize(d)? {
+            Wire::Number(n) => n.to_string().parse().map_err(bad),
+            Wire::Text(s) => s.parse().map_err(bad),
+            Wire::Tagged(Tagged::Version(v)) => Ok(Self::Version(v)),
+            Wire::Tagged(Tagged::Release(l)) => Ok(Self::Release(l)),
+            Wire::Tagged(Tagged::At(t)) => Ok(Self::At(t)),
+        }
+    }
+}
+
+/// Parses a time: RFC 3339 (`2024-05-01T12:00:00Z`, offsets allowed), or a date and
+/// time without an offset, taken as UTC.
+///
+/// # Errors
+/// `InvalidInput` naming the value and the accepted forms.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(Error::invalid(format!(
+        "invalid time {s:?}: use RFC 3339, e.g. 2024-05-01T12:00:00Z or \
+         2024-05-01T14:00:00+02:00"
+    )))
+}
+
+impl Vault {
+    /// Finds the snapshot a selector names.
+    ///
+    /// # Errors
+    /// `NotFound` if the environment has no snapshot (for `latest`), no release, no
+    /// such label, no snapshot that old, or the version does not exist (each naming
+    /// the nearest that exist); store errors.
+    pub async fn resolve(&self, env: &EnvRef, selector: &Selector) -> Result<SnapshotMeta> {
+        match selector {
+            Selector::Version(v) => self.snapshot_meta(env, *v).await,
+            Selector::Latest => self.latest(env).await?.ok_or_else(|| no_snapshots(env)),
+            Selector::CurrentRelease => {
+                let pointer = self
+                    .current_release(env)
+                    .await?
+                    .ok_or_else(|| no_release(env))?;
+                let r = &pointer.release;
+                self.snapshot_meta(env, r.version)
+                    .await
+                    .map_err(|e| e.context(format!("release {} of {env}", r.reference())))
+            }
+            Selector::Release(label) => {
+                let r = self.find_label(env, label).await?;
+                self.snapshot_meta(env, r.version)
+                    .await
+                    .map_err(|e| e.context(format!("release {} of {env}", r.reference())))
+            }
+            Selector::At(at) => self.snapshot_at(env, *at).await,
+        }
+    }
+
+    /// The version a selector names: a version number as it is (unchecked, no
+    /// request), anything else resolved.
+    ///
+    /// # Errors
+    /// As [`Vault::resolve`].
+    pub async fn resolve_version(&self, env: &EnvRef, selector: &Selector) -> Result<u64> {
+        match selector {
+            Selector::Version(v) => Ok(*v),
+            other => Ok(self.resolve(env, other).await?.version),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors() {
+        assert_eq!("latest".parse::<Selector>().unwrap(), Selector::Latest);
+        assert_eq!("v12".parse::<Selector>().unwrap(), Selector::Version(12));
+        assert_eq!("12".parse::<Selector>().unwrap(), Selector::Version(12));
+        assert_eq!(
+            "release".parse::<Selector>().unwrap(),
+            Selector::CurrentRelease
+        );
+        for bad in ["0", "-1", "x", "", "v"] {
+            assert!(bad.parse::<Selector>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_forms() {
+        let parse = |s: &str| serde_json::from_str::<Selector>(s);
+        assert_eq!(parse(r#"{"version":12}"#).unwrap(), Selector::Version(12));
+        assert_eq!(
+            parse(r#"{"release":"1.4.0"}"#).unwrap(),
+            Selector::Release(Label::new("1.4.0").unwrap())
+        );
+        assert!(matches!(
+            parse(r#"{"at":"2024-01-01T00:00:00Z"}"#).unwrap(),
+            Selector::At(_)
+        ));
+        assert_eq!(parse(r#""latest""#).unwrap(), Selector::Latest);
+        assert_eq!(
+            parse(r#""current_release""#).unwrap(),
+            Selector::CurrentRelease
+        );
+        assert_eq!(parse("12").unwrap(), Selector::Version(12));
+        assert_eq!(parse(r#""v12""#).unwrap(), Selector::Version(12));
+        assert_eq!(parse(r#""release""#).unwrap(), Selector::CurrentRelease);
+        for bad in ["0", r#""x""#, r#"{"label":"a"}"#, "null", "-1"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn serialises_in_the_tagged_forms() {
+        let json = |s: Selector| serde_json::to_value(s).unwrap();
+        assert_eq!(
+            json(Selector::Version(3)),
+            serde_json::json!({"version": 3})
+        );
+        assert_eq!(json(Selector::Latest), serde_json::json!("latest"));
+        assert_eq!(
+            json(Selector::CurrentRelease),
+            serde_json::json!("current_release")
+        );
+    }
+}

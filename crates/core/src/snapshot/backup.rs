@@ -1,0 +1,156 @@
+//! Taking a snapshot: claims the next version with create-only, retrying after a lost
+//! race, and skips content equal to the latest.
+
+use bytes::Bytes;
+use chrono::{SubsecRound, Utc};
+
+use super::{BackupOutcome, BackupRequest};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::events::{Action, Event};
+use crate::id::EnvRef;
+use crate::layout;
+use crate::live::LiveTarget;
+use crate::meta::{MAX_FREE_TEXT_METADATA, SnapshotMeta, encode_text};
+use crate::store::PutMode;
+use crate::vault::Vault;
+
+/// How many times a backup re-reads the latest version after losing a race.
+const MAX_CLAIM_ATTEMPTS: usize = 64;
+
+impl Vault {
+    /// Takes a snapshot of `req.raw` as the next version of `env`, unless it equals the
+    /// latest snapshot (and `req.force` is off).
+    ///
+    /// The version is claimed by creating its key with create-only; a writer that loses
+    /// the race re-reads the latest version and tries the next number, so versions have
+    /// no gaps and no duplicates whatever the number of writers.
+    ///
+    /// # Errors
+    /// `TooLarge` over the size limit, `InvalidInput` if the content is not JSON or the
+    /// message is too long (nothing is written in these cases), store errors otherwise.
+    pub async fn backup(&self, env: &EnvRef, req: BackupRequest) -> Result<BackupOutcome> {
+        let limit = self.options().max_size;
+        if req.raw.len() as u64 > limit {
+            return Err(Error::too_large(format!(
+                "configuration for {env} is {} bytes, over the {limit}-byte limit; raise \
+                 snapshots.max_size in the config if this is expected",
+                req.raw.len()
+            )));
+        }
+        let level = self.options().compression_level;
+        let raw = req.raw.clone();
+        let what = format!("configuration for {env}");
+        let (sha256, compressed) = tokio::task::spawn_blocking(move || {
+            codec::check_json(&raw, &what)?;
+            Ok::<_, Error>((codec::sha256_hex(&raw), codec::compress(&raw, level)?))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
+        let compressed = Bytes::from(compressed);
+
+        let mut meta = SnapshotMeta {
+            version: 0,
+            sha256,
+            size: req.raw.len() as u64,
+            stored_size: compressed.len() as u64,
+            created_at: Utc::now(),
+            trigger: req.trigger,
+            author: req.actor.who.clone(),
+            message: req.message.clone(),
+            source: req.source.clone(),
+            key: String::new(),
+        };
+        let free_text: usize = [&meta.author, &meta.message, &meta.source]
+            .iter()
+            .filter_map(|t| t.as_ref().map(|t| encode_text(t).len()))
+            .sum();
+        if free_text > MAX_FREE_TEXT_METADATA {
+            return Err(Error::invalid(format!(
+                "author, message and source of the snapshot take {free_text} bytes once \
+                 encoded; S3 metadata allows {MAX_FREE_TEXT_METADATA}: shorten the message"
+            )));
+        }
+        for attempt in 0..MAX_CLAIM_ATTEMPTS {
+            let latest = if attempt == 0 {
+                // The marker check (once per vault) and the first read side by side:
+                // nothing is written before both have succeeded.
+                let (marker, latest) = tokio::join!(self.ensure_marker(), self.latest(env));
+                marker?;
+                latest?
+            } else {
+                self.latest(env).await?
+            };
+            if let Some(latest) = &latest
+                && !req.force
+                && latest.sha256 == meta.sha256
+            {
+                return Ok(BackupOutcome::Unchanged(latest.clone()));
+            }
+            meta.version = latest.as_ref().map_or(1, |l| l.version + 1);
+            meta.key = layout::snapshot_key(env, meta.version);
+            meta.created_at = Utc::now().trunc_subsecs(3);
+            match self
+                .store()
+                .put(
+                    &meta.key,
+                    compressed.clone(),
+                    &meta.to_metadata(),
+                    PutMode::Create,
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(%env, version = meta.version, size = meta.size,
+                        stored = meta.stored_size, trigger = %meta.trigger, "snapshot written");
+                    let event = Event::now(Action::Backup, env, &req.actor)
+                        .version(meta.version)
+                        .details(serde_json::json!({
+                            "trigger": meta.trigger,
+                            "sha256": meta.sha256,
+                            "size": meta.size,
+                            "source": meta.source,
+                        }));
+                    // Both are written after the claim, at once: the event for the audit
+                    // log, the index entry so that listings need no HEAD for it.
+                    tokio::join!(
+                        self.record_event_or_log(&event),
+                        self.write_index_entry(env, &meta)
+                    );
+                    return Ok(BackupOutcome::Created(meta));
+                }
+                Err(e) if e.is_conflict() => {
+                    tracing::debug!(%env, version = meta.version, attempt, "version taken, retrying");
+                    let jitter = rand::random_range(0..(5 + 5 * attempt as u64).min(100));
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                Err(e) => {
+                    return Err(e.context(format!("writing snapshot v{} of {env}", meta.version)));
+                }
+            }
+        }
+        Err(Error::unavailable(format!(
+            "could not claim a version for {env} after {MAX_CLAIM_ATTEMPTS} attempts: too \
+             many concurrent writers; try again"
+        )))
+    }
+
+    /// Reads `target` and snapshots what it holds (see [`Vault::backup`]).
+    ///
+    /// # Errors
+    /// The target's errors (unreachable, too large), then those of `backup`.
+    pub async fn backup_from_live(
+        &self,
+        env: &EnvRef,
+        target: &dyn LiveTarget,
+        mut req: BackupRequest,
+    ) -> Result<BackupOutcome> {
+        let raw = target
+            .read(self.options().max_size)
+            .await
+            .map_err(|e| e.context(format!("reading the live configuration of {env}")))?;
+        req.raw = raw;
+        req.source = Some(target.describe());
+        self.backup(env, req).await
+    }
+}

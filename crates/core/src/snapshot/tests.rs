@@ -1,0 +1,281 @@
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::*;
+use crate::error::ErrorKind;
+use crate::layout;
+use crate::selector::Selector;
+use crate::store::{CountingStore, LocalStore, Store};
+use crate::vault::Vault;
+use crate::vault::VaultOptions;
+
+const SMALL: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/data/nodered-http-endpoint-example.json"
+));
+const MEDIUM: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/data/grafana-k8s-views-nodes.json"
+));
+
+fn env() -> EnvRef {
+    EnvRef::parse("crm", "production").unwrap()
+}
+
+fn vault(dir: &tempfile::TempDir) -> (Vault, CountingStore) {
+    let store = CountingStore::new(Arc::new(LocalStore::open(dir.path()).unwrap()));
+    let vault = Vault::new(Arc::new(store.clone()), VaultOptions::default());
+    (vault, store)
+}
+
+/// A distinct, valid variant of a corpus document.
+fn variant(base: &[u8], n: usize) -> Bytes {
+    let mut v: serde_json::Value = serde_json::from_slice(base).unwrap();
+    match &mut v {
+        serde_json::Value::Object(m) => {
+            m.insert("jetvaultTestEdit".into(), n.into());
+        }
+        serde_json::Value::Array(a) => a.push(n.into()),
+        _ => unreachable!(),
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap())
+}
+
+fn req(raw: impl Into<Bytes>) -> BackupRequest {
+    let mut r = BackupRequest::new(raw, Trigger::Manual);
+    r.actor.who = Some("tester".into());
+    r
+}
+
+#[tokio::test]
+async fn backup_dedups_unless_forced_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _) = vault(&dir);
+    let mut r = req(MEDIUM);
+    r.message = Some("first ✓ 100% done".into());
+    let BackupOutcome::Created(m1) = v.backup(&env(), r).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(m1.version, 1);
+    assert_eq!(m1.sha256, codec::sha256_hex(MEDIUM));
+    assert!(m1.stored_size < m1.size);
+    let again = v.backup(&env(), req(MEDIUM)).await.unwrap();
+    assert_eq!(again, BackupOutcome::Unchanged(m1.clone()));
+    let mut forced = req(MEDIUM);
+    forced.force = true;
+    assert_eq!(
+        v.backup(&env(), forced).await.unwrap().snapshot().version,
+        2
+    );
+    let (meta, raw) = v.get(&env(), 1).await.unwrap();
+    assert_eq!(&raw[..], MEDIUM);
+    assert_eq!(meta.message.as_deref(), Some("first ✓ 100% done"));
+    assert_eq!(meta.author.as_deref(), Some("tester"));
+    assert_eq!(meta, m1);
+    // The stored object is a plain zstd frame of the original bytes.
+    let stored = std::fs::read(dir.path().join(&m1.key)).unwrap();
+    assert_eq!(zstd::decode_all(&stored[..]).unwrap(), MEDIUM);
+}
+
+#[tokio::test]
+async fn bad_input_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, store) = vault(&dir);
+    let e = v.backup(&env(), req(&b"{\"a\": "[..])).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let small = Vault::new(
+        Arc::new(store.clone()),
+        VaultOptions {
+            max_size: 100,
+            ..VaultOptions::default()
+        },
+    );
+    let e = small.backup(&env(), req(SMALL)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TooLarge);
+    let mut long = req(SMALL);
+    long.message = Some("é".repeat(600));
+    assert_eq!(
+        v.backup(&env(), long).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        store.counts().put.load(Ordering::Relaxed),
+        0,
+        "nothing may be written"
+    );
+    assert!(v.latest(&env()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn latest_costs_the_same_whatever_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, store) = vault(&dir);
+    let mut cost = Vec::new();
+    for n in 0..300 {
+        v.backup(&env(), req(variant(SMALL, n))).await.unwrap();
+        if n == 0 || n == 299 {
+            let before = store.counts().total();
+            let latest = v.latest(&env()).await.unwrap().unwrap();
+            assert_eq!(latest.version, n as u64 + 1);
+            cost.push(store.counts().total() - before);
+        }
+    }
+    assert_eq!(
+        cost,
+        vec![2, 2],
+        "one LIST and one HEAD, at 1 and at 300 versions"
+    );
+}
+
+#[tokio::test]
+async fn a_page_is_two_lists_and_falls_back_to_head_without_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, store) = vault(&dir);
+    for n in 0..60 {
+        let mut r = req(variant(SMALL, n));
+        r.message = Some(format!("edit {n}"));
+        v.backup(&env(), r).await.unwrap();
+    }
+    let before = store.counts().total();
+    let page = v.list(&env(), None, 50).await.unwrap();
+    assert_eq!(
+        store.counts().total() - before,
+        2,
+        "one LIST of snapshots, one of the index"
+    );
+    assert_eq!(page.len(), 50);
+    assert_eq!(page[0].version, 60);
+    // What the index says is what the snapshot's own metadata says.
+    for m in &page[..3] {
+        assert_eq!(m, &v.snapshot_meta(&env(), m.version).await.unwrap());
+    }
+    // Without its index entry a snapshot costs a HEAD, and is listed the same.
+    let entry = v.index_entries(&env(), Some(59), 1).await;
+    let (_, e) = entry.iter().next().unwrap();
+    assert_eq!(e.meta.version, 58);
+    store.delete(&e.key).await.unwrap();
+    let before = store.counts().total();
+    let again = v.list(&env(), None, 50).await.unwrap();
+    assert_eq!(store.counts().total() - before, 3);
+    assert_eq!(again, page);
+    // An index entry whose snapshot is gone is ignored.
+    store
+        .delete(&layout::snapshot_key(&env(), 60))
+        .await
+        .unwrap();
+    let after = v.list(&env(), None, 3).await.unwrap();
+    assert_eq!(
+        after.iter().map(|m| m.version).collect::<Vec<_>>(),
+        vec![59, 58, 57]
+    );
+    assert_eq!(v.latest(&env()).await.unwrap().unwrap().version, 59);
+}
+
+#[tokio::test]
+async fn racing_writers_get_distinct_versions_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _) = vault(&dir);
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let v = v.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for i in 0..10 {
+                    let raw = variant(SMALL, w * 100 + i);
+                    let out = v.backup(&env(), req(raw.clone())).await.unwrap();
+                    let BackupOutcome::Created(m) = out else {
+                        panic!("distinct content")
+                    };
+                    mine.push((m.version, raw));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_by_key(|(v, _)| *v);
+    let versions: Vec<u64> = all.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, (1..=80).collect::<Vec<_>>());
+    for (version, raw) in &all {
+        assert_eq!(&v.get(&env(), *version).await.unwrap().1, raw);
+    }
+}
+
+#[tokio::test]
+async fn replicas_backing_up_the_same_content_write_one_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _) = vault(&dir);
+    let outcomes = {
+        let e = env();
+        futures::future::join_all((0..6).map(|_| v.backup(&e, req(MEDIUM)))).await
+    };
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(BackupOutcome::Created(_))))
+        .count();
+    assert_eq!(created, 1, "{outcomes:?}");
+    assert_eq!(v.all_versions(&env()).await.unwrap(), vec![1]);
+}
+
+#[tokio::test]
+async fn listing_pages_and_missing_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _) = vault(&dir);
+    for n in 0..12 {
+        v.backup(&env(), req(variant(SMALL, n))).await.unwrap();
+    }
+    let page: Vec<u64> = v
+        .list(&env(), None, 5)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(page, vec![12, 11, 10, 9, 8]);
+    let next: Vec<u64> = v
+        .list(&env(), Some(8), 5)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(next, vec![7, 6, 5, 4, 3]);
+    std::fs::remove_file(dir.path().join(layout::snapshot_key(&env(), 6))).unwrap();
+    let e = v.get(&env(), 6).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("nearest are v5 and v7"), "{e}");
+    let e = v.snapshot_meta(&env(), 40).await.unwrap_err();
+    assert!(e.to_string().contains("the latest is v12"), "{e}");
+    let other = EnvRef::parse("crm", "staging").unwrap();
+    let e = v.resolve(&other, &Selector::Latest).await.unwrap_err();
+    assert!(
+        e.to_string().contains("crm/staging has no snapshots"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_flipped_byte_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _) = vault(&dir);
+    let m = v
+        .backup(&env(), req(MEDIUM))
+        .await
+        .unwrap()
+        .snapshot()
+        .clone();
+    let path = dir.path().join(&m.key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let e = v.get(&env(), 1).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(
+        e.to_string().contains("snapshot v1 of crm/production"),
+        "{e}"
+    );
+}
