@@ -11,6 +11,9 @@ pub(super) enum Head {
     /// A GET this module answers: the request, the head's length, whether the client
     /// asked to close the connection after it.
     Get(Box<Request<Body>>, usize, bool),
+    /// A head that fails a check of [`super::check`]: why, the head's length. Answered
+    /// with 400 and the connection closed.
+    Bad(&'static str, usize),
     /// More bytes are needed.
     Partial,
     /// Hyper's to answer.
@@ -31,6 +34,9 @@ pub(super) fn parse(buf: &[u8]) -> Head {
     };
     if !path.starts_with('/') {
         return Head::Hyper;
+    }
+    if let Err(why) = super::check::check_target(path) {
+        return Head::Bad(why, len);
     }
     let Ok(mut req) = Request::builder()
         .method(Method::GET)

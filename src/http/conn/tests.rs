@@ -4,6 +4,7 @@ use std::io::Write as _;
 
 use super::file_body::Slots;
 use super::*;
+use tokio::io::AsyncWriteExt as _;
 
 #[test]
 fn a_plain_get_is_taken_with_its_head_length() {
@@ -76,11 +77,23 @@ async fn start(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<io::Result<()>>,
 ) {
+    start_with(router, Limits::default()).await
+}
+
+/// [`start`] with other limits.
+async fn start_with(
+    router: Router,
+    limits: Limits,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<io::Result<()>>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics = Arc::new(HttpMetrics::new(["/"]));
-    let server = tokio::spawn(serve(listener, router, metrics, async move {
+    let server = tokio::spawn(serve_with(listener, router, metrics, limits, async move {
         let _ = stopped.await;
     }));
     (addr, stop, server)
@@ -155,4 +168,326 @@ fn slots_have_a_ceiling_and_come_back() {
     assert!(!slots.take(), "a third slot of two");
     slots.give_back();
     assert!(slots.take());
+}
+
+/// The size of [`big`]'s body: more than loopback's socket buffers hold.
+const BIG: usize = 32 << 20;
+
+/// Routes for the tests: `/small`, `/big` ([`BIG`] bytes from memory), `/bye` (the
+/// handler asks to close), `/slow` (waits for `release`).
+fn router() -> Router {
+    Router::new()
+        .route("/small", axum::routing::get(|| async { "small" }))
+        .route("/big", axum::routing::get(|| async { vec![b'x'; BIG] }))
+        .route(
+            "/bye",
+            axum::routing::get(|| async { ([(axum::http::header::CONNECTION, "close")], "bye") }),
+        )
+}
+
+/// Hands a fresh connection to hyper (a HEAD) and reads the answer's head.
+async fn via_hyper(addr: SocketAddr) -> TcpStream {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"HEAD /small HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut c).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    c
+}
+
+/// Reads up to the end of a response head.
+async fn read_head(c: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        if c.read(&mut b).await.unwrap() == 0 {
+            break;
+        }
+        head.push(b[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Reads until the server closes; the time it took.
+async fn closed_after(c: &mut TcpStream, within: Duration) -> Duration {
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(within, c.read_to_end(&mut rest))
+        .await
+        .expect("still open")
+        .unwrap();
+    started.elapsed()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_sends_nothing_is_closed_after_the_head_timeout() {
+    let (addr, _stop, _server) = start(router()).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let took = closed_after(&mut c, 2 * HEAD_TIMEOUT).await;
+    assert!(took >= HEAD_TIMEOUT - Duration::from_millis(10), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let (addr, _stop, _server) = start(router()).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_head(&mut c).await.starts_with("HTTP/1.1 200"));
+    let took = closed_after(&mut c, 2 * IDLE_TIMEOUT).await;
+    assert!(took >= IDLE_TIMEOUT - Duration::from_millis(10), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn hypers_path_closes_idle_connections_after_the_head_timeout() {
+    let (addr, _stop, _server) = start(router()).await;
+    let mut c = via_hyper(addr).await;
+    let took = closed_after(&mut c, 2 * HEAD_TIMEOUT).await;
+    assert!(took >= HEAD_TIMEOUT - Duration::from_millis(10), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_big_head_never_finished_is_closed_within_one_head_timeout_of_the_accept() {
+    let (addr, _stop, _server) = start(router()).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    // Over MAX_HEAD: hyper's to read, never finished.
+    let padding = format!(
+        "GET /small HTTP/1.1\r\nHost: a\r\nX-Pad: {}",
+        "p".repeat(MAX_HEAD)
+    );
+    c.write_all(padding.as_bytes()).await.unwrap();
+    let _ = closed_after(&mut c, 3 * HEAD_TIMEOUT).await;
+    let took = started.elapsed();
+    assert!(
+        took >= HEAD_TIMEOUT - Duration::from_millis(10)
+            && took < HEAD_TIMEOUT + Duration::from_secs(1),
+        "{took:?}"
+    );
+}
+
+/// Asks for `/big` and never reads: the server gives up after the write timeout.
+async fn a_stuck_reader_is_dropped(mut c: TcpStream, prefix: &[u8]) {
+    c.write_all(prefix).await.unwrap();
+    c.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // Let the server fill the socket buffers, then time how long it waits.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let started = Instant::now();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    // Reading only after the timeout: the server has closed (end of file or reset)
+    // before the whole body came.
+    tokio::time::sleep(WRITE_TIMEOUT + Duration::from_secs(1)).await;
+    loop {
+        match c.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(got < BIG, "the whole body came: the write never timed out");
+    assert!(started.elapsed() >= WRITE_TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
+    let (addr, _stop, _server) = start(router()).await;
+    a_stuck_reader_is_dropped(TcpStream::connect(addr).await.unwrap(), b"").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn hypers_path_drops_a_client_that_never_reads_after_the_write_timeout() {
+    let (addr, _stop, _server) = start(router()).await;
+    let c = via_hyper(addr).await;
+    a_stuck_reader_is_dropped(c, b"").await;
+}
+
+#[tokio::test]
+async fn at_the_cap_the_oldest_idle_connection_gives_way() {
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let (addr, _stop, _server) = start_with(router(), limits).await;
+    let mut oldest = TcpStream::connect(addr).await.unwrap();
+    let mut hyper_idle = via_hyper(addr).await;
+    // A third: the oldest (idle, never sent a byte) is closed to make room.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third
+        .write_all(b"GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_head(&mut third).await.starts_with("HTTP/1.1 200"));
+    closed_after(&mut oldest, Duration::from_secs(5)).await;
+    // A fourth: now hyper's idle connection gives way.
+    let mut fourth = TcpStream::connect(addr).await.unwrap();
+    fourth
+        .write_all(b"GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_head(&mut fourth).await.starts_with("HTTP/1.1 200"));
+    closed_after(&mut hyper_idle, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_busy_connection_is_not_evicted_and_the_next_one_waits() {
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let router = router().route(
+        "/slow",
+        axum::routing::get({
+            let (entered, release) = (entered.clone(), release.clone());
+            move || async move {
+                entered.notify_one();
+                release.notified().await;
+                "done"
+            }
+        }),
+    );
+    let limits = Limits {
+        max_connections: 1,
+        ..Limits::default()
+    };
+    let (addr, _stop, _server) = start_with(router, limits).await;
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    entered.notified().await;
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(b"GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), next.read(&mut b))
+            .await
+            .is_err(),
+        "answered past the cap"
+    );
+    release.notify_one();
+    let mut answer = String::new();
+    busy.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.ends_with("done"), "{answer}");
+    assert!(read_head(&mut next).await.starts_with("HTTP/1.1 200"));
+}
+
+/// The status line of the answer to `raw` on a fresh connection, on jetvault's path or
+/// (after a HEAD) on hyper's, and whether the connection was closed after it.
+async fn status_of(addr: SocketAddr, raw: &[u8], hyper: bool) -> (String, bool) {
+    let mut c = if hyper {
+        via_hyper(addr).await
+    } else {
+        TcpStream::connect(addr).await.unwrap()
+    };
+    c.write_all(raw).await.unwrap();
+    let head = read_head(&mut c).await;
+    let status = head.lines().next().unwrap_or("").to_string();
+    let closed = head.to_ascii_lowercase().contains("connection: close");
+    (status, closed)
+}
+
+#[tokio::test]
+async fn host_must_be_there_once_and_valid_on_both_paths() {
+    let (addr, _stop, _server) = start(router()).await;
+    for hyper in [false, true] {
+        for raw in [
+            &b"GET /small HTTP/1.1\r\n\r\n"[..],
+            b"GET /small HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET /small HTTP/1.1\r\nHost: a b\r\n\r\n",
+            b"GET /small HTTP/1.1\r\nHost: u@a\r\n\r\n",
+            b"GET /small HTTP/1.1\r\nHost: a:port\r\n\r\n",
+            b"GET /small HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        ] {
+            let (status, closed) = status_of(addr, raw, hyper).await;
+            assert_eq!(
+                status,
+                "HTTP/1.1 400 Bad Request",
+                "{hyper} {:?}",
+                String::from_utf8_lossy(raw)
+            );
+            assert!(closed, "{hyper} {:?}", String::from_utf8_lossy(raw));
+        }
+        for raw in [
+            &b"GET /small HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET /small HTTP/1.1\r\nHost: a:8080\r\n\r\n",
+            b"GET /small HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+            b"GET /small HTTP/1.1\r\nHost:\r\n\r\n",
+        ] {
+            let (status, _) = status_of(addr, raw, hyper).await;
+            assert_eq!(
+                status,
+                "HTTP/1.1 200 OK",
+                "{hyper} {:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+    // HTTP/1.0 needs no Host.
+    let (status, _) = status_of(addr, b"GET /small HTTP/1.0\r\n\r\n", false).await;
+    assert_eq!(status, "HTTP/1.0 200 OK");
+}
+
+#[tokio::test]
+async fn a_fragment_in_the_target_is_a_400_on_jetvaults_path() {
+    let (addr, _stop, _server) = start(router()).await;
+    let (status, closed) =
+        status_of(addr, b"GET /small#x HTTP/1.1\r\nHost: a\r\n\r\n", false).await;
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    assert!(closed);
+}
+
+#[tokio::test]
+async fn a_handlers_connection_close_is_sent_and_obeyed_on_both_paths() {
+    let (addr, _stop, _server) = start(router()).await;
+    for hyper in [false, true] {
+        let mut c = if hyper {
+            via_hyper(addr).await
+        } else {
+            TcpStream::connect(addr).await.unwrap()
+        };
+        c.write_all(b"GET /bye HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), c.read_to_string(&mut answer))
+            .await
+            .expect("the connection stayed open")
+            .unwrap();
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("connection: close\r\n"),
+            "{hyper} {answer}"
+        );
+        assert!(answer.ends_with("\r\n\r\nbye"), "{hyper} {answer}");
+    }
+}
+
+#[tokio::test]
+async fn connection_close_with_pipelined_bytes_still_delivers_the_whole_answer() {
+    let (addr, _stop, _server) = start(router()).await;
+    for hyper in [false, true] {
+        let mut c = if hyper {
+            via_hyper(addr).await
+        } else {
+            TcpStream::connect(addr).await.unwrap()
+        };
+        // The request, then more requests the server will not answer, all before reading.
+        let mut raw = b"GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_vec();
+        for _ in 0..2000 {
+            raw.extend_from_slice(b"GET /small HTTP/1.1\r\nHost: a\r\n\r\n");
+        }
+        c.write_all(&raw).await.unwrap();
+        let head = read_head(&mut c).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let mut body = Vec::new();
+        c.read_to_end(&mut body)
+            .await
+            .unwrap_or_else(|e| panic!("{hyper}: {e} after {} bytes", body.len()));
+        assert_eq!(body.len(), BIG, "{hyper}");
+    }
 }
