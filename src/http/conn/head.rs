@@ -55,7 +55,11 @@ pub(super) fn parse(buf: &[u8]) -> Head {
             return Head::Hyper;
         };
         match name {
-            header::CONTENT_LENGTH if h.value != b"0" => return Head::Hyper,
+            // `Content-Length: 0` once; any other length, or a second one, is hyper's
+            // (which folds equal duplicates into one and refuses different ones).
+            header::CONTENT_LENGTH if h.value != b"0" || req.headers().contains_key(&name) => {
+                return Head::Hyper;
+            }
             header::TRANSFER_ENCODING | header::UPGRADE | header::EXPECT => return Head::Hyper,
             header::CONNECTION => {
                 for token in h.value.split(|&b| b == b',') {

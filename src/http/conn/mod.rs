@@ -42,6 +42,8 @@ use tower::ServiceExt as _;
 use crate::metrics::{ConnServer, HttpMetrics};
 
 mod check;
+#[cfg(test)]
+mod differential;
 mod file_body;
 mod head;
 mod respond;
@@ -391,17 +393,26 @@ impl Connection {
         });
         let io = TokioIo::new(Rewind::new(read.freeze(), stream, limits.write));
         let mut builder = hyper::server::conn::http1::Builder::new();
+        // Half-closed: a client that shut its side after its requests still gets every
+        // answer, as on jetvault's path.
         builder
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(limits.head);
+            .header_read_timeout(limits.head)
+            .half_close(true);
         let mut conn = builder.serve_connection(io, service);
         let first_head = tokio::time::sleep_until(head_deadline);
         let mut first_head = pin!(first_head);
         let mut shutting_down = false;
+        let mut first_head_done = false;
         let result = loop {
             tokio::select! {
                 r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
-                () = &mut first_head, if !started.load(std::sync::atomic::Ordering::Acquire) => {
+                () = &mut first_head, if !first_head_done => {
+                    if started.load(std::sync::atomic::Ordering::Acquire) {
+                        // The first head came in time; hyper's timer takes over.
+                        first_head_done = true;
+                        continue;
+                    }
                     // The head begun on jetvault's path did not end in time.
                     return;
                 }

@@ -70,7 +70,7 @@ fn a_file_body_is_sealed() {
 }
 
 /// `conn::serve` in this process with `router`; the shutdown sender and the server.
-async fn start(
+pub(super) async fn start(
     router: Router,
 ) -> (
     SocketAddr,
@@ -197,7 +197,7 @@ async fn via_hyper(addr: SocketAddr) -> TcpStream {
 }
 
 /// Reads up to the end of a response head.
-async fn read_head(c: &mut TcpStream) -> String {
+pub(super) async fn read_head(c: &mut TcpStream) -> String {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
@@ -246,6 +246,23 @@ async fn hypers_path_closes_idle_connections_after_the_head_timeout() {
     let mut c = via_hyper(addr).await;
     let took = closed_after(&mut c, 2 * HEAD_TIMEOUT).await;
     assert!(took >= HEAD_TIMEOUT - Duration::from_millis(10), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn hypers_path_serves_past_the_first_heads_deadline() {
+    let (addr, _stop, _server) = start(router()).await;
+    let mut c = via_hyper(addr).await;
+    // Requests 0.6 and 1.2 head timeouts after the accept, each within one of the last.
+    for _ in 0..2 {
+        tokio::time::sleep(HEAD_TIMEOUT * 6 / 10).await;
+        c.write_all(b"GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut c).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head:?}");
+        let mut body = [0u8; 5];
+        c.read_exact(&mut body).await.unwrap();
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -489,5 +506,98 @@ async fn connection_close_with_pipelined_bytes_still_delivers_the_whole_answer()
             .await
             .unwrap_or_else(|e| panic!("{hyper}: {e} after {} bytes", body.len()));
         assert_eq!(body.len(), BIG, "{hyper}");
+    }
+}
+
+mod head_props {
+    use proptest::prelude::*;
+
+    use super::super::head::{Head, parse};
+
+    /// A header a client may send on the fast path (no framing or upgrade headers).
+    fn header() -> impl Strategy<Value = (String, String)> {
+        (
+            "x-[a-z0-9-]{1,20}|accept|if-none-match|authorization|user-agent",
+            "[ -~]{0,40}",
+        )
+            .prop_map(|(n, v)| (n, v.trim().to_string()))
+    }
+
+    fn head() -> impl Strategy<Value = (String, Vec<(String, String)>, bool)> {
+        (
+            "/[a-zA-Z0-9/._~%-]{0,40}(\\?[a-z0-9=&%]{0,20})?",
+            proptest::collection::vec(header(), 0..20),
+            any::<bool>(),
+        )
+    }
+
+    fn render(path: &str, headers: &[(String, String)], close: bool) -> String {
+        let mut raw = format!("GET {path} HTTP/1.1\r\nHost: h\r\n");
+        for (n, v) in headers {
+            raw.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if close {
+            raw.push_str("Connection: close\r\n");
+        }
+        raw.push_str("\r\n");
+        raw
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_parse_without_panicking_and_a_taken_head_is_within_them(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            if let Head::Get(_, len, _) | Head::Bad(_, len) = parse(&bytes) {
+                prop_assert!(len <= bytes.len());
+                prop_assert!(bytes[..len].ends_with(b"\n\n") || bytes[..len].ends_with(b"\r\n\r\n"));
+            }
+        }
+
+        #[test]
+        fn a_valid_get_is_taken_whole_with_its_headers(
+            (path, headers, close) in head(),
+            rest in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let raw = render(&path, &headers, close);
+            let mut bytes = raw.clone().into_bytes();
+            bytes.extend_from_slice(&rest);
+            let Head::Get(req, len, closing) = parse(&bytes) else {
+                return Err(TestCaseError::fail(format!("not taken: {raw:?}")));
+            };
+            prop_assert_eq!(len, raw.len());
+            prop_assert_eq!(closing, close);
+            prop_assert_eq!(req.uri().to_string(), path);
+            for (n, v) in &headers {
+                prop_assert!(
+                    req.headers().get_all(n.as_str()).iter().any(|x| x.as_bytes() == v.as_bytes()),
+                    "{} lost", n
+                );
+            }
+            prop_assert_eq!(req.headers().len(), headers.len() + 1 + usize::from(close));
+        }
+
+        #[test]
+        fn every_strict_prefix_of_a_head_needs_more(
+            (path, headers, close) in head(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let raw = render(&path, &headers, close);
+            let cut = cut.index(raw.len());
+            prop_assert!(matches!(parse(&raw.as_bytes()[..cut]), Head::Partial), "{:?}", &raw[..cut]);
+        }
+
+        #[test]
+        fn framing_headers_always_go_to_hyper(
+            (path, headers, close) in head(),
+            framing in "(Content-Length: [1-9][0-9]{0,5}|Transfer-Encoding: [a-z, ]{1,20}|Upgrade: [a-z0-9]{1,10}|Expect: [a-z0-9-]{1,12})",
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut headers = headers;
+            let (n, v) = framing.split_once(": ").unwrap();
+            headers.insert(at.index(headers.len() + 1), (n.to_string(), v.to_string()));
+            let raw = render(&path, &headers, close);
+            prop_assert!(matches!(parse(raw.as_bytes()), Head::Hyper), "{:?}", raw);
+        }
     }
 }
