@@ -73,6 +73,11 @@ impl AsyncRead for Rewind {
         let n = this.read.len().min(buf.remaining());
         buf.put_slice(&this.read[..n]);
         this.read.advance(n);
+        if this.read.is_empty() {
+            // Frees the buffer jetvault's path read into (up to 16 KiB and more per
+            // connection handed over), rather than hold it for the connection's life.
+            this.read = Bytes::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
