@@ -601,3 +601,27 @@ mod head_props {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn out_of_file_descriptors_evicts_the_oldest_idle_connection_and_backs_off() {
+    let registry = slots::Registry::new(10);
+    let oldest = registry.register();
+    let busy_one = registry.register();
+    busy_one.slot.set_busy(true);
+    let started = Instant::now();
+    accept_error(
+        io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error()),
+        &registry,
+    )
+    .await;
+    assert_eq!(started.elapsed(), ACCEPT_BACKOFF);
+    tokio::time::timeout(Duration::from_millis(1), oldest.slot.evicted())
+        .await
+        .expect("the oldest idle connection was not asked to close");
+    // The busy one was not; a second EMFILE finds nobody else to ask.
+    assert!(!registry.evict_one());
+    // A connection reset before accept is no reason to pause.
+    let started = Instant::now();
+    accept_error(io::ErrorKind::ConnectionReset.into(), &registry).await;
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
