@@ -296,7 +296,6 @@ impl Connection {
                 let (deadline, idle) = if buf.is_empty() {
                     (idle_deadline, true)
                 } else {
-                    // The whole head within the head timeout of its first byte.
                     // The whole head within the head timeout of its first byte (of the
                     // accept, for the first request).
                     let d = *head_deadline.get_or_insert_with(|| {
