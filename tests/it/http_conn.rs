@@ -1,9 +1,10 @@
-//! How `jetvault serve` handles HTTP/1.1 connections (`src/http/conn.rs`), spoken to over
+//! How `jetvault serve` handles HTTP/1.1 connections (`src/http/conn/`), spoken to over
 //! raw sockets: plain GETs are answered by jetvault's own connection path (a large
 //! released configuration with sendfile), everything else by hyper, on the same
 //! connection when a client mixes them: keep-alive, pipelining, a head that arrives a
 //! byte at a time, HEAD, HTTP/1.0, a POST after GETs, heads too large for the fast path,
-//! `Connection: close`, and shutdown with idle connections open.
+//! `Connection: close` (with pipelined bytes after it: lingering close), `Host` checks,
+//! and shutdown with idle connections open.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -350,4 +351,64 @@ fn shutdown_closes_idle_connections_and_exits_cleanly() {
     assert!(status.success(), "{status:?}\n{}", server.stderr());
     assert_closed(&mut fast_r);
     assert_closed(&mut hyper_r);
+}
+
+/// Hands a fresh connection to hyper with a HEAD of the pointer.
+fn connect_hyper(server: &Server) -> (TcpStream, BufReader<TcpStream>) {
+    let (mut w, mut r) = connect(server);
+    w.write_all(
+        format!("HEAD {ENV}/release HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {RD}\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(read(&mut r, true).status, 200);
+    (w, r)
+}
+
+#[test]
+fn a_request_without_one_valid_host_is_a_400_on_both_paths() {
+    let (_dir, server) = released();
+    for hyper in [false, true] {
+        for host in ["", "Host: a\r\nHost: b\r\n", "Host: a b\r\n"] {
+            let (mut w, mut r) = if hyper {
+                connect_hyper(&server)
+            } else {
+                connect(&server)
+            };
+            w.write_all(
+                format!("GET {ENV}/release HTTP/1.1\r\n{host}Authorization: Bearer {RD}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            let resp = read(&mut r, false);
+            assert_eq!(resp.status, 400, "{hyper} {host:?}");
+            let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+            assert_eq!(body["error"]["code"], "invalid_input", "{body}");
+            assert_eq!(resp.header("connection"), Some("close"));
+            assert_closed(&mut r);
+        }
+    }
+}
+
+#[test]
+fn connection_close_then_pipelined_bytes_still_gets_the_whole_configuration() {
+    let (_dir, server) = released();
+    let large = corpus(LARGE);
+    for hyper in [false, true] {
+        let (mut w, mut r) = if hyper {
+            connect_hyper(&server)
+        } else {
+            connect(&server)
+        };
+        let mut raw = get(&format!("{ENV}/release/config"), "Connection: close\r\n");
+        for _ in 0..500 {
+            raw.push_str(&get(&format!("{ENV}/release"), ""));
+        }
+        w.write_all(raw.as_bytes()).unwrap();
+        let resp = read(&mut r, false);
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body.len(), large.len(), "{hyper}: cut short");
+        assert_eq!(resp.body, &large[..]);
+        assert_closed(&mut r);
+    }
 }

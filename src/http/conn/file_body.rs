@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 
@@ -114,11 +115,15 @@ fn memfd(_: &str, _: &[u8]) -> io::Result<File> {
 
 /// Writes `body` to `stream` with `sendfile(2)`.
 #[cfg(target_os = "linux")]
-pub(super) async fn send_file(stream: &TcpStream, body: &FileBody) -> io::Result<()> {
+pub(super) async fn send_file(
+    stream: &TcpStream,
+    body: &FileBody,
+    timeout: Duration,
+) -> io::Result<()> {
     use tokio::io::Interest;
     let mut offset = 0u64;
     while offset < body.len {
-        stream.writable().await?;
+        super::respond::writable(stream, timeout).await?;
         let count = usize::try_from(body.len - offset).unwrap_or(usize::MAX);
         match stream.try_io(Interest::WRITABLE, || {
             rustix::fs::sendfile(stream, &body.file.0, Some(&mut offset), count).map_err(Into::into)
@@ -138,7 +143,7 @@ pub(super) async fn send_file(stream: &TcpStream, body: &FileBody) -> io::Result
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(super) async fn send_file(_: &TcpStream, _: &FileBody) -> io::Result<()> {
+pub(super) async fn send_file(_: &TcpStream, _: &FileBody, _: Duration) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "sendfile is Linux only",
@@ -148,11 +153,15 @@ pub(super) async fn send_file(_: &TcpStream, _: &FileBody) -> io::Result<()> {
 /// Writes the head with `MSG_MORE`, so that the kernel sends it in the same segment as
 /// the start of the body that follows.
 #[cfg(target_os = "linux")]
-pub(super) async fn send_head_more(stream: &TcpStream, mut head: &[u8]) -> io::Result<()> {
+pub(super) async fn send_head_more(
+    stream: &TcpStream,
+    mut head: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
     use rustix::net::SendFlags;
     use tokio::io::Interest;
     while !head.is_empty() {
-        stream.writable().await?;
+        super::respond::writable(stream, timeout).await?;
         match stream.try_io(Interest::WRITABLE, || {
             rustix::net::send(stream, head, SendFlags::MORE | SendFlags::NOSIGNAL)
                 .map_err(Into::into)

@@ -11,6 +11,9 @@ pub(super) enum Head {
     /// A GET this module answers: the request, the head's length, whether the client
     /// asked to close the connection after it.
     Get(Box<Request<Body>>, usize, bool),
+    /// A head that fails a check of [`super::check`]: why, the head's length. Answered
+    /// with 400 and the connection closed.
+    Bad(&'static str, usize),
     /// More bytes are needed.
     Partial,
     /// Hyper's to answer.
@@ -32,6 +35,9 @@ pub(super) fn parse(buf: &[u8]) -> Head {
     if !path.starts_with('/') {
         return Head::Hyper;
     }
+    if let Err(why) = super::check::check_target(path) {
+        return Head::Bad(why, len);
+    }
     let Ok(mut req) = Request::builder()
         .method(Method::GET)
         .uri(path)
@@ -49,7 +55,11 @@ pub(super) fn parse(buf: &[u8]) -> Head {
             return Head::Hyper;
         };
         match name {
-            header::CONTENT_LENGTH if h.value != b"0" => return Head::Hyper,
+            // `Content-Length: 0` once; any other length, or a second one, is hyper's
+            // (which folds equal duplicates into one and refuses different ones).
+            header::CONTENT_LENGTH if h.value != b"0" || req.headers().contains_key(&name) => {
+                return Head::Hyper;
+            }
             header::TRANSFER_ENCODING | header::UPGRADE | header::EXPECT => return Head::Hyper,
             header::CONNECTION => {
                 for token in h.value.split(|&b| b == b',') {

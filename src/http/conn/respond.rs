@@ -1,7 +1,7 @@
 //! Writing a response: the head here, the body from memory or with `sendfile(2)`.
 
 use std::io::{self, Write as _};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::http::header::{self};
@@ -12,12 +12,26 @@ use tokio::net::TcpStream;
 
 use super::file_body::{FileBody, send_file, send_head_more};
 
-/// Writes `res`: a [`FileBody`] with `sendfile(2)`, any other body from memory. Returns
+/// Waits until `stream` takes bytes, for at most `timeout`.
+pub(super) async fn writable(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+    match tokio::time::timeout(timeout, stream.writable()).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took no response bytes within the write timeout",
+        )),
+    }
+}
+
+/// Writes `res`: a [`FileBody`] with `sendfile(2)`, any other body from memory; `close`
+/// adds `Connection: close` (in place of the handler's `Connection` header, which is kept
+/// otherwise). Every wait for the client to take bytes is bounded by `timeout`. Returns
 /// the bytes sent with `sendfile`.
 pub(super) async fn respond(
     stream: &TcpStream,
     res: Response<Body>,
     close: bool,
+    timeout: Duration,
 ) -> io::Result<u64> {
     let (parts, body) = res.into_parts();
     let status = parts.status;
@@ -32,10 +46,9 @@ pub(super) async fn respond(
         status.canonical_reason().unwrap_or("")
     );
     for (name, value) in &parts.headers {
-        if matches!(
-            *name,
-            header::CONTENT_LENGTH | header::TRANSFER_ENCODING | header::CONNECTION
-        ) {
+        if matches!(*name, header::CONTENT_LENGTH | header::TRANSFER_ENCODING)
+            || (close && *name == header::CONNECTION)
+        {
             continue;
         }
         head.extend_from_slice(name.as_str().as_bytes());
@@ -57,8 +70,8 @@ pub(super) async fn respond(
     if let Some(file) = file.filter(|f| !bodiless && body.size_hint().exact() == Some(f.len)) {
         let _ = write!(head, "content-length: {}\r\n\r\n", file.len);
         drop(body);
-        send_head_more(stream, &head).await?;
-        send_file(stream, file).await?;
+        send_head_more(stream, &head, timeout).await?;
+        send_file(stream, file, timeout).await?;
         return Ok(file.len);
     }
     let bytes = if bodiless {
@@ -71,14 +84,19 @@ pub(super) async fn respond(
         bytes
     };
     head.extend_from_slice(b"\r\n");
-    write_all(stream, &head, &bytes).await?;
+    write_all(stream, &head, &bytes, timeout).await?;
     Ok(0)
 }
 
 /// Writes `head` then `body`, in one `writev` when the socket takes it all.
-async fn write_all(stream: &TcpStream, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+async fn write_all(
+    stream: &TcpStream,
+    mut head: &[u8],
+    mut body: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
     while !head.is_empty() || !body.is_empty() {
-        stream.writable().await?;
+        writable(stream, timeout).await?;
         let bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
         match stream.try_write_vectored(&bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
