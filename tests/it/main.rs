@@ -21,3 +21,4 @@ mod s3_backup;
 mod s3_live;
 mod serve_scheduler;
 mod store_conformance;
+mod store_readonly;
