@@ -93,6 +93,7 @@ pub struct Metrics {
     retention_deleted: Family<EnvLabels, Counter>,
     revalidations: Family<ResultLabels, Counter>,
     config_loads: Counter,
+    stale_served: Counter,
 }
 
 impl Default for Metrics {
@@ -168,6 +169,13 @@ impl Metrics {
             "Released configurations read from the store into memory",
             config_loads.clone(),
         );
+        let stale_served = Counter::default();
+        registry.register(
+            "pointer_stale_served",
+            "Release pointers served from memory while the store failed or did not answer \
+             in time (responses with X-Jetvault-Stale)",
+            stale_served.clone(),
+        );
         Self {
             registry,
             backups,
@@ -180,6 +188,7 @@ impl Metrics {
             retention_deleted,
             revalidations,
             config_loads,
+            stale_served,
         }
     }
 
@@ -308,6 +317,11 @@ impl Metrics {
     /// Counts a released configuration loaded into memory.
     pub fn record_config_load(&self) {
         self.config_loads.inc();
+    }
+
+    /// Counts a release pointer served from memory while the store is failing.
+    pub fn record_stale_served(&self) {
+        self.stale_served.inc();
     }
 
     /// The OpenMetrics text of every metric.

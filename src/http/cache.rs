@@ -7,12 +7,14 @@
 //! sending their own, so a release published elsewhere (another replica, the CLI) is
 //! served within `pointer_ttl` of the read that notices it.
 //!
-//! When the store fails during a revalidation, the last known pointer keeps being served
-//! (and the failure logged and counted) until the store answers again; only a pointer
-//! never seen gives an error.
+//! When the store fails during a revalidation, or does not answer within
+//! [`REVALIDATE_WAIT`] (a held lock, a stalled connection), the last known pointer keeps
+//! being served, marked stale with its age ([`Served::stale`], sent as
+//! `X-Jetvault-Stale`), and the failure logged and counted, until the store answers
+//! again; only a pointer never seen gives an error.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,20 @@ use jetvault_core::vault::Vault;
 pub const MAX_ENTRIES: usize = 10_000;
 
 const NEVER: u64 = u64::MAX;
+
+/// How long a read waits for the revalidation of a pointer it has in memory before it
+/// serves that pointer as stale.
+pub const REVALIDATE_WAIT: Duration = Duration::from_secs(1);
+
+/// What [`PointerCache::serve`] answers.
+#[derive(Debug)]
+pub struct Served {
+    /// The release pointer (`None`: the environment has no release).
+    pub pointer: Option<Arc<CachedPointer>>,
+    /// `Some(age)`: the store could not confirm it (failed or too slow); `age` is the time
+    /// since the store last did.
+    pub stale: Option<Duration>,
+}
 
 /// A release pointer ready to send.
 #[derive(Debug)]
@@ -148,6 +164,10 @@ struct Entry {
     current: RwLock<Option<Arc<CachedPointer>>>,
     /// When it was last checked against the store, in ms since the cache's epoch.
     checked_ms: AtomicU64,
+    /// When the store last confirmed it, in ms since the cache's epoch.
+    ok_ms: AtomicU64,
+    /// Whether the last revalidation failed.
+    failing: AtomicBool,
     /// Held while revalidating or publishing, so that one request goes to the store.
     refresh: Mutex<()>,
 }
@@ -157,6 +177,8 @@ impl Entry {
         Self {
             current: RwLock::new(None),
             checked_ms: AtomicU64::new(NEVER),
+            ok_ms: AtomicU64::new(NEVER),
+            failing: AtomicBool::new(false),
             refresh: Mutex::new(()),
         }
     }
@@ -177,6 +199,7 @@ impl Entry {
 #[derive(Debug)]
 pub struct PointerCache {
     ttl_ms: u64,
+    wait: Duration,
     epoch: Instant,
     entries: RwLock<HashMap<EnvRef, Arc<Entry>>>,
 }
@@ -187,9 +210,18 @@ impl PointerCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            wait: REVALIDATE_WAIT,
             epoch: Instant::now(),
             entries: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// How long a read waits for a revalidation before serving the pointer in memory as
+    /// stale (default [`REVALIDATE_WAIT`]).
+    #[must_use]
+    pub fn with_revalidate_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
     }
 
     fn now_ms(&self) -> u64 {
@@ -231,36 +263,73 @@ impl PointerCache {
         env: &EnvRef,
         metrics: &Metrics,
     ) -> Result<Option<Arc<CachedPointer>>> {
+        self.serve(vault, env, metrics).await.map(|s| s.pointer)
+    }
+
+    /// The current release pointer of `env`, revalidated with the store if older than
+    /// the ttl; when a pointer is in memory and the store fails or does not answer within
+    /// the revalidation wait, that pointer, marked stale.
+    ///
+    /// # Errors
+    /// Store errors when no pointer of `env` was read before.
+    pub async fn serve(&self, vault: &Vault, env: &EnvRef, metrics: &Metrics) -> Result<Served> {
         let entry = self.entry(env);
         if self.fresh(&entry) {
-            return Ok(entry.current());
+            return Ok(self.served(&entry, false, metrics));
         }
-        let _one = entry.refresh.lock().await;
+        let _one = if entry.current().is_some() {
+            match tokio::time::timeout(self.wait, entry.refresh.lock()).await {
+                Ok(guard) => guard,
+                // Another read's revalidation is stalled: don't queue behind it.
+                Err(_) => return Ok(self.served(&entry, true, metrics)),
+            }
+        } else {
+            entry.refresh.lock().await
+        };
         if self.fresh(&entry) {
-            return Ok(entry.current());
+            return Ok(self.served(&entry, false, metrics));
         }
         let current = entry.current();
-        let read = match &current {
-            Some(p) => match vault.current_release_if_changed(env, &p.store_etag).await {
-                Ok(None) => Ok(Revalidation::NotModified),
-                Ok(Some(next)) => Ok(self.replace(&entry, current.as_deref(), next)?),
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    entry.set(None);
-                    Ok(Revalidation::Missing)
-                }
-                Err(e) => Err(e),
-            },
-            None => match vault.current_release(env).await {
-                Ok(Some(next)) => Ok(self.replace(&entry, None, next)?),
-                Ok(None) => Ok(Revalidation::Missing),
-                Err(e) => Err(e),
-            },
+        let revalidate = async {
+            match &current {
+                Some(p) => match vault.current_release_if_changed(env, &p.store_etag).await {
+                    Ok(None) => Ok(Revalidation::NotModified),
+                    Ok(Some(next)) => Ok(self.replace(&entry, current.as_deref(), next)?),
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        entry.set(None);
+                        Ok(Revalidation::Missing)
+                    }
+                    Err(e) => Err(e),
+                },
+                None => match vault.current_release(env).await {
+                    Ok(Some(next)) => Ok(self.replace(&entry, None, next)?),
+                    Ok(None) => Ok(Revalidation::Missing),
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        let read = if current.is_some() {
+            tokio::time::timeout(self.wait, revalidate)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::unavailable(format!(
+                        "the store did not answer within {} ms",
+                        self.wait.as_millis()
+                    )))
+                })
+        } else {
+            revalidate.await
         };
         let outcome = match read {
-            Ok(r) => r,
+            Ok(r) => {
+                entry.ok_ms.store(self.now_ms(), Ordering::Release);
+                entry.failing.store(false, Ordering::Release);
+                r
+            }
             Err(e) if current.is_some() => {
                 tracing::warn!(%env, error = %e.report(),
                     "cannot revalidate the release pointer; serving the last one read");
+                entry.failing.store(true, Ordering::Release);
                 Revalidation::Error
             }
             Err(e) => {
@@ -270,7 +339,25 @@ impl PointerCache {
         };
         metrics.record_revalidation(outcome);
         entry.checked_ms.store(self.now_ms(), Ordering::Release);
-        Ok(entry.current())
+        Ok(self.served(&entry, false, metrics))
+    }
+
+    /// The entry's pointer, stale if the last revalidation failed or `waited` says one
+    /// is taking too long.
+    fn served(&self, entry: &Entry, waited: bool, metrics: &Metrics) -> Served {
+        let pointer = entry.current();
+        let stale =
+            (pointer.is_some() && (waited || entry.failing.load(Ordering::Acquire))).then(|| {
+                let ok = entry.ok_ms.load(Ordering::Acquire);
+                let age = if ok == NEVER {
+                    0
+                } else {
+                    self.now_ms().saturating_sub(ok)
+                };
+                metrics.record_stale_served();
+                Duration::from_millis(age)
+            });
+        Served { pointer, stale }
     }
 
     fn replace(
@@ -300,7 +387,12 @@ impl PointerCache {
             return;
         }
         match self.replace(&entry, current.as_deref(), pointer) {
-            Ok(_) => entry.checked_ms.store(self.now_ms(), Ordering::Release),
+            Ok(_) => {
+                let now = self.now_ms();
+                entry.checked_ms.store(now, Ordering::Release);
+                entry.ok_ms.store(now, Ordering::Release);
+                entry.failing.store(false, Ordering::Release);
+            }
             Err(e) => tracing::warn!(%env, error = %e.report(), "cannot cache the new release"),
         }
     }
@@ -541,5 +633,119 @@ mod tests {
             .unwrap();
         assert_eq!(got.release.seq, 1);
         assert_eq!(cache.len(), 1);
+    }
+
+    /// A local store whose conditional reads hang while `stalled` is set.
+    #[derive(Debug)]
+    struct Stalling {
+        inner: LocalStore,
+        stalled: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl Store for Stalling {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        async fn get(&self, key: &str) -> Result<Object> {
+            self.inner.get(key).await
+        }
+        async fn get_if_none_match(&self, key: &str, etag: &str) -> Result<Conditional> {
+            if self.stalled.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            self.inner.get_if_none_match(key, etag).await
+        }
+        async fn head(&self, key: &str) -> Result<ObjectInfo> {
+            self.inner.head(key).await
+        }
+        async fn put(
+            &self,
+            key: &str,
+            bytes: Bytes,
+            m: &Metadata,
+            mode: PutMode,
+        ) -> Result<String> {
+            self.inner.put(key, bytes, m, mode).await
+        }
+        async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<ListPage> {
+            self.inner.list(prefix, after, limit).await
+        }
+        async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+            self.inner.list_dirs(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key).await
+        }
+        async fn check(&self) -> Result<()> {
+            self.inner.check().await
+        }
+    }
+
+    /// A store that stops answering: reads are served from memory, marked stale and
+    /// counted, instead of waiting for it; once it answers, they are fresh again.
+    #[tokio::test]
+    async fn a_stalled_store_serves_the_pointer_in_memory_as_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Stalling {
+            inner: LocalStore::open(dir.path()).unwrap(),
+            stalled: std::sync::atomic::AtomicBool::new(false),
+        });
+        let vault = Vault::new(store.clone(), VaultOptions::default());
+        let env = EnvRef::parse("crm", "production").unwrap();
+        vault
+            .backup(
+                &env,
+                BackupRequest::new(corpus("grafana-k8s-views-nodes.json"), Trigger::Manual),
+            )
+            .await
+            .unwrap();
+        vault
+            .release(&env, ReleaseRequest::new(1, Actor::default()))
+            .await
+            .unwrap();
+        let metrics = Metrics::new();
+        let cache = Arc::new(
+            PointerCache::new(Duration::from_secs(3600))
+                .with_revalidate_wait(Duration::from_millis(200)),
+        );
+        let first = cache.serve(&vault, &env, &metrics).await.unwrap();
+        assert!(first.stale.is_none());
+        assert!(
+            !metrics
+                .encode()
+                .contains("jetvault_pointer_stale_served_total 1")
+        );
+
+        store.stalled.store(true, Ordering::SeqCst);
+        cache.expire_all();
+        // Two readers: one waits for its own revalidation, the other for the first's.
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (cache, vault, env) = (cache.clone(), vault.clone(), env.clone());
+                tokio::spawn(async move {
+                    let m = Metrics::new();
+                    let s = cache.serve(&vault, &env, &m).await.unwrap();
+                    (s.pointer.unwrap().release.seq, s.stale.is_some())
+                })
+            })
+            .collect();
+        for r in readers {
+            assert_eq!(r.await.unwrap(), (1, true));
+        }
+        let stale = cache.serve(&vault, &env, &metrics).await.unwrap();
+        assert_eq!(stale.pointer.unwrap().release.seq, 1);
+        assert!(stale.stale.is_some(), "still stale until the store answers");
+        let text = metrics.encode();
+        assert!(
+            text.contains("jetvault_pointer_stale_served_total 1"),
+            "{text}"
+        );
+
+        store.stalled.store(false, Ordering::SeqCst);
+        cache.expire_all();
+        let fresh = cache.serve(&vault, &env, &metrics).await.unwrap();
+        assert!(fresh.stale.is_none());
+        assert_eq!(fresh.pointer.unwrap().release.seq, 1);
     }
 }

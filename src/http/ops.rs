@@ -20,6 +20,10 @@ use jetvault_core::store::Store;
 /// store request.
 pub const READY_TTL: Duration = Duration::from_secs(5);
 
+/// How long a readiness check waits for the store: a store that stalls (a held lock, a
+/// stuck connection) is not ready.
+pub const READY_WAIT: Duration = Duration::from_secs(2);
+
 /// A status answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
@@ -34,7 +38,8 @@ pub async fn healthz() -> Response {
     json_response(StatusCode::OK, &Status { status: "ok" })
 }
 
-/// The store is reachable (checked at most every 5 s; later probes reuse the answer).
+/// The store is reachable and answers within 2 s (checked at most every 5 s; later
+/// probes reuse the answer).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "The store is reachable", body = Status),
@@ -101,7 +106,14 @@ impl ReadyCache {
                 match self.cached() {
                     Some(r) => r,
                     None => {
-                        let r = store.check().await.map_err(|e| e.report());
+                        let r = match tokio::time::timeout(READY_WAIT, store.check()).await {
+                            Ok(r) => r.map_err(|e| e.report()),
+                            Err(_) => Err(format!(
+                                "{} did not answer within {} ms",
+                                store.describe(),
+                                READY_WAIT.as_millis()
+                            )),
+                        };
                         *self
                             .last
                             .lock()

@@ -28,6 +28,7 @@ const MAX_PAGE: usize = 1000;
     responses(
         (status = 200, description = "The release; ETag identifies the pointer (pass it as If-Match to release over it)", body = Release),
         (status = 304, description = "The client's pointer is current"),
+        (status = 503, description = "The store is unavailable and no pointer is in memory", body = ErrorBody),
         (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, description = "The environment has no release", body = ErrorBody),
     ),
@@ -38,13 +39,14 @@ pub async fn pointer(
     neg: Negotiation,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let p = state
+    let served = state
         .cache
-        .pointer(&state.vault, &env, &state.metrics)
-        .await?
-        .ok_or_else(|| no_release(&env))?;
+        .serve(&state.vault, &env, &state.metrics)
+        .await?;
+    let stale = served.stale;
+    let p = served.pointer.ok_or_else(|| no_release(&env))?;
     if neg.not_modified(p.etag.as_bytes()) {
-        return Ok(not_modified(&p.etag, false));
+        return Ok(mark_stale(not_modified(&p.etag, false), stale));
     }
     let mut res = Response::new(axum::body::Body::from(p.body.clone()));
     let h = res.headers_mut();
@@ -54,7 +56,19 @@ pub async fn pointer(
     );
     h.insert(header::ETAG, p.etag.clone());
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(res)
+    Ok(mark_stale(res, stale))
+}
+
+/// The header on a release or released configuration served from memory while the
+/// store could not confirm it: the age in whole seconds of the last confirmation.
+pub const STALE_HEADER: &str = "x-jetvault-stale";
+
+fn mark_stale(mut res: Response, stale: Option<std::time::Duration>) -> Response {
+    if let Some(age) = stale {
+        res.headers_mut()
+            .insert(STALE_HEADER, HeaderValue::from(age.as_secs()));
+    }
+    res
 }
 
 /// The released configuration, byte for byte (ETag = `"<sha256>"`); the stored zstd
@@ -66,6 +80,7 @@ pub async fn pointer(
     responses(
         (status = 200, description = "The released configuration", content_type = "application/json", body = Object),
         (status = 304, description = "The client's configuration is current"),
+        (status = 503, description = "The store is unavailable and nothing is in memory", body = ErrorBody),
         (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, description = "The environment has no release", body = ErrorBody),
     ),
@@ -76,28 +91,25 @@ pub async fn config(
     neg: Negotiation,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let p = state
+    let served = state
         .cache
-        .pointer(&state.vault, &env, &state.metrics)
-        .await?
-        .ok_or_else(|| no_release(&env))?;
+        .serve(&state.vault, &env, &state.metrics)
+        .await?;
+    let stale = served.stale;
+    let p = served.pointer.ok_or_else(|| no_release(&env))?;
     let c = p.config(&state.vault, &env, &state.metrics).await?;
     if neg.not_modified(c.etag.as_bytes()) {
-        return Ok(not_modified(&c.etag, true));
+        return Ok(mark_stale(not_modified(&c.etag, true), stale));
     }
     if neg.zstd {
-        return Ok(config_response(
-            c.zstd.clone(),
-            &c.etag,
-            true,
-            c.zstd_file.as_ref(),
+        return Ok(mark_stale(
+            config_response(c.zstd.clone(), &c.etag, true, c.zstd_file.as_ref()),
+            stale,
         ));
     }
-    Ok(config_response(
-        c.raw.clone(),
-        &c.etag,
-        false,
-        c.file.as_ref(),
+    Ok(mark_stale(
+        config_response(c.raw.clone(), &c.etag, false, c.file.as_ref()),
+        stale,
     ))
 }
 

@@ -20,4 +20,6 @@ mod restore_s3;
 mod s3_backup;
 mod s3_live;
 mod serve_scheduler;
+mod serve_stalled_store;
 mod store_conformance;
+mod store_readonly;

@@ -5,9 +5,10 @@
 //! (exclusive) against readers (shared) across processes, which makes create-only and
 //! compare-and-swap atomic and reads never torn.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -22,10 +23,16 @@ const META_DIR: &str = ".jvmeta";
 const LOCK_FILE: &str = ".jvlock";
 const HIDDEN_PREFIX: &str = ".jv";
 
+/// How long an operation waits for the directory's lock by default before the store
+/// answers `Unavailable`: a process that holds it longer (a stuck writer, a `flock` by
+/// hand) must not stall readers without bound.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// A directory that holds objects as files.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    lock_wait: Duration,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,7 +56,10 @@ impl LocalStore {
                 root.display()
             )));
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            lock_wait: LOCK_WAIT,
+        })
     }
 
     /// The root directory.
@@ -76,31 +86,85 @@ impl LocalStore {
         .with_source(e)
     }
 
-    fn lock(&self, exclusive: bool) -> Result<File> {
+    /// How long a read or write waits for the lock before the store answers
+    /// `Unavailable` (default [`LOCK_WAIT`]).
+    #[must_use]
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// Takes the lock: exclusive for writers, shared for readers, waiting at most
+    /// `lock_wait`. `None`: a reader of a directory it cannot write, whose lock file does
+    /// not exist (no writer has ever used the directory, and none can create the file
+    /// the reader could not).
+    fn lock(&self, exclusive: bool) -> Result<Option<File>> {
         let path = self.root.join(LOCK_FILE);
-        let open = || {
+        let Some(file) = self.open_lock(&path, exclusive)? else {
+            return Ok(None);
+        };
+        let deadline = Instant::now() + self.lock_wait;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let tried = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match tried {
+                Ok(()) => return Ok(Some(file)),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(
+                        pause.min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::unavailable(format!(
+                        "local store {}: another process has held the lock {} for more than \
+                         {} ms (a backup, release or restore in progress, or a stuck process); \
+                         try again when it finishes",
+                        self.root.display(),
+                        path.display(),
+                        self.lock_wait.as_millis()
+                    )));
+                }
+                Err(TryLockError::Error(e)) => return Err(self.io_err("lock", &path, e)),
+            }
+        }
+    }
+
+    /// Opens the lock file: read-write (creating it and the directory) for writers, and
+    /// for readers where the directory is writable; read-only for readers of a
+    /// read-only directory (a shared lock needs no write access).
+    fn open_lock(&self, path: &Path, exclusive: bool) -> Result<Option<File>> {
+        let open_rw = || {
             OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .read(true)
                 .write(true)
-                .open(&path)
+                .open(path)
         };
-        let file = match open() {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&self.root).map_err(|e| self.io_err("create", &self.root, e))?;
-                open().map_err(|e| self.io_err("open", &path, e))?
+        let rw = match open_rw() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir_all(&self.root) {
+                Ok(()) => open_rw(),
+                Err(c) if !exclusive && cannot_write(&c) => Err(c),
+                Err(c) => return Err(self.io_err("create", &self.root, c)),
+            },
+            r => r,
+        };
+        match rw {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if !exclusive && cannot_write(&e) => {
+                match OpenOptions::new().read(true).open(path) {
+                    Ok(f) => Ok(Some(f)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(self.io_err("open", path, e)),
+                }
             }
-            Err(e) => return Err(self.io_err("open", &path, e)),
-        };
-        let locked = if exclusive {
-            file.lock()
-        } else {
-            file.lock_shared()
-        };
-        locked.map_err(|e| self.io_err("lock", &path, e))?;
-        Ok(file)
+            Err(e) => Err(self.io_err("open", path, e)),
+        }
     }
 
     fn read_info(&self, key: &str) -> Result<Option<(ObjectInfo, PathBuf)>> {
@@ -304,6 +368,15 @@ impl LocalStore {
     }
 }
 
+/// Whether an error says this process may not write there (permissions, a read-only
+/// mount), as opposed to the directory being broken.
+fn cannot_write(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    ) || e.raw_os_error() == Some(1) // EPERM
+}
+
 fn has_files(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|entries| {
         entries.flatten().any(|e| {
@@ -459,5 +532,50 @@ mod tests {
             fs::read(dir.path().join("a/b.bin")).unwrap(),
             b"\x28\xb5raw"
         );
+    }
+
+    /// A lock held by someone else (another open file description: flock locks conflict
+    /// across them even in one process, as across processes) makes reads and writes
+    /// answer `Unavailable` after the wait, and work again once it is released.
+    #[tokio::test]
+    async fn lock_waits_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path())
+            .unwrap()
+            .with_lock_wait(Duration::from_millis(50));
+        store
+            .put(
+                "a/b",
+                Bytes::from_static(b"x"),
+                &Metadata::new(),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+        let held = File::open(dir.path().join(LOCK_FILE)).unwrap();
+        held.lock().unwrap();
+        let e = store.get("a/b").await.unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Unavailable, "{e}");
+        assert!(e.to_string().contains("held the lock"), "{e}");
+        let e = store.list("a/", None, 10).await.unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Unavailable, "{e}");
+        let e = store
+            .put(
+                "a/c",
+                Bytes::from_static(b"y"),
+                &Metadata::new(),
+                PutMode::Create,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Unavailable, "{e}");
+        // A shared lock held elsewhere lets readers in but not writers.
+        held.unlock().unwrap();
+        held.lock_shared().unwrap();
+        assert_eq!(&store.get("a/b").await.unwrap().bytes[..], b"x");
+        assert!(store.check().await.is_err());
+        held.unlock().unwrap();
+        store.check().await.unwrap();
+        store.delete("a/b").await.unwrap();
     }
 }
