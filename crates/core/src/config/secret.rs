@@ -19,7 +19,7 @@ pub struct TokenConfig {
     pub role: Role,
     /// The token.
     pub value: Option<Secret>,
-    /// A file holding the token (trailing whitespace is ignored).
+    /// A file holding the token (whitespace around it is ignored).
     pub value_file: Option<PathBuf>,
 }
 
@@ -42,14 +42,15 @@ impl TokenConfig {
     }
 }
 
-/// Reads a secret from a file, trimming trailing whitespace.
+/// Reads a secret from a file, trimming whitespace at both ends (a leading blank line
+/// would otherwise become part of a token no client can send).
 ///
 /// # Errors
 /// `Config` naming the file if it can't be read or is empty.
 pub fn read_secret_file(path: &Path) -> Result<Secret> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::config(format!("cannot read secret file {}: {e}", path.display())))?;
-    let value = text.trim_end().to_string();
+    let value = text.trim().to_string();
     if value.is_empty() {
         return Err(Error::config(format!(
             "secret file {} is empty",
@@ -57,6 +58,29 @@ pub fn read_secret_file(path: &Path) -> Result<Secret> {
         )));
     }
     Ok(Secret(value))
+}
+
+/// A warning if the secret file at `path` may be read by its group or by anyone: it
+/// names the file and the fix, never the content. `None` if the file is private or its
+/// mode cannot be read (reading it reports that).
+#[must_use]
+pub fn secret_file_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o077 == 0 {
+        return None;
+    }
+    let who = if mode & 0o007 != 0 {
+        "anyone on this machine"
+    } else {
+        "its group"
+    };
+    Some(format!(
+        "secret file {} may be read by {who} (mode {:03o}); run `chmod 600 {}`",
+        path.display(),
+        mode & 0o777,
+        path.display()
+    ))
 }
 
 /// A secret string: `Debug` and `Display` show `<redacted>`.
