@@ -19,5 +19,6 @@ mod restore_http;
 mod restore_s3;
 mod s3_backup;
 mod s3_live;
+mod secrets;
 mod serve_scheduler;
 mod store_conformance;
