@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use jetvault_core::config::Config;
+use jetvault_core::store::redact_url;
 
 use super::{Ctx, exit};
 
@@ -32,13 +33,18 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
     for file in &files {
         match Config::load(file) {
             Ok(c) => {
+                for warning in c.secret_file_warnings() {
+                    tracing::warn!("{}: {warning}", file.display());
+                }
                 let envs = c.envs().count();
                 let scheduled = c.envs().filter(|(_, e)| e.schedule.is_some()).count();
                 println!(
                     "{}: ok ({} apps, {envs} environments, {scheduled} scheduled; store {})",
                     file.display(),
                     c.apps.len(),
-                    c.store.as_deref().unwrap_or("(embedded default)")
+                    c.store
+                        .as_deref()
+                        .map_or_else(|| "(embedded default)".into(), redact_url)
                 );
             }
             Err(e) => {

@@ -30,6 +30,9 @@ pub struct ServeArgs {
 pub async fn run(ctx: &Ctx, _args: ServeArgs) -> anyhow::Result<u8> {
     let config = Arc::new(ctx.config.clone());
     let listen = config.server.listen.clone();
+    for warning in config.secret_file_warnings() {
+        tracing::warn!("{warning}");
+    }
     let vault = ctx.vault().await?;
 
     match jetvault_core::store::precondition_self_test(vault.store().as_ref()).await {

@@ -21,7 +21,7 @@ mod validate;
 
 pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
-pub use secret::{Secret, TokenConfig, read_secret_file};
+pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
 pub use validate::check_cron;
 
@@ -190,6 +190,41 @@ impl Config {
                 }
             }
         }
+    }
+
+    /// The files holding secrets: server token files and live targets' bearer token
+    /// files, each once.
+    #[must_use]
+    pub fn secret_files(&self) -> Vec<&Path> {
+        let mut files: Vec<&Path> = Vec::new();
+        let tokens = self
+            .server
+            .tokens
+            .iter()
+            .filter_map(|t| t.value_file.as_deref());
+        let live = self.envs().filter_map(|(_, e)| match &e.live {
+            Some(LiveConfig::Http {
+                bearer_token_file: Some(p),
+                ..
+            }) => Some(p.as_path()),
+            _ => None,
+        });
+        for p in tokens.chain(live) {
+            if !files.contains(&p) {
+                files.push(p);
+            }
+        }
+        files
+    }
+
+    /// A warning for each secret file its group or anyone may read (see
+    /// [`secret_file_warning`]).
+    #[must_use]
+    pub fn secret_file_warnings(&self) -> Vec<String> {
+        self.secret_files()
+            .into_iter()
+            .filter_map(secret_file_warning)
+            .collect()
     }
 
     /// Every configured environment, in id order.

@@ -196,3 +196,52 @@ fn errors_name_the_key_and_the_layer_but_not_the_value() {
     assert!(e.to_string().contains("line 3"), "{e}");
     assert!(!e.to_string().contains("s3cret"), "{e}");
 }
+
+#[test]
+fn secret_files_are_trimmed_at_both_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "\n\n  TOK \r\n").unwrap();
+    assert_eq!(read_secret_file(&path).unwrap().expose(), "TOK");
+    std::fs::write(&path, " \n\t\n").unwrap();
+    let e = read_secret_file(&path).unwrap_err();
+    assert!(e.to_string().contains("is empty"), "{e}");
+}
+
+#[test]
+fn readable_secret_files_get_a_warning_without_their_content() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("server-token");
+    let live = dir.path().join("live-token");
+    std::fs::write(&server, "SERVER-S3CRET\n").unwrap();
+    std::fs::write(&live, "LIVE-S3CRET\n").unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(&server, 0o600).unwrap();
+    mode(&live, 0o644).unwrap();
+    let mut c = Config::parse(&format!(
+        "[[server.tokens]]\nname = \"ci\"\nrole = \"operate\"\nvalue_file = {:?}\n\
+         [apps.crm.envs.p.live]\nkind = \"http\"\nurl = \"http://x/\"\nbearer_token_file = {:?}\n\
+         [apps.crm.envs.q.live]\nkind = \"http\"\nurl = \"http://y/\"\nbearer_token_file = {:?}\n",
+        server, live, live
+    ))
+    .unwrap();
+    assert_eq!(c.secret_files().len(), 2, "each file once");
+    let w = c.secret_file_warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains(&live.display().to_string()), "{w:?}");
+    assert!(w[0].contains("anyone"), "{w:?}");
+    assert!(w[0].contains("chmod 600"), "{w:?}");
+    assert!(!w[0].contains("S3CRET"), "{w:?}");
+    // Created by this process, the file's group is this process's: the service's own.
+    mode(&live, 0o640).unwrap();
+    mode(&server, 0o604).unwrap();
+    let w = c.secret_file_warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains(&server.display().to_string()), "{w:?}");
+    mode(&live, 0o400).unwrap();
+    mode(&server, 0o600).unwrap();
+    assert!(c.secret_file_warnings().is_empty());
+    c.server.tokens.clear();
+    assert_eq!(c.secret_files(), vec![live.as_path()]);
+}

@@ -18,6 +18,12 @@ use crate::error::{Error, Result};
 use crate::id::EnvRef;
 use crate::store::redact_url;
 
+/// How many characters of an error response's body a message shows.
+const SNIPPET_LEN: usize = 200;
+
+/// Secret values shorter than this are not scrubbed from messages.
+const MIN_SECRET_LEN: usize = 4;
+
 /// How long a request may take when the config sets no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -113,6 +119,21 @@ impl HttpTarget {
     }
 
     fn token(&self) -> Result<Option<HeaderValue>> {
+        let Some(token) = self.token_value()? else {
+            return Ok(None);
+        };
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Error::config(format!(
+                "the bearer token for the live target of {} has characters not allowed in a header",
+                self.env
+            ))
+        })?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+
+    /// The bearer token, trimmed, read now from its variable or file.
+    fn token_value(&self) -> Result<Option<String>> {
         let token = match &self.token {
             TokenSource::None => return Ok(None),
             TokenSource::Env(var) => std::env::var(var).map_err(|_| {
@@ -124,14 +145,41 @@ impl HttpTarget {
             })?,
             TokenSource::File(path) => read_secret_file(path)?.expose().to_string(),
         };
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
-            Error::config(format!(
-                "the bearer token for the live target of {} has characters not allowed in a header",
-                self.env
-            ))
-        })?;
-        value.set_sensitive(true);
-        Ok(Some(value))
+        Ok(Some(token.trim().to_string()))
+    }
+
+    /// `text` without this target's secrets: its URLs' userinfo and query (the URLs
+    /// are shown redacted), its bearer token and its sensitive headers' values. For
+    /// messages built from what the endpoint or the HTTP client said.
+    fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        let mut secrets: Vec<String> = Vec::new();
+        for url in [&self.read_url, &self.write_url] {
+            text = text.replace(url.as_str(), &redact_url(url.as_str()));
+            secrets.push(url.username().to_string());
+            secrets.extend(url.password().map(str::to_string));
+            secrets.extend(url.query().map(str::to_string));
+            secrets.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
+        }
+        if let Ok(Some(token)) = self.token_value() {
+            secrets.push(token);
+        }
+        secrets.extend(
+            self.headers
+                .values()
+                .filter(|v| v.is_sensitive())
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string),
+        );
+        // Longest first, so that a secret holding another goes whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in &secrets {
+            // Shorter values (`?page=2`) are not secrets worth mangling a message for.
+            if s.len() >= MIN_SECRET_LEN {
+                text = text.replace(s.as_str(), "<redacted>");
+            }
+        }
+        text
     }
 
     fn request(&self, method: Method, url: &reqwest::Url) -> Result<reqwest::RequestBuilder> {
@@ -147,6 +195,8 @@ impl HttpTarget {
 
     fn send_error(&self, doing: &str, url: &reqwest::Url, e: &reqwest::Error) -> Error {
         let url = redact_url(url.as_str());
+        // reqwest's message names the URL, query and userinfo included.
+        let cause = self.scrub(&e.to_string());
         if e.is_timeout() {
             Error::unavailable(format!(
                 "{doing} {url} timed out after {:?}; check that the endpoint is up, or raise the \
@@ -155,11 +205,11 @@ impl HttpTarget {
             ))
         } else if e.is_connect() {
             Error::unavailable(format!(
-                "cannot connect to {url} ({doing}): {e}; check that the endpoint is up and \
+                "cannot connect to {url} ({doing}): {cause}; check that the endpoint is up and \
                  reachable (`jetvault doctor` checks every live target)"
             ))
         } else {
-            Error::unavailable(format!("{doing} {url} failed: {e}"))
+            Error::unavailable(format!("{doing} {url} failed: {cause}"))
         }
     }
 
@@ -171,9 +221,13 @@ impl HttpTarget {
     ) -> Error {
         let status = resp.status();
         let body = resp.bytes().await.unwrap_or_default();
-        let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)])
+        // Scrubbed before it is cut, so that a secret across the cut goes too.
+        let head = String::from_utf8_lossy(&body[..body.len().min(SNIPPET_LEN + 4096)]);
+        let snippet: String = self
+            .scrub(&head)
             .chars()
             .filter(|c| !c.is_control())
+            .take(SNIPPET_LEN)
             .collect();
         let url = redact_url(url.as_str());
         let msg = format!("{doing} {url} answered {status}: {snippet}");
@@ -300,6 +354,14 @@ mod tests {
         async fn fail() -> (AxStatus, &'static str) {
             (AxStatus::INTERNAL_SERVER_ERROR, "database is down")
         }
+        async fn echo(h: AxHeaders) -> (AxStatus, String) {
+            let auth = h.get("authorization").map_or("", |v| v.to_str().unwrap());
+            // The token across the 200-character cut.
+            (
+                AxStatus::INTERNAL_SERVER_ERROR,
+                format!("{}you sent {auth}", "x".repeat(170)),
+            )
+        }
         async fn slow() -> &'static str {
             tokio::time::sleep(Duration::from_secs(5)).await;
             "{}"
@@ -308,6 +370,7 @@ mod tests {
             .route("/config", get(get_cfg).put(put_cfg))
             .route("/fail", get(fail).put(fail))
             .route("/slow", get(slow))
+            .route("/echo", get(echo))
             .with_state(fake);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -400,6 +463,35 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    #[tokio::test]
+    async fn messages_hold_no_secret() {
+        let base = fake_server(Fake::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "\nTOKEN-S3CRET-0123\n").unwrap();
+        let e = target(format!("{base}/echo"), Some(token.clone()), None)
+            .read(100)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("500"), "{e}");
+        assert!(e.to_string().contains("Bearer <red"), "{e}");
+        assert!(!e.to_string().contains("S3CRET"), "{e}");
+        assert!(!e.to_string().contains("TOKEN-"), "{e}");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let e = target(
+            format!("http://user:PASS-S3CRET@127.0.0.1:{port}/x?api_key=KEY-S3CRET"),
+            Some(token),
+            None,
+        )
+        .read(100)
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+        assert!(!e.to_string().contains("S3CRET"), "{e}");
     }
 
     #[tokio::test]
