@@ -12,6 +12,7 @@ mod cli_release;
 mod http_api;
 mod http_conn;
 mod http_restore_route;
+mod live_http;
 mod prune_cli;
 mod release_race;
 mod restore_cli;
