@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{LiveState, RestorePlan};
+use super::{LiveRetry, LiveState, RestorePlan};
 use crate::codec;
 use crate::diff::Diff;
 use crate::error::{Error, ErrorKind, Result};
@@ -74,6 +74,35 @@ impl Vault {
             snapshot,
             raw,
         })
+    }
+
+    /// Reads live for a restore: again, after a pause, while it fails with anything
+    /// but `NotFound` (a 5xx, a timeout, a refused connection, a 401 or 403), up to
+    /// `retry.attempts` reads. The last error is returned.
+    pub(super) async fn read_live_retrying(
+        &self,
+        target: &dyn LiveTarget,
+        retry: LiveRetry,
+    ) -> Result<Bytes> {
+        let attempts = retry.attempts.max(1);
+        let mut pause = retry.backoff;
+        let mut attempt = 1;
+        loop {
+            match target.read(self.options().max_size).await {
+                Ok(raw) => return Ok(raw),
+                Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::TooLarge => {
+                    return Err(e);
+                }
+                Err(e) if attempt >= attempts => return Err(e),
+                Err(e) => {
+                    tracing::warn!(target = %target.describe(), attempt, error = %e.report(),
+                        "cannot read live before a restore; reading it again");
+                    tokio::time::sleep(pause).await;
+                    pause = pause.saturating_mul(2);
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     pub(super) async fn read_live(&self, target: &dyn LiveTarget) -> (LiveState, Option<Bytes>) {
