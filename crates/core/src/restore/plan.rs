@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{LiveRetry, LiveState, RestorePlan};
 use crate::codec;
 use crate::diff::Diff;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::id::EnvRef;
 use crate::live::LiveTarget;
 use crate::meta::SnapshotMeta;
@@ -14,6 +14,7 @@ use crate::selector::Selector;
 use crate::vault::Vault;
 
 impl Vault {
+    /// The snapshot `source` names, read and checked: size and sha256 against its
     /// metadata, and that it parses as JSON.
     pub(super) async fn checked_snapshot(
         &self,
@@ -21,14 +22,8 @@ impl Vault {
         source: &Selector,
     ) -> Result<(SnapshotMeta, Bytes)> {
         let meta = self.resolve(env, source).await?;
-        let (meta, raw) = self.get(env, meta.version).await?;
-        let what = format!("snapshot v{} of {env}", meta.version);
-        let check = raw.clone();
-        tokio::task::spawn_blocking(move || codec::check_json(&check, &what))
-            .await
-            .map_err(|e| Error::internal(format!("JSON check task failed: {e}")))?
-            .map_err(|e| Error::corrupt(e.message().to_string()))?;
-        Ok((meta, raw))
+        // `get` checks size, sha256 and that the bytes are JSON (`Corrupt` if not).
+        self.get(env, meta.version).await
     }
 
     /// What restoring `source` to `target` would do, changing nothing: the snapshot
