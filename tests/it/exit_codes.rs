@@ -43,3 +43,46 @@ fn a_signed_version_is_not_a_version() {
     let r = jv.fails(&["restore", "crm", "production", "+1", "--dry-run"], 2);
     assert!(r.stderr.contains("is not a version"), "{}", r.stderr);
 }
+
+/// A stored snapshot whose sha256 matches but that is not JSON is the store's fault:
+/// exit 6 for `cat` and `diff` (restore and verify: unit tests in the core), never 2.
+#[test]
+fn a_stored_snapshot_that_is_not_json_is_corrupt() {
+    use jetvault_core::store::{LocalStore, PutMode, Store};
+    use jetvault_core::{EnvRef, SnapshotMeta, codec, layout};
+
+    let jv = Jv::new();
+    let one = jv.file("one.json", br#"{"a": 1}"#);
+    let two = jv.file("two.json", br#"{"a": 2}"#);
+    jv.ok(&["backup", "crm", "production", "--from", &one]);
+    jv.ok(&["backup", "crm", "production", "--from", &two]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = LocalStore::open(jv.store_dir()).unwrap();
+        let env = EnvRef::parse("crm", "production").unwrap();
+        let key = layout::snapshot_key(&env, 1);
+        let mut meta = SnapshotMeta::from_object(&store.head(&key).await.unwrap()).unwrap();
+        let raw = br#"{"a": "#;
+        let compressed = codec::compress(raw, 3).unwrap();
+        meta.sha256 = codec::sha256_hex(raw);
+        meta.size = raw.len() as u64;
+        meta.stored_size = compressed.len() as u64;
+        store
+            .put(
+                &key,
+                compressed.into(),
+                &meta.to_metadata(),
+                PutMode::Overwrite,
+            )
+            .await
+            .unwrap();
+    });
+    let r = jv.fails(&["cat", "crm", "production", "1"], 6);
+    assert!(
+        r.stderr.contains("snapshot v1 of crm/production"),
+        "{}",
+        r.stderr
+    );
+    jv.fails(&["diff", "crm", "production", "1", "2"], 6);
+    jv.ok(&["cat", "crm", "production", "2"]);
+}
