@@ -3,7 +3,6 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
 use jetvault_core::{BackupOutcome, BackupRequest, Error, Trigger};
@@ -89,14 +88,15 @@ fn read_input(path: &PathBuf, limit: u64) -> anyhow::Result<Bytes> {
             .lock()
             .take(limit + 1)
             .read_to_end(&mut buf)
-            .context("cannot read standard input")?;
+            .map_err(|e| Error::invalid(format!("cannot read standard input: {e}")))?;
     } else {
         let file = std::fs::File::open(path).map_err(|e| {
             Error::invalid(format!("cannot open {name}: {e}")).with_hint("check the --from path")
         })?;
-        file.take(limit + 1)
-            .read_to_end(&mut buf)
-            .with_context(|| format!("cannot read {name}"))?;
+        // A directory opens but can't be read: the argument is wrong (exit 2, not 1).
+        file.take(limit + 1).read_to_end(&mut buf).map_err(|e| {
+            Error::invalid(format!("cannot read {name}: {e}")).with_hint("check the --from path")
+        })?;
     }
     if buf.len() as u64 > limit {
         return Err(Error::too_large(format!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 use jetvault_core::live::LiveTarget;
-use jetvault_core::{Selector, SnapshotMeta};
+use jetvault_core::{Error, Selector, SnapshotMeta};
 
 use super::{Ctx, env_ref, exit, human_size, print_json, truncate};
 
@@ -48,6 +48,9 @@ pub struct CatArgs {
 }
 
 pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<u8> {
+    if args.limit == 0 {
+        return Err(Error::invalid("--limit must be at least 1").into());
+    }
     let env = env_ref(&args.app, &args.env)?;
     let vault = ctx.vault().await?;
     let snapshots = vault.list(&env, args.before, args.limit).await?;

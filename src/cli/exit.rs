@@ -69,6 +69,7 @@ pub fn render_hint(hint: &Hint) -> String {
 fn render_step(step: &Step) -> String {
     match step {
         Step::Confirm => "--yes".into(),
+        Step::OverrideUnreadableLive => "--overwrite-unreadable-live".into(),
         Step::IfMatch(etag) => format!("--if-match {etag}"),
         Step::NoIfMatch => "omit --if-match".into(),
         Step::Label => "--label".into(),

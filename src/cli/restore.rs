@@ -41,9 +41,15 @@ pub struct RestoreArgs {
     /// Show the diff against what is live and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not ask for confirmation (also: go on when live is missing or unreadable).
+    /// Do not ask for confirmation (also: go on when live is truly missing: a 404 or
+    /// 410, no file, no object).
     #[arg(long, short)]
     pub yes: bool,
+    /// Overwrite live even when it can't be read (a 5xx, a timeout, a refused
+    /// connection, a 401 or 403, after retries) or snapshotted: what it holds is lost.
+    /// Recorded in the audit event.
+    #[arg(long, conflicts_with = "to")]
+    pub overwrite_unreadable_live: bool,
     /// Also move the release pointer to the restored snapshot.
     #[arg(long, conflicts_with = "to")]
     pub publish: bool,
@@ -127,8 +133,10 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
             .await?
     } else {
         let mut req = RestoreRequest::new(source, actor);
-        // Consent covers the missing-live case: the plan above said so.
+        // Consent covers a truly missing live (the plan above said so); an unreadable
+        // one needs its own flag.
         req.allow_missing_live = true;
+        req.allow_unreadable_live = args.overwrite_unreadable_live;
         req.publish = args.publish;
         req.message = args.message.clone();
         vault.restore(&env, target.as_ref(), req).await?
@@ -352,8 +360,14 @@ fn print_report(r: &RestoreReport, undo: &[String], to_file: bool) {
             "what was live before equals v{} (the latest snapshot), kept as the undo point",
             snapshot.version
         ),
-        PreRestore::Impossible { reason } => {
+        PreRestore::Impossible {
+            reason,
+            overridden_unreadable,
+        } => {
             println!("no pre-restore snapshot: {reason}");
+            if *overridden_unreadable {
+                println!("overwritten unsaved, as --overwrite-unreadable-live asked");
+            }
         }
         PreRestore::NotNeeded => {}
     }
@@ -363,7 +377,15 @@ fn print_report(r: &RestoreReport, undo: &[String], to_file: bool) {
         None => {}
     }
     match undo {
-        [] if r.pushed => println!("nothing to undo to: live had no configuration to save"),
+        [] if r.pushed => match &r.pre_restore {
+            PreRestore::Impossible {
+                overridden_unreadable: true,
+                ..
+            } => println!(
+                "nothing to undo to: what live held could not be read, so it was not saved"
+            ),
+            _ => println!("nothing to undo to: live had no configuration to save"),
+        },
         [] => {}
         [one] => println!("to undo: {one}"),
         many => {

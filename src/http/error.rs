@@ -114,6 +114,7 @@ fn render_step(step: &Step) -> String {
     let env_path = |e: &jetvault_core::error::EnvName| format!("/v1/apps/{}/envs/{}", e.app, e.env);
     match step {
         Step::Confirm => "\"allow_missing_live\": true".into(),
+        Step::OverrideUnreadableLive => "\"allow_unreadable_live\": true".into(),
         Step::IfMatch(etag) => format!("If-Match: {etag}"),
         Step::NoIfMatch => "no If-Match header".into(),
         Step::Label => "a \"label\" field".into(),

@@ -161,10 +161,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        Error::invalid(format!(
-            "the request body is not valid JSON for this route: {e}"
-        ))
-        .into()
+        let message = if e.is_data() {
+            // Well-formed JSON with a field that is wrong (a bad "at", an unknown key).
+            format!("the request body has an invalid field: {e}")
+        } else {
+            format!("the request body is not valid JSON: {e}")
+        };
+        Error::invalid(message).into()
     })
 }
 

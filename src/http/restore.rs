@@ -44,11 +44,18 @@ pub struct RestoreBody {
     /// Also publish the restored snapshot as the environment's release.
     #[serde(default)]
     pub publish: bool,
-    /// Go on when live is missing or can't be read or snapshotted, so that no
-    /// pre-restore snapshot is possible (the disaster case). Without it such a
-    /// restore is refused with 412 and nothing is pushed.
+    /// Go on when live is truly missing (a 404 or 410, no file, no object), so that
+    /// there is nothing to save (the disaster case). Without it such a restore is
+    /// refused with 412 and nothing is pushed.
     #[serde(default)]
     pub allow_missing_live: bool,
+    /// Go on when live can't be read (a 5xx, a timeout, a refused connection, a 401 or
+    /// 403, after retries) or snapshotted (not JSON, too large): what it holds is
+    /// overwritten unsaved. Recorded in the audit event. Without it such a restore is
+    /// refused (503 for an unreachable live, 412 for content that can't be saved) and
+    /// nothing is pushed.
+    #[serde(default)]
+    pub allow_unreadable_live: bool,
     /// Why (kept in the audit event, and the release notes when publishing).
     pub message: Option<String>,
 }
@@ -78,13 +85,16 @@ pub enum RestoreResponse {
         (status = 400, description = "Invalid id or malformed body", body = ErrorBody),
         (status = 404, description = "No such version, label or time (the message names the \
             nearest), or the environment has no live target in the config", body = ErrorBody),
-        (status = 412, description = "Live is missing or can't be snapshotted and \
-            `allow_missing_live` is off; nothing was pushed", body = ErrorBody),
+        (status = 412, description = "Live is missing and `allow_missing_live` is off, or \
+            holds what can't be snapshotted and `allow_unreadable_live` is off; nothing was \
+            pushed", body = ErrorBody),
         (status = 500, description = "The snapshot failed a check (`corrupt`, nothing was \
             pushed), or what was read back is not what was pushed (the message names the state \
             live is in; its hint, the restore that undoes it)", body = ErrorBody),
-        (status = 503, description = "The live target or the store is unreachable (the message \
-            names the state live is in)", body = ErrorBody),
+        (status = 503, description = "The live target or the store is unreachable: live could \
+            not be read before the restore (after retries; nothing was pushed unless \
+            `allow_unreadable_live`), or the push failed (the message names the state live is \
+            in)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn restore(
@@ -104,6 +114,7 @@ pub async fn restore(
     }
     let mut req = RestoreRequest::new(body.source.0, who.actor());
     req.allow_missing_live = body.allow_missing_live;
+    req.allow_unreadable_live = body.allow_unreadable_live;
     req.publish = body.publish;
     req.message = body.message;
     let s = state.clone();

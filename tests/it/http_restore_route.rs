@@ -398,6 +398,20 @@ async fn auth_bad_requests_and_not_found_name_the_nearest() {
 }
 
 #[tokio::test]
+async fn a_bad_at_is_a_bad_field_not_bad_json() {
+    let f = start();
+    f.seed().await;
+    let r = f.restore(json!({"source": {"at": "yesterday"}})).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("invalid time \"yesterday\""), "{message}");
+    assert!(!message.contains("not valid JSON"), "{message}");
+    let r = f.restore(json!({"source": "+1"})).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(f.live_bytes(), corpus(SMALL).to_vec(), "nothing was pushed");
+}
+
+#[tokio::test]
 async fn a_missing_live_configuration_needs_allow_missing_live() {
     let f = start();
     f.seed().await;

@@ -27,6 +27,11 @@ const REFORMAT: u8 = 4;
 struct Platform {
     config: Arc<Mutex<Vec<u8>>>,
     put_mode: Arc<AtomicU8>,
+    /// This many next GETs answer 503, as a proxy does in front of a restarting
+    /// platform.
+    get_503: Arc<std::sync::atomic::AtomicUsize>,
+    gets: Arc<std::sync::atomic::AtomicUsize>,
+    puts: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Platform {
@@ -41,11 +46,22 @@ impl Platform {
     }
 }
 
-async fn export(State(p): State<Platform>) -> Vec<u8> {
-    p.config.lock().unwrap().clone()
+async fn export(State(p): State<Platform>) -> (StatusCode, Vec<u8>) {
+    p.gets.fetch_add(1, Ordering::SeqCst);
+    if p.get_503
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            b"upstream restarting".to_vec(),
+        );
+    }
+    (StatusCode::OK, p.config.lock().unwrap().clone())
 }
 
 async fn import(State(p): State<Platform>, body: axum::body::Bytes) -> (StatusCode, String) {
+    p.puts.fetch_add(1, Ordering::SeqCst);
     match p.put_mode.load(Ordering::SeqCst) {
         FAIL_500 => (StatusCode::INTERNAL_SERVER_ERROR, "import failed".into()),
         PARTIAL => {
@@ -129,9 +145,18 @@ fn push_failures_over_http_leave_live_named_and_undoable() {
         .unwrap_or_else(|| panic!("no undo command in: {}", r.stderr))
         .to_string();
     assert!(undo.ends_with("restore crm production 3 --yes"), "{undo}");
+    // The half-written live can't be saved first: the undo needs the override.
+    assert!(
+        r.stderr.contains("--overwrite-unreadable-live"),
+        "{}",
+        r.stderr
+    );
     assert_ne!(platform.sha(), sha256(&corpus(C)));
     platform.mode(OK);
-    let args: Vec<&str> = undo.split(' ').skip(1).collect();
+    let mut args: Vec<&str> = undo.split(' ').skip(1).collect();
+    jv.fails(&args, 4);
+    assert_ne!(platform.sha(), sha256(&corpus(C)));
+    args.push("--overwrite-unreadable-live");
     jv.ok(&args);
     assert_eq!(platform.sha(), sha256(&corpus(C)));
 
@@ -172,4 +197,66 @@ fn push_failures_over_http_leave_live_named_and_undoable() {
         2,
         "{outcomes:?}"
     );
+}
+
+/// The data loss: a proxy answering 503 while the platform restarts. The
+/// restore reads live three times, then refuses, even with `--yes`; nothing is pushed
+/// and live keeps its unsaved configuration. Only the explicit override goes on, and
+/// the audit event records it.
+#[test]
+fn a_live_target_answering_503_is_never_overwritten_without_the_override() {
+    let (platform, url) = start_platform();
+    let jv = Jv::new();
+    jv.write_config(&format!(
+        "[apps.crm.envs.production]\nlive = {{ kind = \"http\", url = {url:?}, timeout = \"2s\" }}\n"
+    ));
+    for name in [A, B] {
+        platform.set(corpus(name));
+        jv.ok(&["backup", "crm", "production"]);
+    }
+    // Unsaved work on the platform, then it restarts behind its proxy.
+    platform.set(corpus(C));
+    platform.get_503.store(usize::MAX, Ordering::SeqCst);
+    let gets = platform.gets.load(Ordering::SeqCst);
+
+    let r = jv.fails(&["restore", "crm", "production", "1", "--yes"], 5);
+    assert!(r.stderr.contains("503"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was pushed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--overwrite-unreadable-live"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("nothing to undo"), "{}", r.stderr);
+    assert_eq!(platform.puts.load(Ordering::SeqCst), 0, "nothing pushed");
+    assert_eq!(platform.sha(), sha256(&corpus(C)), "live unchanged");
+    // The plan's read, then the restore's three reads.
+    assert_eq!(platform.gets.load(Ordering::SeqCst) - gets, 4);
+    let list = jv.ok(&["--json", "list", "crm", "production"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 2, "no snapshot taken");
+
+    // The explicit override pushes, and says so in the audit event. (The platform
+    // answers again after the plan's read and the restore's three.)
+    platform.get_503.store(4, Ordering::SeqCst);
+    let r = jv.ok(&[
+        "--json",
+        "restore",
+        "crm",
+        "production",
+        "1",
+        "--yes",
+        "--overwrite-unreadable-live",
+    ]);
+    let report = r.json();
+    assert_eq!(report["pre_restore"]["kind"], "impossible");
+    assert_eq!(report["pre_restore"]["overridden_unreadable"], true);
+    assert_eq!(platform.puts.load(Ordering::SeqCst), 1);
+    let events = jv.ok(&["--json", "events", "crm", "production"]).json();
+    let restore = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "restore")
+        .unwrap();
+    assert_eq!(restore["details"]["override_unreadable_live"], true);
 }

@@ -76,6 +76,9 @@ impl fmt::Display for ErrorKind {
 pub enum Step {
     /// Confirm an action that needs an explicit yes (CLI `--yes`).
     Confirm,
+    /// Restore over a live configuration that can't be read or snapshotted, unsaved
+    /// (CLI `--overwrite-unreadable-live`, HTTP `allow_unreadable_live`).
+    OverrideUnreadableLive,
     /// Retry naming the release pointer's current ETag (CLI `--if-match`, HTTP `If-Match`).
     IfMatch(String),
     /// Retry without naming a release pointer ETag (there is no release yet).

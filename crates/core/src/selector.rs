@@ -60,10 +60,11 @@ impl FromStr for Selector {
             "release" | "current_release" => return Ok(Self::CurrentRelease),
             _ => {}
         }
-        s.strip_prefix('v')
-            .unwrap_or(s)
-            .parse::<u64>()
-            .ok()
+        let digits = s.strip_prefix('v').unwrap_or(s);
+        // Digits only: u64's parser also takes "+1".
+        Some(digits)
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<u64>().ok())
             .filter(|v| (1..=layout::MAX_ORDINAL).contains(v))
             .map(Self::Version)
             .ok_or_else(|| {
@@ -76,28 +77,37 @@ impl FromStr for Selector {
 
 impl<'de> Deserialize<'de> for Selector {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        /// Every JSON form accepted.
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire {
-            Number(u64),
-            Text(String),
-            Tagged(Tagged),
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        enum Tagged {
-            Version(u64),
-            Release(Label),
-            At(DateTime<Utc>),
-        }
-        let bad = |e: Error| serde::de::Error::custom(e.message());
-        match Wire::deserialize(d)? {
-            Wire::Number(n) => n.to_string().parse().map_err(bad),
-            Wire::Text(s) => s.parse().map_err(bad),
-            Wire::Tagged(Tagged::Version(v)) => Ok(Self::Version(v)),
-            Wire::Tagged(Tagged::Release(l)) => Ok(Self::Release(l)),
-            Wire::Tagged(Tagged::At(t)) => Ok(Self::At(t)),
+        // Every JSON form accepted: 12, "12", "v12", "latest", "release",
+        // {"version": 12}, {"release": "1.4.0"}, {"at": "2024-05-01T12:00:00Z"}. Read
+        // as a value first, so that a bad field is named (not "did not match").
+        use serde::de::Error as _;
+        use serde_json::Value;
+        let bad = |e: Error| D::Error::custom(e.message());
+        let number = |n: &serde_json::Number| -> std::result::Result<Self, D::Error> {
+            n.to_string().parse().map_err(bad)
+        };
+        match Value::deserialize(d)? {
+            Value::Number(n) => number(&n),
+            Value::String(s) => s.parse().map_err(bad),
+            Value::Object(m) if m.len() == 1 => match m.into_iter().next() {
+                Some((k, Value::Number(n))) if k == "version" => number(&n),
+                Some((k, Value::String(l))) if k == "release" => {
+                    Label::new(l).map(Self::Release).map_err(bad)
+                }
+                Some((k, Value::String(t))) if k == "at" => {
+                    parse_time(&t).map(Self::At).map_err(bad)
+                }
+                Some((k, v)) => Err(D::Error::custom(format!(
+                    "invalid source {{{k:?}: {v}}}: use {{\"version\": 12}}, \
+                     {{\"release\": \"1.4.0\"}} or {{\"at\": \"2024-05-01T12:00:00Z\"}}"
+                ))),
+                None => Err(D::Error::custom("empty source")),
+            },
+            v => Err(D::Error::custom(format!(
+                "invalid source {v}: use a version (12, \"latest\", \"release\"), \
+                 {{\"version\": 12}}, {{\"release\": \"1.4.0\"}} or \
+                 {{\"at\": \"2024-05-01T12:00:00Z\"}}"
+            ))),
         }
     }
 }
@@ -179,9 +189,21 @@ mod tests {
             "release".parse::<Selector>().unwrap(),
             Selector::CurrentRelease
         );
-        for bad in ["0", "-1", "x", "", "v"] {
+        for bad in ["0", "-1", "x", "", "v", "+1", "v+1", " 1"] {
             assert!(bad.parse::<Selector>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_bad_field_is_named() {
+        let parse = |s: &str| serde_json::from_str::<Selector>(s);
+        let e = parse(r#"{"at":"yesterday"}"#).unwrap_err();
+        assert!(e.is_data(), "{e}");
+        assert!(e.to_string().contains("invalid time \"yesterday\""), "{e}");
+        let e = parse(r#"{"version":"+1"}"#).unwrap_err();
+        assert!(e.to_string().contains("invalid source"), "{e}");
+        assert!(parse(r#""+1""#).is_err());
+        assert!(parse("0").is_err());
     }
 
     #[test]

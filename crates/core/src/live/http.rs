@@ -232,7 +232,8 @@ impl HttpTarget {
         let url = redact_url(url.as_str());
         let msg = format!("{doing} {url} answered {status}: {snippet}");
         match status {
-            StatusCode::NOT_FOUND => Error::not_found(msg),
+            // Only these say live holds nothing; every other failure is "unreadable".
+            StatusCode::NOT_FOUND | StatusCode::GONE => Error::not_found(msg),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::config(format!(
                 "{msg}; check the live target's bearer token and headers"
             )),

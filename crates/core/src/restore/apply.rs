@@ -1,8 +1,8 @@
 //! Restoring: save what is live, push, confirm, publish if asked, record the event;
 //! and the copy to a file that changes nothing else.
 
-use super::failure::impossible;
-use super::{LiveState, PreRestore, Published, RestoreReport, RestoreRequest, Undo, Verification};
+use super::failure::{NoSnapshot, impossible};
+use super::{PreRestore, Published, RestoreReport, RestoreRequest, Undo, Verification};
 use crate::codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Action, Actor, Event};
@@ -42,13 +42,10 @@ impl Vault {
         let v = snapshot.version;
         let where_ = target.describe();
 
-        // 2. Save what is live now.
-        let (live, live_raw) = self.read_live(target).await;
-        let pre_restore = match (&live, live_raw) {
-            (LiveState::Present { sha256, .. }, _) if *sha256 == snapshot.sha256 => {
-                PreRestore::NotNeeded
-            }
-            (LiveState::Present { .. }, Some(current)) => {
+        // 2. Save what is live now (reading it again while it fails).
+        let pre_restore = match self.read_live_retrying(target, req.live_retry).await {
+            Ok(current) if codec::sha256_hex(&current) == snapshot.sha256 => PreRestore::NotNeeded,
+            Ok(current) => {
                 let mut backup = BackupRequest::new(current, Trigger::PreRestore);
                 backup.actor = req.actor.clone();
                 backup.source = Some(where_.clone());
@@ -57,12 +54,7 @@ impl Vault {
                     Ok(BackupOutcome::Created(m)) => PreRestore::Saved { snapshot: m },
                     Ok(BackupOutcome::Unchanged(m)) => PreRestore::Reused { snapshot: m },
                     Err(e) if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::TooLarge) => {
-                        impossible(
-                            env,
-                            &req,
-                            &where_,
-                            format!("it can't be snapshotted: {}", e.report()),
-                        )?
+                        impossible(env, &req, &where_, NoSnapshot::Unsnapshottable(e))?
                     }
                     Err(e) => {
                         return Err(e.context(format!(
@@ -72,15 +64,10 @@ impl Vault {
                     }
                 }
             }
-            (LiveState::Missing { reason }, _) => {
-                impossible(env, &req, &where_, format!("it is missing ({reason})"))?
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                impossible(env, &req, &where_, NoSnapshot::Missing(e.report()))?
             }
-            (LiveState::Unreadable { reason, .. }, _) => {
-                impossible(env, &req, &where_, format!("it can't be read ({reason})"))?
-            }
-            (LiveState::Present { .. }, None) => {
-                return Err(Error::internal("live content read but not kept"));
-            }
+            Err(e) => impossible(env, &req, &where_, NoSnapshot::Unreadable(e))?,
         };
         let mut undo: Vec<Undo> = pre_restore
             .snapshot()
@@ -132,6 +119,10 @@ impl Vault {
                 "target": report.target,
                 "sha256": report.restored.sha256,
                 "pre_restore": report.pre_restore,
+                "override_unreadable_live": matches!(
+                    report.pre_restore,
+                    PreRestore::Impossible { overridden_unreadable: true, .. }
+                ),
                 "verified": report.verified,
                 "published": report.published,
                 "publish_error": report.publish_error,

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::{LiveState, PreRestore, RestoreRequest, Verification};
 use crate::codec;
-use crate::error::{Error, Hint, Result, Step};
+use crate::error::{Error, ErrorKind, Hint, Result, Step};
 use crate::events::{Action, Event};
 use crate::id::EnvRef;
 use crate::live::LiveTarget;
@@ -51,7 +51,7 @@ impl Vault {
                         undo_text(pre_restore)
                     ),
                     code: "unknown",
-                    undo: undo_hint(env, pre_restore),
+                    undo: undo_over_partial(env, pre_restore),
                 };
                 self.record_failure(env, snapshot, pre_restore, req, "read-back", &e, &state)
                     .await;
@@ -130,7 +130,7 @@ impl Vault {
                     undo_text(pre_restore)
                 ),
                 code: "partial",
-                undo: undo_hint(env, pre_restore),
+                undo: undo_over_partial(env, pre_restore),
             },
             LiveState::Missing { .. } if before.is_none() => LiveAfter {
                 text: "live is still missing, as it was before".into(),
@@ -148,7 +148,7 @@ impl Vault {
                     undo_text(pre_restore)
                 ),
                 code: "unknown",
-                undo: undo_hint(env, pre_restore),
+                undo: undo_over_partial(env, pre_restore),
             },
         }
     }
@@ -209,6 +209,21 @@ fn undo_text(pre_restore: &PreRestore) -> String {
     }
 }
 
+/// The undo when live may hold a partial write: that can't be read as JSON, so the
+/// undo must overwrite it unsaved, which needs the explicit override.
+fn undo_over_partial(env: &EnvRef, pre_restore: &PreRestore) -> Option<Hint> {
+    pre_restore.snapshot().map(|m| {
+        Hint::steps(
+            "to put back what was live before (a partial write can't be saved first, so \
+             override)",
+            [
+                Step::Restore(env.into(), m.version),
+                Step::OverrideUnreadableLive,
+            ],
+        )
+    })
+}
+
 /// The restore that puts back what was live before, if it was saved.
 fn undo_hint(env: &EnvRef, pre_restore: &PreRestore) -> Option<Hint> {
     pre_restore.snapshot().map(|m| {
@@ -219,22 +234,78 @@ fn undo_hint(env: &EnvRef, pre_restore: &PreRestore) -> Option<Hint> {
     })
 }
 
-/// The decision when no pre-restore snapshot is possible: go on if allowed, else
-/// refuse with `PreconditionFailed`.
+/// Why no pre-restore snapshot is possible.
+pub(super) enum NoSnapshot {
+    /// Live holds nothing (a 404 or 410, no file, no object).
+    Missing(String),
+    /// Live can't be read, after the retries; the read's error.
+    Unreadable(Error),
+    /// Live holds something that can't be snapshotted (not JSON, too large).
+    Unsnapshottable(Error),
+}
+
+/// The decision when no pre-restore snapshot is possible: a missing live goes on with
+/// `allow_missing_live`, else `PreconditionFailed`; an unreadable or unsnapshottable
+/// one only with `allow_unreadable_live`, else the read's (or the check's) error kind,
+/// so a 503 stays "unavailable". Either refusal pushes nothing.
 pub(super) fn impossible(
     env: &EnvRef,
     req: &RestoreRequest,
     target: &str,
-    why: String,
+    why: NoSnapshot,
 ) -> Result<PreRestore> {
-    let reason = format!("the live configuration of {env} at {target}: {why}");
-    if req.allow_missing_live {
-        tracing::info!(%env, %reason, "restoring without a pre-restore snapshot");
-        Ok(PreRestore::Impossible { reason })
-    } else {
-        Err(Error::precondition(format!(
-            "{reason}; no pre-restore snapshot is possible, so nothing was pushed"
-        ))
-        .with_next(Hint::steps("confirm to restore anyway", [Step::Confirm])))
+    let whose = format!("the live configuration of {env} at {target}");
+    match why {
+        NoSnapshot::Missing(reason) => {
+            let reason = format!("{whose}: it is missing ({reason})");
+            if req.allow_missing_live {
+                tracing::info!(%env, %reason, "restoring without a pre-restore snapshot");
+                return Ok(PreRestore::Impossible {
+                    reason,
+                    overridden_unreadable: false,
+                });
+            }
+            Err(Error::precondition(format!(
+                "{reason}; no pre-restore snapshot is possible, so nothing was pushed"
+            ))
+            .with_next(Hint::steps("confirm to restore anyway", [Step::Confirm])))
+        }
+        NoSnapshot::Unreadable(e) | NoSnapshot::Unsnapshottable(e) => {
+            let tries = req.live_retry.attempts.max(1);
+            let what = if e.kind() == ErrorKind::InvalidInput || e.kind() == ErrorKind::TooLarge {
+                format!("it can't be snapshotted: {}", e.report())
+            } else if tries > 1 {
+                format!("it can't be read ({} reads): {}", tries, e.report())
+            } else {
+                format!("it can't be read: {}", e.report())
+            };
+            let reason = format!("{whose}: {what}");
+            if req.allow_unreadable_live {
+                tracing::warn!(%env, %reason,
+                    "restoring over an unreadable live configuration: the override was given");
+                return Ok(PreRestore::Impossible {
+                    reason,
+                    overridden_unreadable: true,
+                });
+            }
+            // A 503 stays "unavailable" (retry later), a 401 a config error; content
+            // that can't be snapshotted is the restore's precondition, not bad input.
+            let kind = match e.kind() {
+                ErrorKind::InvalidInput | ErrorKind::TooLarge => ErrorKind::PreconditionFailed,
+                ErrorKind::NotFound => ErrorKind::Unavailable,
+                k => k,
+            };
+            Err(Error::new(
+                kind,
+                format!(
+                    "refusing to restore: {reason}; what it holds can't be saved first, so \
+                     nothing was pushed and live is unchanged"
+                ),
+            )
+            .with_next(Hint::steps(
+                "retry when live answers; to overwrite it unsaved anyway, override explicitly",
+                [Step::OverrideUnreadableLive],
+            )))
+        }
     }
 }

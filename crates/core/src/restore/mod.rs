@@ -6,7 +6,9 @@
 //!    (any failure: nothing is written anywhere);
 //! 2. saves what is live now as a `pre-restore` snapshot, or reuses the latest snapshot
 //!    when live holds exactly its bytes (immutable, identical: nothing can be lost);
-//!    when live is missing or can't be snapshotted it goes on only if the caller allows;
+//!    live that can't be read is read again (see [`LiveRetry`]); when live is missing
+//!    it goes on only if the caller allows it (`allow_missing_live`), and when it can't
+//!    be read or snapshotted only with the explicit `allow_unreadable_live`;
 //! 3. pushes the snapshot to the live target, reads it back and compares sha256 (or,
 //!    for a target that reformats what it stores, JSON equality);
 //! 4. records an audit event, and reports what was done and what undoes it.
@@ -22,6 +24,8 @@ mod failure;
 mod plan;
 #[cfg(test)]
 mod tests;
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -90,10 +94,18 @@ pub struct RestoreRequest {
     pub source: Selector,
     /// Who restores, through which front end.
     pub actor: Actor,
-    /// Go on when live is missing or can't be read or snapshotted, so that no
-    /// pre-restore snapshot is possible (the disaster case). Off: such a restore fails
-    /// with `PreconditionFailed` and nothing is pushed.
+    /// Go on when live is truly missing (a 404 or 410, no file, no object), so that
+    /// there is nothing to save (the disaster case). Off: such a restore fails with
+    /// `PreconditionFailed` and nothing is pushed.
     pub allow_missing_live: bool,
+    /// Go on when live can't be read (after [`RestoreRequest::live_retry`]: a 5xx, a
+    /// timeout, a refused connection, a 401 or 403) or holds something that can't be
+    /// snapshotted (not JSON, too large): what it holds would be overwritten unsaved.
+    /// Off: such a restore fails with the read's error and nothing is pushed. Recorded
+    /// in the audit event when it is what let the restore go on.
+    pub allow_unreadable_live: bool,
+    /// How often live is read before it is called unreadable.
+    pub live_retry: LiveRetry,
     /// Also publish the restored snapshot as the environment's release.
     pub publish: bool,
     /// Why (kept in the event, and the release notes when publishing).
@@ -108,8 +120,43 @@ impl RestoreRequest {
             source,
             actor,
             allow_missing_live: false,
+            allow_unreadable_live: false,
+            live_retry: LiveRetry::default(),
             publish: false,
             message: None,
+        }
+    }
+}
+
+/// How a restore reads live before calling it unreadable: `attempts` reads, the
+/// first pause `backoff`, doubled after each failed read. A missing live is not
+/// retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveRetry {
+    /// Reads in all (at least one).
+    pub attempts: u32,
+    /// The pause after the first failed read; doubled after each next one.
+    pub backoff: Duration,
+}
+
+impl Default for LiveRetry {
+    /// Three reads, 250 ms then 500 ms apart: a restarting platform gets most of a
+    /// second, a CLI user waits less than one.
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+impl LiveRetry {
+    /// No retry: one read.
+    #[must_use]
+    pub fn once() -> Self {
+        Self {
+            attempts: 1,
+            backoff: Duration::ZERO,
         }
     }
 }
@@ -128,10 +175,14 @@ pub enum PreRestore {
         /// The latest snapshot.
         snapshot: SnapshotMeta,
     },
-    /// Live was missing or could not be snapshotted; the caller allowed going on.
+    /// Live was missing or could not be read or snapshotted; the caller allowed going
+    /// on.
     Impossible {
         /// Why.
         reason: String,
+        /// Whether live was unreadable (or not snapshottable) and the explicit override
+        /// (`allow_unreadable_live`) let the restore go on, rather than live missing.
+        overridden_unreadable: bool,
     },
     /// Nothing was overwritten (live already held the snapshot, or a copy to a file).
     NotNeeded,

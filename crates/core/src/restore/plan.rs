@@ -3,10 +3,10 @@
 
 use bytes::Bytes;
 
-use super::{LiveState, RestorePlan};
+use super::{LiveRetry, LiveState, RestorePlan};
 use crate::codec;
 use crate::diff::Diff;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::id::EnvRef;
 use crate::live::LiveTarget;
 use crate::meta::SnapshotMeta;
@@ -14,6 +14,7 @@ use crate::selector::Selector;
 use crate::vault::Vault;
 
 impl Vault {
+    /// The snapshot `source` names, read and checked: size and sha256 against its
     /// metadata, and that it parses as JSON.
     pub(super) async fn checked_snapshot(
         &self,
@@ -21,14 +22,8 @@ impl Vault {
         source: &Selector,
     ) -> Result<(SnapshotMeta, Bytes)> {
         let meta = self.resolve(env, source).await?;
-        let (meta, raw) = self.get(env, meta.version).await?;
-        let what = format!("snapshot v{} of {env}", meta.version);
-        let check = raw.clone();
-        tokio::task::spawn_blocking(move || codec::check_json(&check, &what))
-            .await
-            .map_err(|e| Error::internal(format!("JSON check task failed: {e}")))?
-            .map_err(|e| Error::corrupt(e.message().to_string()))?;
-        Ok((meta, raw))
+        // `get` checks size, sha256 and that the bytes are JSON (`Corrupt` if not).
+        self.get(env, meta.version).await
     }
 
     /// What restoring `source` to `target` would do, changing nothing: the snapshot
@@ -74,6 +69,35 @@ impl Vault {
             snapshot,
             raw,
         })
+    }
+
+    /// Reads live for a restore: again, after a pause, while it fails with anything
+    /// but `NotFound` (a 5xx, a timeout, a refused connection, a 401 or 403), up to
+    /// `retry.attempts` reads. The last error is returned.
+    pub(super) async fn read_live_retrying(
+        &self,
+        target: &dyn LiveTarget,
+        retry: LiveRetry,
+    ) -> Result<Bytes> {
+        let attempts = retry.attempts.max(1);
+        let mut pause = retry.backoff;
+        let mut attempt = 1;
+        loop {
+            match target.read(self.options().max_size).await {
+                Ok(raw) => return Ok(raw),
+                Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::TooLarge => {
+                    return Err(e);
+                }
+                Err(e) if attempt >= attempts => return Err(e),
+                Err(e) => {
+                    tracing::warn!(target = %target.describe(), attempt, error = %e.report(),
+                        "cannot read live before a restore; reading it again");
+                    tokio::time::sleep(pause).await;
+                    pause = pause.saturating_mul(2);
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     pub(super) async fn read_live(&self, target: &dyn LiveTarget) -> (LiveState, Option<Bytes>) {

@@ -242,10 +242,172 @@ async fn live_that_is_not_json_needs_consent() {
         std::fs::read(&f.live).unwrap(),
         b"<html>502 Bad Gateway</html>"
     );
+    // `allow_missing_live` (the CLI's --yes) is not enough: live is not missing.
     let mut r = req(Selector::Version(1));
     r.allow_missing_live = true;
-    f.vault.restore(&f.env, &f.target(), r).await.unwrap();
+    let e = f.vault.restore(&f.env, &f.target(), r).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PreconditionFailed);
+    assert_eq!(
+        std::fs::read(&f.live).unwrap(),
+        b"<html>502 Bad Gateway</html>"
+    );
+    let mut r = req(Selector::Version(1));
+    r.allow_unreadable_live = true;
+    let report = f.vault.restore(&f.env, &f.target(), r).await.unwrap();
+    assert!(matches!(
+        report.pre_restore,
+        PreRestore::Impossible {
+            overridden_unreadable: true,
+            ..
+        }
+    ));
     assert_eq!(f.live_sha().unwrap(), codec::sha256_hex(&corpus(A)));
+}
+
+/// A live target whose reads fail (a 503 from a proxy in front of a restarting
+/// platform) `fails` times, then succeed; it counts reads and writes.
+#[derive(Debug)]
+struct Flaky {
+    inner: FileTarget,
+    fails: u32,
+    kind: ErrorKind,
+    reads: std::sync::atomic::AtomicU32,
+    writes: std::sync::atomic::AtomicU32,
+}
+
+impl Flaky {
+    fn new(f: &Fixture, fails: u32, kind: ErrorKind) -> Self {
+        Self {
+            inner: f.target(),
+            fails,
+            kind,
+            reads: 0.into(),
+            writes: 0.into(),
+        }
+    }
+    fn reads(&self) -> u32 {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn writes(&self) -> u32 {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl LiveTarget for Flaky {
+    fn describe(&self) -> String {
+        format!("flaky {}", self.inner.describe())
+    }
+    async fn read(&self, limit: u64) -> Result<Bytes> {
+        let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n < self.fails {
+            return Err(Error::new(
+                self.kind,
+                "GET answered 503 Service Unavailable",
+            ));
+        }
+        self.inner.read(limit).await
+    }
+    async fn write(&self, bytes: Bytes) -> Result<()> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.write(bytes).await
+    }
+}
+
+fn quick(mut r: RestoreRequest) -> RestoreRequest {
+    r.live_retry = LiveRetry {
+        attempts: 3,
+        backoff: std::time::Duration::from_millis(1),
+    };
+    r
+}
+
+#[tokio::test]
+async fn an_unreadable_live_is_read_three_times_then_refused_even_with_consent() {
+    for kind in [ErrorKind::Unavailable, ErrorKind::Config] {
+        let f = Fixture::new().await;
+        std::fs::write(&f.live, corpus(B)).unwrap();
+        let t = Flaky::new(&f, u32::MAX, kind);
+        let mut r = quick(req(Selector::Version(1)));
+        r.allow_missing_live = true;
+        let e = f.vault.restore(&f.env, &t, r).await.unwrap_err();
+        assert_eq!(e.kind(), kind, "the read's kind: a 503 stays unavailable");
+        let text = e.to_string();
+        assert!(text.contains("503"), "{text}");
+        assert!(text.contains("3 reads"), "{text}");
+        assert!(text.contains("nothing was pushed"), "{text}");
+        assert_eq!(
+            e.hint().unwrap().steps,
+            vec![Step::OverrideUnreadableLive],
+            "{text}"
+        );
+        assert_eq!(t.reads(), 3);
+        assert_eq!(t.writes(), 0);
+        assert_eq!(f.live_sha().unwrap(), codec::sha256_hex(&corpus(B)));
+        assert_eq!(f.versions().await, 3, "no pre-restore snapshot");
+    }
+}
+
+#[tokio::test]
+async fn a_live_that_answers_on_a_retry_is_saved_before_the_push() {
+    let f = Fixture::new().await;
+    std::fs::write(&f.live, corpus(B)).unwrap();
+    std::fs::write(&f.live, br#"{"unsaved": true}"#).unwrap();
+    let t = Flaky::new(&f, 2, ErrorKind::Unavailable);
+    let report = f
+        .vault
+        .restore(&f.env, &t, quick(req(Selector::Version(1))))
+        .await
+        .unwrap();
+    assert_eq!(t.reads(), 4, "two failures, a success, the read-back");
+    let PreRestore::Saved { snapshot } = &report.pre_restore else {
+        panic!("{:?}", report.pre_restore);
+    };
+    assert_eq!(snapshot.version, 4);
+    assert_eq!(report.undo, vec![Undo::Restore { version: 4 }]);
+    assert_eq!(f.live_sha().unwrap(), codec::sha256_hex(&corpus(A)));
+}
+
+#[tokio::test]
+async fn overwriting_an_unreadable_live_needs_the_override_and_is_recorded() {
+    let f = Fixture::new().await;
+    // Every read before the push fails; the read-back answers.
+    let t = Flaky::new(&f, 3, ErrorKind::Unavailable);
+    let mut r = quick(req(Selector::Version(1)));
+    r.allow_unreadable_live = true;
+    let report = f.vault.restore(&f.env, &t, r).await.unwrap();
+    assert!(report.pushed);
+    assert!(report.undo.is_empty());
+    assert!(matches!(
+        report.pre_restore,
+        PreRestore::Impossible {
+            overridden_unreadable: true,
+            ..
+        }
+    ));
+    assert_eq!(f.live_sha().unwrap(), codec::sha256_hex(&corpus(A)));
+    let events = f.vault.events(&f.env, 10).await.unwrap();
+    let ev = events.iter().find(|e| e.action == Action::Restore).unwrap();
+    assert_eq!(
+        ev.details["override_unreadable_live"], true,
+        "{:?}",
+        ev.details
+    );
+}
+
+#[tokio::test]
+async fn a_missing_live_is_not_retried() {
+    let f = Fixture::new().await;
+    std::fs::remove_file(&f.live).unwrap();
+    let t = Flaky::new(&f, 0, ErrorKind::Unavailable);
+    let e = f
+        .vault
+        .restore(&f.env, &t, quick(req(Selector::Version(1))))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PreconditionFailed);
+    assert_eq!(t.reads(), 1);
 }
 
 fn flip_byte(root: &Path, key: &str) {
@@ -364,13 +526,16 @@ async fn a_partial_push_names_the_state_and_the_undo_command() {
     let hint = e.hint().expect("the undo is a hint");
     assert_eq!(
         hint.steps,
-        vec![Step::Restore((&f.env).into(), 4)],
+        vec![
+            Step::Restore((&f.env).into(), 4),
+            Step::OverrideUnreadableLive
+        ],
         "{text}"
     );
-    // The undo command (its --yes allows the half-written live, which can't be
-    // snapshotted) does what it says.
+    // The undo command (the override lets it overwrite the half-written live, which
+    // can't be snapshotted) does what it says.
     let mut undo = req(Selector::Version(4));
-    undo.allow_missing_live = true;
+    undo.allow_unreadable_live = true;
     let report = f.vault.restore(&f.env, &f.target(), undo).await.unwrap();
     assert!(matches!(report.pre_restore, PreRestore::Impossible { .. }));
     assert_eq!(f.live_sha().unwrap(), codec::sha256_hex(&corpus(B)));

@@ -110,6 +110,8 @@ pub async fn decode_snapshot(
                 "{what} fails its checksum: sha256 is {sha}, metadata says {expected_sha}"
             )));
         }
+        // Stored bytes that are not JSON are the store's fault, never the caller's.
+        codec::check_json(&raw, &what).map_err(|e| Error::corrupt(e.message().to_string()))?;
         Ok(Bytes::from(raw))
     })
     .await

@@ -279,3 +279,38 @@ async fn a_flipped_byte_is_caught() {
         "{e}"
     );
 }
+
+/// Replaces snapshot `version` with `raw`, its metadata (sha256, sizes) made to match:
+/// bytes that pass every check but the JSON one.
+async fn store_as(v: &Vault, store: &CountingStore, version: u64, raw: &[u8]) {
+    let mut meta = v.snapshot_meta(&env(), version).await.unwrap();
+    let compressed = codec::compress(raw, 3).unwrap();
+    meta.sha256 = codec::sha256_hex(raw);
+    meta.size = raw.len() as u64;
+    meta.stored_size = compressed.len() as u64;
+    store
+        .put(
+            &meta.key,
+            compressed.into(),
+            &meta.to_metadata(),
+            crate::store::PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stored_snapshot_that_is_not_json_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, store) = vault(&dir);
+    v.backup(&env(), req(SMALL)).await.unwrap();
+    store_as(&v, &store, 1, b"{\"truncated\": ").await;
+    let e = v.get(&env(), 1).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(
+        e.to_string().contains("snapshot v1 of crm/production"),
+        "{e}"
+    );
+    // The stored bytes stay reachable for inspection.
+    assert!(v.get_stored(&env(), 1).await.is_ok());
+}
