@@ -58,12 +58,7 @@ pub fn report(e: &anyhow::Error) -> (u8, String) {
 
 /// A library hint in the CLI's terms: "advice (flag, command)".
 pub fn render_hint(hint: &Hint) -> String {
-    let steps: Vec<String> = hint.steps.iter().map(render_step).collect();
-    if steps.is_empty() {
-        hint.text.clone()
-    } else {
-        format!("{} ({})", hint.text, steps.join(", "))
-    }
+    hint.render(render_step)
 }
 
 fn render_step(step: &Step) -> String {

@@ -102,12 +102,7 @@ impl From<Error> for ApiError {
 /// A library hint in this API's terms: "advice (step, step)".
 #[must_use]
 pub fn render_hint(hint: &Hint) -> String {
-    let steps: Vec<String> = hint.steps.iter().map(render_step).collect();
-    if steps.is_empty() {
-        hint.text.clone()
-    } else {
-        format!("{} ({})", hint.text, steps.join(", "))
-    }
+    hint.render(render_step)
 }
 
 fn render_step(step: &Step) -> String {

@@ -149,6 +149,16 @@ impl Hint {
         }
     }
 
+    /// The advice followed by its steps, each rendered by `step` in a front end's
+    /// terms: "advice (step, step)".
+    pub fn render(&self, step: impl Fn(&Step) -> String) -> String {
+        if self.steps.is_empty() {
+            return self.text.clone();
+        }
+        let steps: Vec<String> = self.steps.iter().map(step).collect();
+        format!("{} ({})", self.text, steps.join(", "))
+    }
+
     /// Advice that refers to `steps`.
     pub fn steps(text: impl Into<String>, steps: impl IntoIterator<Item = Step>) -> Self {
         Self {
