@@ -8,6 +8,7 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -33,6 +34,21 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 pub struct LocalStore {
     root: PathBuf,
     lock_wait: Duration,
+    /// Orders this process's own readers and writers before they take the lock file, so
+    /// that many tasks of one process queue fairly here and the bounded wait on the lock
+    /// file measures only other processes.
+    gate: Arc<RwLock<()>>,
+}
+
+/// The lock held: this process's gate and the directory's lock file (released first).
+struct Held<'a> {
+    _file: Option<File>,
+    _gate: Gate<'a>,
+}
+
+enum Gate<'a> {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'a, ()>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,6 +75,7 @@ impl LocalStore {
         Ok(Self {
             root,
             lock_wait: LOCK_WAIT,
+            gate: Arc::default(),
         })
     }
 
@@ -98,7 +115,19 @@ impl LocalStore {
     /// `lock_wait`. `None`: a reader of a directory it cannot write, whose lock file does
     /// not exist (no writer has ever used the directory, and none can create the file
     /// the reader could not).
-    fn lock(&self, exclusive: bool) -> Result<Option<File>> {
+    fn lock(&self, exclusive: bool) -> Result<Held<'_>> {
+        let gate = if exclusive {
+            Gate::Exclusive(self.gate.write().unwrap_or_else(PoisonError::into_inner))
+        } else {
+            Gate::Shared(self.gate.read().unwrap_or_else(PoisonError::into_inner))
+        };
+        Ok(Held {
+            _file: self.lock_file(exclusive)?,
+            _gate: gate,
+        })
+    }
+
+    fn lock_file(&self, exclusive: bool) -> Result<Option<File>> {
         let path = self.root.join(LOCK_FILE);
         let Some(file) = self.open_lock(&path, exclusive)? else {
             return Ok(None);
