@@ -275,5 +275,54 @@ mod tests {
                 proptest::prop_assert!(s.contains(".."));
             }
         }
+
+        #[test]
+        fn any_text_is_an_id_or_an_error(s in "(?s).{0,80}|[a-z0-9._/A-Z-]{0,70}") {
+            let app = AppId::new(s.as_str());
+            let env = EnvId::new(s.as_str());
+            proptest::prop_assert_eq!(app.is_ok(), env.is_ok());
+            if let Ok(id) = app {
+                proptest::prop_assert_eq!(id.as_str(), s.as_str());
+                proptest::prop_assert!(!s.is_empty() && s.len() <= MAX_ID_LEN && !s.contains(".."));
+                proptest::prop_assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+            }
+            let parsed = EnvRef::parse(&s, &s);
+            proptest::prop_assert_eq!(parsed.is_ok(), env.is_ok());
+        }
+
+        #[test]
+        fn ids_round_trip(app in "[a-z0-9][a-z0-9._-]{0,62}", env in "[a-z0-9][a-z0-9._-]{0,62}") {
+            proptest::prop_assume!(!app.contains("..") && !env.contains(".."));
+            let e = EnvRef::parse(&app, &env).unwrap();
+            proptest::prop_assert_eq!(e.app.to_string().parse::<AppId>().unwrap(), e.app.clone());
+            proptest::prop_assert_eq!(e.env.to_string().parse::<EnvId>().unwrap(), e.env.clone());
+            let json = serde_json::to_string(&e).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<EnvRef>(&json).unwrap(), e.clone());
+            proptest::prop_assert_eq!(e.to_string(), format!("{app}/{env}"));
+        }
+
+        #[test]
+        fn any_text_is_a_label_or_an_error(s in "(?s).{0,80}|[A-Za-z0-9._+/-]{0,70}") {
+            if let Ok(l) = Label::new(s.as_str()) {
+                proptest::prop_assert_eq!(l.as_str(), s.as_str());
+                proptest::prop_assert!(!s.is_empty() && s.len() <= MAX_LABEL_LEN && !s.contains(".."));
+                proptest::prop_assert!(!s.contains('/'));
+            }
+            // serde goes through the same check.
+            let json = serde_json::to_string(&s).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Label>(&json).is_ok(), Label::new(s.as_str()).is_ok());
+        }
+
+        #[test]
+        fn labels_round_trip(s in "[A-Za-z0-9][A-Za-z0-9._+-]{0,63}") {
+            match Label::new(s.as_str()) {
+                Ok(l) => {
+                    proptest::prop_assert_eq!(l.to_string().parse::<Label>().unwrap(), l.clone());
+                    let json = serde_json::to_string(&l).unwrap();
+                    proptest::prop_assert_eq!(serde_json::from_str::<Label>(&json).unwrap(), l);
+                }
+                Err(_) => proptest::prop_assert!(s.contains("..")),
+            }
+        }
     }
 }

@@ -322,5 +322,43 @@ mod tests {
             prop_assert!(payload.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
             prop_assert_eq!(decode(&env(), 41, &payload).unwrap(), m);
         }
+
+        #[test]
+        fn varints_round_trip_and_any_bytes_read_safely(n in any::<u64>(), junk in proptest::collection::vec(any::<u8>(), 0..24)) {
+            let mut out = Vec::new();
+            put_varint(&mut out, n);
+            let mut input = out.as_slice();
+            prop_assert_eq!(get_varint(&mut input), Some(n));
+            prop_assert!(input.is_empty());
+            let mut input = junk.as_slice();
+            let _ = get_varint(&mut input);
+            let mut input = junk.as_slice();
+            let _ = get_text(&mut input);
+        }
+
+        /// Any payload (text, base64url of any bytes, or a valid payload cut or with one
+        /// byte changed) decodes to metadata or to `None`, never a panic; and what
+        /// decodes is written again as a payload that decodes to the same metadata.
+        #[test]
+        fn any_payload_decodes_or_is_refused(
+            text in "(?s).{0,200}",
+            raw in proptest::collection::vec(any::<u8>(), 0..200),
+            at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>(),
+            message in proptest::option::of(".{0,30}"),
+        ) {
+            let mut valid = unbase64url(&encode(&meta(Some("a"), message.as_deref(), None)).unwrap()).unwrap();
+            let i = at.index(valid.len());
+            valid[i] = byte;
+            valid.truncate(cut.index(valid.len() + 1));
+            let mut framed = vec![FORMAT];
+            framed.extend_from_slice(&raw);
+            for payload in [text, base64url(&raw), base64url(&valid), base64url(&framed)] {
+                if let Some(m) = decode(&env(), 7, &payload) {
+                    prop_assert_eq!(m.version, 7);
+                    let again = encode(&m).unwrap();
+                    prop_assert_eq!(decode(&env(), 7, &again).unwrap(), m);
+                }
+            }
+        }
     }
 }

@@ -222,5 +222,53 @@ mod tests {
             proptest::prop_assert_eq!(a > b, ka < kb);
             proptest::prop_assert_eq!(parse_release_key(&release_key(&env(), a)), Some(a));
         }
+
+        #[test]
+        fn any_key_parses_to_its_own_encoding_or_nothing(
+            key in "(?s).{0,120}|([a-z/]{0,12})[0-9]{9,11}-[vr][0-9+-]{0,12}(\\.json(\\.zst)?|\\.[A-Za-z0-9_-]{0,20})?",
+        ) {
+            // No panic on any input; whatever parses is exactly what the encoder writes.
+            let name = file_name(&key);
+            if let Some(v) = parse_snapshot_key(&key) {
+                proptest::prop_assert!(v <= MAX_ORDINAL);
+                proptest::prop_assert_eq!(name, format!("{}-v{v}.json.zst", ordinal(v)));
+            }
+            if let Some(n) = parse_release_key(&key) {
+                proptest::prop_assert!(n <= MAX_ORDINAL);
+                proptest::prop_assert_eq!(name, format!("{}-r{n}.json", ordinal(n)));
+            }
+            if let Some(v) = parse_pin_key(&key) {
+                proptest::prop_assert!(v <= MAX_ORDINAL);
+                proptest::prop_assert_eq!(name, format!("{}-v{v}", ordinal(v)));
+            }
+            if let Some((v, payload)) = parse_index_key(&key) {
+                proptest::prop_assert!(v <= MAX_ORDINAL);
+                proptest::prop_assert_eq!(name, format!("{}-v{v}.{payload}", ordinal(v)));
+            }
+        }
+
+        #[test]
+        fn every_key_round_trips(
+            app in "[a-z0-9][a-z0-9_-]{0,20}", e in "[a-z0-9][a-z0-9_-]{0,20}",
+            n in 0u64..=MAX_ORDINAL, payload in "[A-Za-z0-9_-]{0,300}",
+        ) {
+            let env = EnvRef::parse(&app, &e).unwrap();
+            proptest::prop_assert_eq!(parse_snapshot_key(&snapshot_key(&env, n)), Some(n));
+            proptest::prop_assert_eq!(parse_release_key(&release_key(&env, n)), Some(n));
+            proptest::prop_assert_eq!(parse_pin_key(&pin_key(&env, n)), Some(n));
+            match index_key(&env, n, &payload) {
+                Some(k) => {
+                    proptest::prop_assert_eq!(parse_index_key(&k), Some((n, payload.as_str())));
+                    proptest::prop_assert!(k < index_start_after(&env, n));
+                }
+                None => {
+                    let name = format!("{}-v{n}.{payload}", ordinal(n));
+                    proptest::prop_assert!(name.len() > MAX_INDEX_NAME);
+                }
+            }
+            // Keys of one kind are never read as another.
+            proptest::prop_assert_eq!(parse_release_key(&snapshot_key(&env, n)), None);
+            proptest::prop_assert_eq!(parse_snapshot_key(&pin_key(&env, n)), None);
+        }
     }
 }

@@ -254,4 +254,88 @@ mod tests {
             ErrorKind::Corrupt
         );
     }
+
+    fn info(key: String, metadata: Metadata) -> ObjectInfo {
+        ObjectInfo {
+            key,
+            size: 10,
+            etag: "\"e\"".into(),
+            last_modified: None,
+            metadata,
+        }
+    }
+
+    fn any_trigger() -> impl proptest::strategy::Strategy<Value = Trigger> {
+        proptest::sample::select(vec![
+            Trigger::Manual,
+            Trigger::Schedule,
+            Trigger::Api,
+            Trigger::Upload,
+            Trigger::PreRestore,
+            Trigger::Promote,
+        ])
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn metadata_round_trips(
+            version in 0u64..=layout::MAX_ORDINAL, size in proptest::num::u64::ANY,
+            ms in 0i64..253_402_300_799_999, trigger in any_trigger(),
+            sha in "[0-9a-f]{64}",
+            author in proptest::option::of("(?s).{0,30}"), message in proptest::option::of("(?s).{0,60}"),
+            source in proptest::option::of("(?s).{0,30}"),
+        ) {
+            let m = SnapshotMeta {
+                version, sha256: sha, size, stored_size: 10,
+                created_at: DateTime::from_timestamp_millis(ms).unwrap(),
+                trigger, author, message, source,
+                key: layout::snapshot_key(&env(), version),
+            };
+            let md = m.to_metadata();
+            proptest::prop_assert!(md.values().all(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b))));
+            proptest::prop_assert_eq!(SnapshotMeta::from_object(&info(m.key.clone(), md)).unwrap(), m);
+            proptest::prop_assert_eq!(trigger.as_str().parse::<Trigger>().unwrap(), trigger);
+        }
+
+        /// Any user metadata (each field missing, arbitrary, or close to valid) reads as
+        /// metadata or as a `Corrupt` error, never a panic.
+        #[test]
+        fn any_metadata_reads_or_is_refused(
+            v in 0u64..1000, key in proptest::option::weighted(0.2, "(?s).{0,40}|x/[0-9]{10}-v[0-9]{1,3}\\.json\\.zst"),
+            fields in proptest::collection::vec(proptest::option::weighted(0.15, proptest::option::of(
+                "(?s).{0,40}|[0-9+-]{1,21}|[0-9a-fA-F]{63,65}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,12}(Z|[+-][0-9]{2}:[0-9]{2})|%[0-9A-Fa-f]{0,2}.{0,4}"
+            )), 8),
+            sha in "[0-9a-f]{64}", size in proptest::num::u64::ANY, ms in -1_000_000_000_000i64..253_402_300_799_999,
+            trigger in any_trigger(), text in "(?s).{0,20}",
+        ) {
+            // Each field valid unless the generator gave a replacement (or removed it).
+            let valid = [
+                v.to_string(), sha, size.to_string(),
+                DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(SecondsFormat::Millis, true),
+                trigger.as_str().to_string(), encode_text(&text), text.clone(), encode_text(&text),
+            ];
+            let names = [M_VERSION, M_SHA256, M_SIZE, M_CREATED, M_TRIGGER, M_AUTHOR, M_MESSAGE, M_SOURCE];
+            let md: Metadata = names
+                .iter()
+                .zip(valid)
+                .zip(fields)
+                .filter_map(|((k, good), f)| Some(((*k).to_string(), f.unwrap_or(Some(good))?)))
+                .collect();
+            let key = key.unwrap_or_else(|| layout::snapshot_key(&env(), v));
+            match SnapshotMeta::from_object(&info(key.clone(), md)) {
+                Ok(m) => {
+                    proptest::prop_assert_eq!(layout::parse_snapshot_key(&key), Some(m.version));
+                    proptest::prop_assert_eq!(m.sha256.len(), 64);
+                }
+                Err(e) => proptest::prop_assert_eq!(e.kind(), ErrorKind::Corrupt),
+            }
+        }
+
+        #[test]
+        fn free_text_round_trips_and_any_text_decodes(s in "(?s).{0,80}") {
+            proptest::prop_assert_eq!(decode_text(&encode_text(&s)), s.clone());
+            let _ = decode_text(&s);
+            let _ = s.parse::<Trigger>();
+        }
+    }
 }

@@ -244,4 +244,68 @@ mod tests {
             serde_json::json!("current_release")
         );
     }
+
+    fn any_selector() -> impl proptest::strategy::Strategy<Value = Selector> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (1..=layout::MAX_ORDINAL).prop_map(Selector::Version),
+            Just(Selector::Latest),
+            Just(Selector::CurrentRelease),
+            "[A-Za-z0-9][A-Za-z0-9_+-]{0,63}"
+                .prop_map(|l| Selector::Release(Label::new(l).unwrap())),
+            (0i64..253_402_300_799, 0u32..1_000_000_000)
+                .prop_map(|(s, ns)| Selector::At(DateTime::from_timestamp(s, ns).unwrap())),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any text is a selector or an error; what parses as a version is a version
+        /// number in range, written again the same way.
+        #[test]
+        fn any_text_is_a_selector_or_an_error(s in "(?s).{0,40}|v?[0-9+ -]{0,22}") {
+            match s.parse::<Selector>() {
+                Ok(Selector::Version(v)) => {
+                    proptest::prop_assert!((1..=layout::MAX_ORDINAL).contains(&v));
+                    proptest::prop_assert_eq!(format!("v{v}").parse::<Selector>().unwrap(), Selector::Version(v));
+                    proptest::prop_assert_eq!(v.to_string().parse::<Selector>().unwrap(), Selector::Version(v));
+                }
+                Ok(other) => proptest::prop_assert!(matches!(other, Selector::Latest | Selector::CurrentRelease)),
+                Err(e) => proptest::prop_assert_eq!(e.kind(), crate::error::ErrorKind::InvalidInput),
+            }
+            let _ = parse_time(&s);
+            let _ = serde_json::from_str::<Selector>(&s);
+        }
+
+        #[test]
+        fn any_json_is_a_selector_or_an_error(
+            n in proptest::num::i64::ANY, f in proptest::num::f64::ANY,
+            k in "version|release|at|[a-z]{0,8}", v in "(?s).{0,30}|v?[0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:]{5,8}Z?",
+        ) {
+            for json in [
+                serde_json::json!(n), serde_json::json!(f), serde_json::json!(v),
+                serde_json::json!({ k.as_str(): n }), serde_json::json!({ k.as_str(): v }),
+                serde_json::json!({ k.as_str(): f }), serde_json::json!([v]),
+                serde_json::json!({ "version": n, "release": v }),
+            ] {
+                let _ = serde_json::from_value::<Selector>(json);
+            }
+        }
+
+        #[test]
+        fn selectors_round_trip(s in any_selector()) {
+            let json = serde_json::to_string(&s).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Selector>(&json).unwrap(), s.clone());
+            match &s {
+                Selector::Version(v) => proptest::prop_assert_eq!(format!("v{v}").parse::<Selector>().unwrap(), s.clone()),
+                Selector::Latest => proptest::prop_assert_eq!("latest".parse::<Selector>().unwrap(), s.clone()),
+                Selector::CurrentRelease => proptest::prop_assert_eq!("release".parse::<Selector>().unwrap(), s.clone()),
+                Selector::At(t) => {
+                    proptest::prop_assert_eq!(parse_time(&t.to_rfc3339()).unwrap(), *t);
+                    let naive = t.naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string();
+                    proptest::prop_assert_eq!(parse_time(&naive).unwrap().timestamp(), t.timestamp());
+                }
+                Selector::Release(_) => {}
+            }
+        }
+    }
 }

@@ -94,4 +94,17 @@ mod tests {
         let t: T = toml::from_str("a = 1048576\nb = \"64 MiB\"").unwrap();
         assert_eq!((t.a, t.b), (ByteSize(1 << 20), ByteSize(64 << 20)));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn sizes_round_trip_and_any_text_parses_or_fails(
+            n in proptest::num::u64::ANY, k in 0u64..(1 << 20),
+            s in "(?s).{0,30}|[ 0-9.]{0,25}[ ]?([KMGTPE]i?B?|[kmgtpe]i?b?|B)?",
+        ) {
+            for b in [ByteSize(n), ByteSize(k << 10), ByteSize(k << 20)] {
+                proptest::prop_assert_eq!(b.to_string().parse::<ByteSize>().unwrap(), b);
+            }
+            let _ = s.parse::<ByteSize>();
+        }
+    }
 }

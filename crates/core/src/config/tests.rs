@@ -245,3 +245,61 @@ fn readable_secret_files_get_a_warning_without_their_content() {
     c.server.tokens.clear();
     assert_eq!(c.secret_files(), vec![live.as_path()]);
 }
+
+fn near(
+    valid: &'static str,
+    any: &'static str,
+) -> impl proptest::strategy::Strategy<Value = String> {
+    prop_oneof![4 => valid, 1 => any]
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+use proptest::prop_oneof;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any text is a config or a `Config` error, never a panic.
+    #[test]
+    fn any_text_is_a_config_or_an_error(text in "(?s).{0,300}|([a-z_.\\[\\]\" =0-9\n]{0,200})") {
+        let _ = Config::parse(&text);
+    }
+
+    /// Configs built from valid keys, each value usually valid and sometimes arbitrary:
+    /// checked, never a panic.
+    #[test]
+    fn any_values_are_checked_without_panic(
+        store in near("(s3://[a-z]{3,8}(/[a-z]{0,5})?|file:///[a-z/]{1,10})", "(?s).{0,20}|(s3|file|ftp)://[a-z/]{0,10}"),
+        level in prop_oneof![4 => 1i64..=19, 1 => proptest::num::i64::ANY],
+        max_size in near("[1-9][0-9]{0,3} ?(KiB|MiB|KB|B)", "(?s).{0,12}|[0-9]{1,22} ?[KMG]i?B"),
+        ttl in near("[1-9][0-9]{0,3}(s|ms|h)", "(?s).{0,12}|[0-9]{1,22} ?(s|ms|days|h)"),
+        app in near("[a-z0-9][a-z0-9_-]{0,8}", "(?s).{0,12}|[a-z0-9][a-z0-9._-]{0,8}"),
+        env in near("[a-z0-9][a-z0-9_-]{0,8}", "(?s).{0,12}|[a-z0-9][a-z0-9._-]{0,8}"),
+        schedule in near("0 \\*/[1-5][0-9]? \\* \\* \\* \\*", "(?s).{0,20}|([0-9*/,-]{1,6} ){5,7}"),
+        keep in prop_oneof![4 => 0i64..100, 1 => proptest::num::i64::ANY],
+        url in near("https://[a-z]{1,8}\\.example/[a-z]{0,8}", "(?s).{0,20}|https?://[a-z./:0-9]{0,20}"),
+        role in near("read|operate", "(?s).{0,8}"),
+    ) {
+        let text = format!(
+            "store = {}\n[snapshots]\ncompression_level = {level}\nmax_size = {}\n\
+             [server]\npointer_ttl = {}\n[[server.tokens]]\nname = \"t\"\nrole = {}\nvalue = \"v\"\n\
+             [apps.{}.envs.{}]\nschedule = {}\nretention = {{ keep_last = {keep} }}\n\
+             live = {{ kind = \"http\", url = {} }}\n",
+            toml_str(&store), toml_str(&max_size), toml_str(&ttl), toml_str(&role),
+            toml_str(&app), toml_str(&env), toml_str(&schedule), toml_str(&url),
+        );
+        if let Ok(c) = Config::parse(&text) {
+            proptest::prop_assert!((1..=19).contains(&c.snapshots.compression_level));
+            proptest::prop_assert!(check_cron(&schedule).is_ok());
+            proptest::prop_assert_eq!(c.envs().count(), 1);
+        }
+    }
+
+    #[test]
+    fn any_cron_text_is_checked_without_panic(expr in "(?s).{0,40}|([0-9*/,?LW#A-Za-z-]{1,8} ){5,7}") {
+        let _ = check_cron(&expr);
+    }
+}
