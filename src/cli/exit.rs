@@ -95,6 +95,7 @@ pub fn command(step: &Step) -> Option<String> {
         Step::Rollback(e) => format!("jetvault rollback {} {}", e.app, e.env),
         Step::Pin(e, v) => format!("jetvault pin {} {} {v}", e.app, e.env),
         Step::Verify => "jetvault verify".into(),
+        Step::Doctor => "jetvault doctor".into(),
         _ => return None,
     })
 }

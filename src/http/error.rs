@@ -132,6 +132,7 @@ fn render_step(step: &Step) -> String {
         Step::Rollback(e) => format!("POST {}/rollback", env_path(e)),
         Step::Pin(_, v) => format!("pinning v{v} (an operator's task; no route)"),
         Step::Verify => "verifying the store (an operator's task; no route)".into(),
+        Step::Doctor => "GET /readyz".into(),
         other => format!("{other:?}"),
     }
 }

@@ -109,6 +109,8 @@ pub enum Step {
     Rollback(EnvName),
     /// Check the store's snapshots.
     Verify,
+    /// Check the store, the live targets and the setup end to end.
+    Doctor,
     /// Pin this version of the environment.
     Pin(EnvName, u64),
 }

@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode};
 
 use super::LiveTarget;
 use crate::config::{LiveConfig, WriteMethod, read_secret_file};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result, Step};
 use crate::id::EnvRef;
 use crate::store::redact_url;
 
@@ -204,10 +204,13 @@ impl HttpTarget {
                 self.timeout
             ))
         } else if e.is_connect() {
-            Error::unavailable(format!(
-                "cannot connect to {url} ({doing}): {cause}; check that the endpoint is up and \
-                 reachable (`jetvault doctor` checks every live target)"
-            ))
+            Error::unavailable(format!("cannot connect to {url} ({doing}): {cause}")).with_next(
+                Hint::steps(
+                    "check that the endpoint is up and reachable (the setup check tries every live \
+                 target)",
+                    [Step::Doctor],
+                ),
+            )
         } else {
             Error::unavailable(format!("{doing} {url} failed: {cause}"))
         }

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::LiveTarget;
 use crate::config::{LiveConfig, S3Options};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result, Step};
 use crate::store::s3::{Op, S3Client};
 
 /// An S3 object that holds an environment's configuration.
@@ -95,9 +95,12 @@ impl LiveTarget for S3Target {
         let mut buf = BytesMut::new();
         while let Some(chunk) = out.body.try_next().await.map_err(|e| {
             Error::unavailable(format!(
-                "cannot read {what} from {}: the connection failed while receiving it ({e}); \
-                 retry, and run `jetvault doctor` if it persists",
+                "cannot read {what} from {}: the connection failed while receiving it ({e})",
                 self.s3.target()
+            ))
+            .with_next(Hint::steps(
+                "retry, and check the whole setup if it persists",
+                [Step::Doctor],
             ))
         })? {
             if (buf.len() + chunk.len()) as u64 > limit {

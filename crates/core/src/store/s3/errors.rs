@@ -53,8 +53,7 @@ impl S3Client {
             {
                 format!(
                     "cannot {doing} {what}: the bucket does not exist at {at} ({answer}); \
-                     create it (e.g. `aws s3 mb s3://BUCKET`) or fix the store URL, then run \
-                     `jetvault doctor`"
+                     create it (e.g. `aws s3 mb s3://BUCKET`) or fix the store URL"
                 )
             }
             ErrorKind::Config if is_redirect(status, code) => format!(
@@ -68,16 +67,22 @@ impl S3Client {
                  credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the \
                  instance role) and that their policy allows s3:GetObject, s3:PutObject, \
                  s3:ListBucket and s3:DeleteObject on the bucket (S3 also answers 403 for \
-                 a missing object when s3:ListBucket is not allowed); run `jetvault doctor`"
+                 a missing object when s3:ListBucket is not allowed)"
             ),
             ErrorKind::TooLarge => format!("cannot {doing} {what}: too large for S3 ({answer})"),
-            ErrorKind::Unavailable => format!(
-                "cannot {doing} {what}: {at} answered {answer}; retry later, and run \
-                 `jetvault doctor` if it persists"
-            ),
+            ErrorKind::Unavailable => {
+                format!("cannot {doing} {what}: {at} answered {answer}; retry later")
+            }
             _ => format!("cannot {doing} {what}: unexpected answer from {at}: {answer}"),
         };
-        Error::new(kind, message)
+        let error = Error::new(kind, message);
+        match kind {
+            ErrorKind::Config | ErrorKind::Unavailable => error.with_next(Hint::steps(
+                "then check the whole setup, again if it persists",
+                [Step::Doctor],
+            )),
+            _ => error,
+        }
     }
 
     fn transport_error<E, R>(&self, doing: &str, what: &str, err: &SdkError<E, R>) -> Error
@@ -90,8 +95,9 @@ impl S3Client {
             return Error::config(format!(
                 "cannot {doing} {what} at {at}: no usable AWS credentials ({cause}); set \
                  AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an \
-                 instance or pod role is available; then run `jetvault doctor`"
-            ));
+                 instance or pod role is available"
+            ))
+            .with_next(Hint::steps("then check the whole setup", [Step::Doctor]));
         }
         let cause = root_cause(err);
         let error = Error::unavailable(format!(
@@ -99,14 +105,15 @@ impl S3Client {
         ));
         if self.endpoint.is_some() {
             error.with_next(Hint::steps(
-                "check the endpoint and that the server is running, then run `jetvault doctor`",
-                [Step::S3Endpoint],
+                "check the endpoint and that the server is running, then the whole setup",
+                [Step::S3Endpoint, Step::Doctor],
             ))
         } else {
-            error.with_hint(
-                "check the network and the region (s3.region or AWS_REGION), then run \
-                 `jetvault doctor`",
-            )
+            error.with_next(Hint::steps(
+                "check the network and the region (s3.region or AWS_REGION), then the whole \
+                 setup",
+                [Step::Doctor],
+            ))
         }
     }
 }

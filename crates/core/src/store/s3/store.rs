@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::classify::{HttpResponse, Op};
 use super::errors::root_cause;
 use super::{S3Client, S3Options, Sse};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Hint, Result, Step};
 use crate::store::{Conditional, ListPage, Metadata, Object, ObjectInfo, PutMode, Store};
 
 /// The Content-Type of a key, from its extension.
@@ -131,11 +131,14 @@ impl S3Store {
         };
         let bytes = out.body.collect().await.map_err(|e| {
             Error::unavailable(format!(
-                "cannot read {} from {}: the connection failed while receiving it ({}); \
-                 retry, and run `jetvault doctor` if it persists",
+                "cannot read {} from {}: the connection failed while receiving it ({})",
                 self.url_of(key),
                 self.s3.target(),
                 root_cause(&e)
+            ))
+            .with_next(Hint::steps(
+                "retry, and check the whole setup if it persists",
+                [Step::Doctor],
             ))
         })?;
         let bytes = bytes.into_bytes();
