@@ -185,11 +185,7 @@ impl Scheduler {
                     metrics: metrics.clone(),
                     tasks: tasks.clone(),
                     running: Arc::new(AtomicBool::new(false)),
-                    actor: Actor {
-                        who: Some("scheduler".into()),
-                        via: "schedule".into(),
-                        from: hostname(),
-                    },
+                    actor: Actor::on_this_host("scheduler", "schedule"),
                 }),
             ));
         }
@@ -246,17 +242,6 @@ impl Scheduler {
             tracing::warn!(error = %e, "the scheduler did not stop cleanly");
         }
     }
-}
-
-/// This machine's name, recorded in audit events as where an action came from (the
-/// CLI's events too).
-#[must_use]
-pub fn hostname() -> Option<String> {
-    gethostname::gethostname()
-        .into_string()
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use jetvault::scheduler::hostname;
 use jetvault_core::config::Config;
 use jetvault_core::events::Actor;
+use jetvault_core::events::hostname;
 use jetvault_core::store::{self, OpenOptions, Store};
 use jetvault_core::{EnvRef, Vault, VaultOptions};
 use serde::Serialize;
@@ -254,11 +254,7 @@ impl Ctx {
 
     /// Who is acting: `--author`, else `JETVAULT_AUTHOR`, else `user@host`.
     pub fn actor(&self, author: Option<&str>) -> Actor {
-        Actor {
-            who: Some(author.map_or_else(default_author, str::to_string)),
-            via: "cli".into(),
-            from: hostname(),
-        }
+        Actor::on_this_host(author.map_or_else(default_author, str::to_string), "cli")
     }
 }
 

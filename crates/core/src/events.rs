@@ -56,6 +56,27 @@ pub struct Actor {
     pub from: Option<String>,
 }
 
+impl Actor {
+    /// An actor on this machine: `from` is its host name.
+    pub fn on_this_host(who: impl Into<String>, via: impl Into<String>) -> Self {
+        Self {
+            who: Some(who.into()),
+            via: via.into(),
+            from: hostname(),
+        }
+    }
+}
+
+/// This machine's name, recorded in audit events as where an action came from.
+#[must_use]
+pub fn hostname() -> Option<String> {
+    gethostname::gethostname()
+        .into_string()
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 /// One audit event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
