@@ -38,6 +38,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cli;
+pub mod node_red;
 pub mod proxy;
 pub mod scenarios;
 pub mod serve;
@@ -87,7 +88,7 @@ fn missing<T>(what: &str) -> Option<T> {
     if ci() {
         panic!(
             "{test}: {what}; under CI=true every test must run: use `scripts/test`, which \
-             installs and starts LocalStack and moto and exports their endpoints"
+             installs and starts LocalStack, moto and Node-RED and exports where they are"
         );
     }
     eprintln!("not run: {test}: {what}; run `scripts/test` to run it");
