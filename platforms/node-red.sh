@@ -24,6 +24,7 @@
 # install lives, default ~/.cache/jetvault). Needs node >= 18 and npm.
 set -euo pipefail
 JV_TOOL=node-red
+export JV_TOOL
 # shellcheck source=localstack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../localstack/lib.sh"
 

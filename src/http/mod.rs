@@ -32,6 +32,8 @@ use jetvault_core::vault::Vault;
 pub mod auth;
 pub mod cache;
 pub mod conn;
+pub mod console;
+pub mod envs;
 pub mod error;
 pub mod extract;
 pub mod ops;
@@ -92,6 +94,7 @@ impl Deref for AppState {
         (name = "releases", description = "The release pointer, the released configuration, release, rollback, promote"),
         (name = "snapshots", description = "History, content, diff, events, backup and upload"),
         (name = "restore", description = "Push a stored snapshot back to the live configuration, safely"),
+        (name = "environments", description = "Every environment at a glance, and who the caller is"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -135,6 +138,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(snapshots::backup))
         // Restore.
         .routes(routes!(restore::restore))
+        // Environments.
+        .routes(routes!(envs::list))
+        .routes(routes!(envs::session))
         // Operations.
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -178,6 +184,9 @@ pub fn build(
         openapi: Bytes::from(openapi),
     }));
     let router = router
+        // The console: HTML and assets, not part of the API document.
+        .route("/", axum::routing::get(console::index))
+        .route("/console/{file}", axum::routing::get(console::asset))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

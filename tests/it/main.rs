@@ -1,14 +1,16 @@
 //! jetvault's integration tests: one crate, one harness ([`harness`]). Each module was
 //! a test binary of its own; they all drive the real `jetvault` binary (or the library
-//! on the same stores) against a local directory, LocalStack and moto.
+//! on the same stores) against a local directory, LocalStack and moto, Node-RED, and a
+//! headless Chromium for the console.
 //!
-//! Run them with `scripts/test`, which starts LocalStack and moto; `scripts/test
-//! cli_output` runs one module (nextest filters match `module::test`).
+//! Run them with `scripts/test`, which starts LocalStack, moto, Node-RED and chromedriver;
+//! `scripts/test cli_output` runs one module (nextest filters match `module::test`).
 
 mod harness;
 
 mod cli_output;
 mod cli_release;
+mod console;
 mod exit_codes;
 mod http_api;
 mod http_conn;

@@ -37,6 +37,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
 pub mod cli;
 pub mod node_red;
 pub mod proxy;

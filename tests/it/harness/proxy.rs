@@ -34,6 +34,9 @@ pub enum Mode {
     StopAtNextPut,
     /// Drops every connection (new ones at once, open ones at their next request).
     Down,
+    /// Answers every request with `503 Service Unavailable` itself, as a proxy in front
+    /// of a restarting platform does; nothing reaches the upstream.
+    Unavailable,
 }
 
 impl Mode {
@@ -41,6 +44,7 @@ impl Mode {
         match v {
             0 => Self::Pass,
             1 => Self::StopAtNextPut,
+            3 => Self::Unavailable,
             _ => Self::Down,
         }
     }
@@ -363,6 +367,23 @@ async fn relay(
                 mode.store(Mode::Down as u8, Ordering::SeqCst);
                 log.lock().unwrap().push(exchange);
                 return Ok(());
+            }
+            Mode::Unavailable => {
+                // The request's body is read and dropped, so the connection stays usable.
+                copy_body(&mut cr, &mut tokio::io::sink(), body).await?;
+                let text = "the platform is restarting";
+                cw.write_all(
+                    format!(
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+                         content-length: {}\r\nretry-after: 1\r\n\r\n{text}",
+                        text.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+                exchange.status = 503;
+                log.lock().unwrap().push(exchange);
+                continue;
             }
             Mode::Pass | Mode::StopAtNextPut => {}
         }

@@ -1,0 +1,661 @@
+// jetvault's console: a client of the JSON API under /v1. No framework, no build step.
+// The bearer token lives in sessionStorage and goes out as Authorization, never as a
+// cookie. Every text from the server is inserted as text, never as HTML.
+(() => {
+'use strict';
+
+const TOKEN_KEY = 'jetvault-token';
+const PAGE = 50;
+const POLL_MS = 3000;
+
+// ---------------------------------------------------------------- helpers
+
+/** Builds an element: h('a', {href: '#/'}, 'text', child, ...). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const $ = (sel, root) => (root || document).querySelector(sel);
+const enc = encodeURIComponent;
+
+function toast(text) {
+  const t = $('#toast');
+  t.textContent = text;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.textContent = ''; }, 6000);
+}
+
+/** A time in local time, with UTC on hover. */
+function time(iso) {
+  if (!iso) return h('span', { class: 'muted' }, '–');
+  const d = new Date(iso);
+  return h('time', { datetime: iso, title: 'UTC: ' + d.toISOString().replace('.000Z', 'Z') },
+    d.toLocaleString());
+}
+
+function age(iso) {
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 90) return Math.round(s) + ' s ago';
+  if (s < 5400) return Math.round(s / 60) + ' min ago';
+  if (s < 129600) return Math.round(s / 3600) + ' h ago';
+  return Math.round(s / 86400) + ' days ago';
+}
+
+function bytes(n) {
+  if (n < 1024) return n + ' B';
+  if (n < 1048576) return (n / 1024).toFixed(1) + ' KiB';
+  return (n / 1048576).toFixed(1) + ' MiB';
+}
+
+function errorBox(e) {
+  return h('p', { class: 'error', role: 'alert' }, e.message || String(e),
+    e.hint ? h('span', {}, ' — ', e.hint) : null);
+}
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const err = (body && body.error) || {};
+    super(err.message || 'HTTP ' + status);
+    this.status = status;
+    this.code = err.code || 'http_' + status;
+    this.hint = err.hint;
+  }
+}
+
+/** Calls the API: {status, etag, data}; throws ApiError for a non-2xx answer. */
+async function api(method, path, opts) {
+  const o = opts || {};
+  const headers = Object.assign({ Accept: 'application/json' }, o.headers || {});
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = 'Bearer ' + token;
+  let body;
+  if (o.json !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(o.json);
+  } else if (o.body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = o.body;
+  }
+  const res = await fetch(path, { method, headers, body, cache: 'no-store' });
+  const text = o.raw ? null : await res.text();
+  let data = null;
+  if (text) { try { data = JSON.parse(text); } catch (_) { data = text; } }
+  if (!res.ok) {
+    if (res.status === 401 && !o.noSignIn) showSignIn(new ApiError(res.status, data));
+    throw new ApiError(res.status, data);
+  }
+  return { status: res.status, etag: res.headers.get('ETag'), data, res };
+}
+
+const envPath = (app, env) => '/v1/apps/' + enc(app) + '/envs/' + enc(env);
+
+// ---------------------------------------------------------------- session
+
+const session = { role: 'read', token: null, auth: 'tokens' };
+const canOperate = () => session.role === 'operate';
+
+async function loadSession() {
+  const r = await api('GET', '/v1/session', { noSignIn: true });
+  Object.assign(session, r.data, { loaded: true });
+  $('#who').textContent = (session.token ? session.token + ' · ' : '') + 'role: ' + session.role;
+  $('#signout').hidden = !sessionStorage.getItem(TOKEN_KEY);
+}
+
+function showSignIn(err) {
+  stopPolling();
+  const main = $('#main');
+  const input = h('input', { id: 'token', type: 'password', autocomplete: 'off', required: true });
+  const form = h('form', {
+    class: 'signin',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      try {
+        await loadSession();
+        route();
+      } catch (e) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        showSignIn(e);
+      }
+    },
+  },
+  h('h1', {}, 'Sign in'),
+  h('p', {}, 'Paste a token from the service config\'s [[server.tokens]]. It is kept in this tab only.'),
+  err ? errorBox(err) : null,
+  h('label', { for: 'token' }, 'Token'), ' ', input, ' ',
+  h('button', { type: 'submit' }, 'Sign in'));
+  main.replaceChildren(form);
+  crumbs([]);
+  input.focus();
+}
+
+// ---------------------------------------------------------------- layout
+
+function crumbs(parts) {
+  const nav = $('#crumbs');
+  nav.replaceChildren(...parts.flatMap((p, i) => [
+    i ? h('span', { 'aria-hidden': 'true' }, '/') : null,
+    p.href ? h('a', { href: p.href }, p.text) : h('span', { 'aria-current': 'page' }, p.text),
+  ]).filter(Boolean));
+}
+
+function page(title, ...children) {
+  const main = $('#main');
+  main.replaceChildren(h('h1', {}, title), ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  document.title = title + ' · jetvault';
+}
+
+function actionButton(label, onclick, cls) {
+  return h('button', {
+    type: 'button', class: cls || '', onclick,
+    disabled: !canOperate(),
+    title: canOperate() ? null : 'Needs a token with the role "operate"',
+  }, label);
+}
+
+/** A modal dialog; `build(close)` returns its content. Resolves when closed. */
+function dialog(title, build) {
+  return new Promise((resolve) => {
+    const d = h('dialog', { 'aria-labelledby': 'dialog-title' });
+    const close = (v) => { d.close(); d.remove(); resolve(v); };
+    d.append(h('h2', { id: 'dialog-title' }, title), build(close));
+    d.addEventListener('cancel', () => close(null));
+    document.body.append(d);
+    d.showModal();
+    const first = d.querySelector('input, textarea, select, button');
+    if (first) first.focus();
+  });
+}
+
+// ---------------------------------------------------------------- overview
+
+let pollTimer = null;
+function stopPolling() { clearTimeout(pollTimer); pollTimer = null; }
+
+async function overview() {
+  crumbs([{ text: 'Environments' }]);
+  const holder = h('div', { class: 'scroll' });
+  page('Environments', h('p', { class: 'muted' }, 'Every environment in the config or the store. Refreshes every few seconds.'), holder);
+  let last = '';
+  const tick = async () => {
+    try {
+      const r = await api('GET', '/v1/envs');
+      const text = JSON.stringify(r.data);
+      if (text !== last) {
+        last = text;
+        holder.replaceChildren(envTable(r.data.envs));
+      }
+    } catch (e) {
+      if (e.status === 401) return;
+      holder.replaceChildren(errorBox(e));
+    }
+    if (location.hash === '' || location.hash === '#/') pollTimer = setTimeout(tick, POLL_MS);
+  };
+  await tick();
+}
+
+function envTable(envs) {
+  if (!envs.length) return h('p', {}, 'No environments yet: add one to the config, or back one up.');
+  return h('table', { id: 'envs' },
+    h('thead', {}, h('tr', {},
+      h('th', {}, 'Environment'), h('th', {}, 'Latest'), h('th', {}, 'Release'),
+      h('th', { class: 'hide-narrow' }, 'Pins'), h('th', { class: 'hide-narrow' }, 'Live'))),
+    h('tbody', {}, envs.map((e) => h('tr', { 'data-env': e.app + '/' + e.env },
+      h('td', {}, h('a', { href: '#/e/' + enc(e.app) + '/' + enc(e.env) }, e.app + '/' + e.env),
+        e.configured ? null : h('span', { class: 'badge' }, 'store only')),
+      h('td', {}, e.latest
+        ? [h('a', { href: '#/e/' + enc(e.app) + '/' + enc(e.env) + '/v/' + e.latest.version }, 'v' + e.latest.version),
+          ' ', h('span', { class: 'muted', title: e.latest.created_at }, age(e.latest.created_at))]
+        : h('span', { class: 'muted' }, 'no snapshot')),
+      h('td', { class: 'release' }, e.release
+        ? [h('span', { class: 'badge release' }, e.release.label), ' v' + e.release.version]
+        : h('span', { class: 'muted' }, '–')),
+      h('td', { class: 'hide-narrow' }, e.pins.length ? e.pins.map((p) => 'v' + p).join(', ') : '–'),
+      h('td', { class: 'hide-narrow mono' }, e.live || '–')))));
+}
+
+// ---------------------------------------------------------------- history
+
+async function historyPage(app, env) {
+  const base = '#/e/' + enc(app) + '/' + enc(env);
+  crumbs([{ text: 'Environments', href: '#/' }, { text: app + '/' + env }]);
+  const [snaps, releases, summary] = await Promise.all([
+    api('GET', envPath(app, env) + '/snapshots?limit=' + PAGE).catch((e) => e),
+    api('GET', envPath(app, env) + '/releases?limit=1000').catch(() => ({ data: { releases: [] } })),
+    api('GET', '/v1/envs').then((r) => r.data.envs.find((e) => e.app === app && e.env === env)).catch(() => null),
+  ]);
+  const labels = new Map();
+  for (const r of (releases.data.releases || releases.data || [])) {
+    if (!labels.has(r.version)) labels.set(r.version, []);
+    labels.get(r.version).push(r.label);
+  }
+  const current = summary && summary.release;
+  const pins = new Set((summary && summary.pins) || []);
+  const rows = snaps instanceof Error ? [] : snaps.data.snapshots;
+  let next = snaps instanceof Error ? null : snaps.data.next_before;
+
+  const trigger = h('select', { id: 'f-trigger' }, h('option', { value: '' }, 'any'),
+    ['manual', 'schedule', 'api', 'upload', 'pre-restore', 'restore', 'promote'].map((t) => h('option', { value: t }, t)));
+  const author = h('input', { id: 'f-author', type: 'search' });
+  const text = h('input', { id: 'f-text', type: 'search' });
+  const body = h('tbody');
+  const more = h('button', { type: 'button', class: 'secondary', id: 'older' }, 'Older versions');
+  const selected = [];
+  const compare = h('button', { type: 'button', class: 'secondary', id: 'compare', disabled: true,
+    onclick: () => { location.hash = base + '/diff/' + Math.min(...selected) + '/' + Math.max(...selected); } },
+  'Compare the two selected');
+
+  const render = () => {
+    const f = { t: trigger.value, a: author.value.toLowerCase(), m: text.value.toLowerCase() };
+    body.replaceChildren(...rows.filter((s) => (!f.t || s.trigger === f.t)
+      && (!f.a || (s.author || '').toLowerCase().includes(f.a))
+      && (!f.m || (s.message || '').toLowerCase().includes(f.m))).map((s) => snapshotRow(app, env, s, {
+      labels: labels.get(s.version) || [], pinned: pins.has(s.version), current, selected, compare,
+      reload: () => historyPage(app, env),
+    })));
+  };
+  for (const el of [trigger, author, text]) el.addEventListener('input', render);
+  more.addEventListener('click', async () => {
+    const r = await api('GET', envPath(app, env) + '/snapshots?limit=' + PAGE + '&before=' + next);
+    rows.push(...r.data.snapshots);
+    next = r.data.next_before;
+    more.hidden = !next;
+    render();
+  });
+  more.hidden = !next;
+
+  page(app + '/' + env,
+    h('p', {},
+      current ? ['Released: ', h('span', { class: 'badge release' }, current.label), ' v' + current.version + ' ', time(current.released_at)]
+        : h('span', { class: 'muted' }, 'Not released yet.')),
+    h('div', { class: 'bar' },
+      actionButton('Back up now', () => backupNow(app, env)),
+      actionButton('Upload a JSON file', () => upload(app, env)),
+      actionButton('Roll back the release', () => rollback(app, env), 'secondary'),
+      h('a', { href: base + '/events' }, 'Audit events')),
+    snaps instanceof Error ? errorBox(snaps) : null,
+    h('div', { class: 'bar', role: 'search' },
+      h('label', {}, 'Trigger', trigger), h('label', {}, 'Author', author), h('label', {}, 'Message', text), compare),
+    h('div', { class: 'scroll' }, h('table', { id: 'history' },
+      h('thead', {}, h('tr', {}, h('th', {}, h('span', { class: 'sr' }, 'Select')), h('th', {}, 'Version'), h('th', {}, 'Taken'),
+        h('th', {}, 'Trigger'), h('th', { class: 'hide-narrow' }, 'Author'), h('th', {}, 'Message'),
+        h('th', { class: 'hide-narrow num' }, 'Size'), h('th', {}, 'Actions'))),
+      body)),
+    more);
+  render();
+}
+
+function snapshotRow(app, env, s, ctx) {
+  const base = '#/e/' + enc(app) + '/' + enc(env);
+  const box = h('input', { type: 'checkbox', 'aria-label': 'Select v' + s.version + ' to compare' });
+  box.checked = ctx.selected.includes(s.version);
+  box.addEventListener('change', () => {
+    const i = ctx.selected.indexOf(s.version);
+    if (box.checked && i < 0) ctx.selected.push(s.version);
+    if (!box.checked && i >= 0) ctx.selected.splice(i, 1);
+    while (ctx.selected.length > 2) ctx.selected.shift();
+    ctx.compare.disabled = ctx.selected.length !== 2;
+  });
+  const badges = [
+    ...ctx.labels.map((l) => h('span', { class: 'badge release', title: 'Release label' },
+      l + (ctx.current && ctx.current.label === l ? ' (current)' : ''))),
+    ctx.pinned ? h('span', { class: 'badge pin' }, 'pinned') : null,
+    s.trigger === 'pre-restore' || s.trigger === 'restore' ? h('span', { class: 'badge ' + s.trigger }, s.trigger) : null,
+  ];
+  return h('tr', { 'data-version': s.version },
+    h('td', {}, box),
+    h('td', {}, h('a', { href: base + '/v/' + s.version }, 'v' + s.version), ' ', badges),
+    h('td', {}, time(s.created_at)),
+    h('td', {}, s.trigger),
+    h('td', { class: 'hide-narrow' }, s.author || '–'),
+    h('td', {}, s.message || ''),
+    h('td', { class: 'hide-narrow num' }, bytes(s.size)),
+    h('td', {},
+      actionButton('Release', () => release(app, env, s.version), 'secondary'), ' ',
+      actionButton('Restore', () => restore(app, env, s.version), 'secondary')));
+}
+
+// ---------------------------------------------------------------- snapshot
+
+async function snapshot(app, env, version) {
+  const base = '#/e/' + enc(app) + '/' + enc(env);
+  crumbs([{ text: 'Environments', href: '#/' }, { text: app + '/' + env, href: base }, { text: 'v' + version }]);
+  const [meta, content] = await Promise.all([
+    api('GET', envPath(app, env) + '/snapshots/' + version),
+    api('GET', envPath(app, env) + '/snapshots/' + version + '/config'),
+  ]);
+  const m = meta.data;
+  const search = h('input', { id: 'tree-search', type: 'search' });
+  const tree = h('div', { class: 'tree', id: 'tree' }, jsonTree(content.data, null, 0));
+  search.addEventListener('input', () => highlight(tree, search.value));
+  page(app + '/' + env + ' v' + version,
+    h('dl', { class: 'meta' }, [
+      ['version', 'v' + m.version], ['taken', time(m.created_at)], ['trigger', m.trigger],
+      ['author', m.author || '–'], ['message', m.message || '–'], ['source', m.source || '–'],
+      ['sha256', h('code', {}, m.sha256)], ['size', bytes(m.size) + ' (' + bytes(m.stored_size) + ' stored)'],
+    ].map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+    h('div', { class: 'bar' },
+      h('button', { type: 'button', class: 'secondary', onclick: () => download(app, env, version) }, 'Download the JSON'),
+      m.version > 1 ? h('a', { class: 'button', href: base + '/diff/' + (m.version - 1) + '/' + m.version }, 'Changes from v' + (m.version - 1)) : null,
+      actionButton('Release', () => release(app, env, version), 'secondary'),
+      actionButton('Restore', () => restore(app, env, version), 'secondary')),
+    h('h2', {}, 'Configuration'),
+    h('div', { class: 'bar', role: 'search' }, h('label', {}, 'Search keys and values', search)),
+    tree);
+}
+
+function jsonTree(value, key, depth) {
+  const label = key === null ? [] : [h('span', { class: 'key' }, key), ': '];
+  if (value !== null && typeof value === 'object') {
+    const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+    const kind = Array.isArray(value) ? '[' + entries.length + ']' : '{' + entries.length + '}';
+    const d = h('details', { open: depth < 2 }, h('summary', {}, ...label, h('span', { class: 'muted' }, kind)));
+    // Children are built when first opened: a 5 MB document stays quick to show.
+    const fill = () => {
+      if (d.dataset.filled) return;
+      d.dataset.filled = '1';
+      d.append(...entries.map(([k, v]) => jsonTree(v, k, depth + 1)));
+    };
+    if (depth < 2) fill(); else d.addEventListener('toggle', fill, { once: true });
+    d.fill = fill;
+    return d;
+  }
+  return h('div', { class: 'leaf' }, ...label, h('span', { class: 'val' }, JSON.stringify(value)));
+}
+
+function highlight(tree, needle) {
+  for (const m of tree.querySelectorAll('mark')) m.replaceWith(m.textContent);
+  if (needle.length < 2) return;
+  const n = needle.toLowerCase();
+  // Fill and open every branch, then mark the matching keys and values.
+  let pending = [...tree.querySelectorAll('details')];
+  while (pending.length) {
+    const d = pending.pop();
+    if (d.fill) d.fill();
+    pending.push(...[...d.children].filter((c) => c.tagName === 'DETAILS' && !c.dataset.seen));
+    d.dataset.seen = '1';
+  }
+  let hits = 0;
+  for (const el of tree.querySelectorAll('.key, .val')) {
+    const t = el.textContent;
+    const i = t.toLowerCase().indexOf(n);
+    if (i < 0) continue;
+    hits += 1;
+    el.replaceChildren(t.slice(0, i), h('mark', {}, t.slice(i, i + needle.length)), t.slice(i + needle.length));
+    for (let p = el.parentElement; p && p !== tree; p = p.parentElement) if (p.tagName === 'DETAILS') p.open = true;
+  }
+  toast(hits + ' match' + (hits === 1 ? '' : 'es'));
+}
+
+async function download(app, env, version) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const res = await fetch(envPath(app, env) + '/snapshots/' + version + '/config',
+    { headers: token ? { Authorization: 'Bearer ' + token } : {} });
+  if (!res.ok) { toast('Download failed: HTTP ' + res.status); return; }
+  const url = URL.createObjectURL(await res.blob());
+  const a = h('a', { href: url, download: app + '-' + env + '-v' + version + '.json' });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// ---------------------------------------------------------------- diff
+
+function changeLine(c) {
+  const sign = { added: '+', removed: '-', changed: '~' }[c.change] || '?';
+  const what = c.change === 'changed'
+    ? JSON.stringify(c.from) + ' → ' + JSON.stringify(c.to)
+    : JSON.stringify(c.change === 'added' ? c.value : c.value);
+  return h('li', { class: c.change }, sign + ' ' + (c.path || '/') + ': ' + short(what));
+}
+
+function short(s) { return s.length > 300 ? s.slice(0, 300) + '…' : s; }
+
+function changesView(changes, view) {
+  const counts = { added: 0, removed: 0, changed: 0 };
+  for (const c of changes) counts[c.change] = (counts[c.change] || 0) + 1;
+  const head = h('p', { class: 'counts', id: 'counts' },
+    h('span', { class: 'added' }, counts.added + ' added'),
+    h('span', { class: 'removed' }, counts.removed + ' removed'),
+    h('span', { class: 'changed' }, counts.changed + ' changed'));
+  if (!changes.length) return [head, h('p', {}, 'The two are the same.')];
+  if (view === 'side') {
+    return [head, h('div', { class: 'scroll' }, h('table', { class: 'side' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Path'), h('th', {}, 'Before'), h('th', {}, 'After'))),
+      h('tbody', {}, changes.map((c) => h('tr', { class: c.change },
+        h('td', {}, c.path || '/'),
+        h('td', {}, c.change === 'added' ? '' : short(JSON.stringify(c.change === 'changed' ? c.from : c.value))),
+        h('td', {}, c.change === 'removed' ? '' : short(JSON.stringify(c.change === 'changed' ? c.to : c.value))))))))];
+  }
+  return [head, h('ul', { class: 'changes', id: 'changes' }, changes.map(changeLine))];
+}
+
+async function diff(app, env, a, b, view) {
+  const base = '#/e/' + enc(app) + '/' + enc(env);
+  crumbs([{ text: 'Environments', href: '#/' }, { text: app + '/' + env, href: base }, { text: 'v' + a + ' → v' + b }]);
+  const r = await api('GET', envPath(app, env) + '/diff?a=' + enc(a) + '&b=' + enc(b) + '&format=changes');
+  const other = view === 'side' ? 'unified' : 'side';
+  page('Changes from v' + r.data.a + ' to v' + r.data.b,
+    h('div', { class: 'bar' },
+      h('a', { href: base + '/diff/' + a + '/' + b + '/' + other }, other === 'side' ? 'Side by side' : 'Unified')),
+    ...changesView(r.data.changes, view));
+}
+
+// ---------------------------------------------------------------- events
+
+async function events(app, env) {
+  const base = '#/e/' + enc(app) + '/' + enc(env);
+  crumbs([{ text: 'Environments', href: '#/' }, { text: app + '/' + env, href: base }, { text: 'Audit events' }]);
+  const r = await api('GET', envPath(app, env) + '/events?limit=200');
+  page('Audit events of ' + app + '/' + env, h('div', { class: 'scroll' }, h('table', { id: 'events' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Action'), h('th', {}, 'Version'),
+      h('th', {}, 'Who'), h('th', { class: 'hide-narrow' }, 'Details'))),
+    h('tbody', {}, r.data.map((e) => h('tr', {},
+      h('td', {}, time(e.at)), h('td', {}, e.action), h('td', {}, e.version ? 'v' + e.version : '–'),
+      h('td', {}, [e.actor.who, e.actor.via, e.actor.from].filter(Boolean).join(' · ')),
+      h('td', { class: 'hide-narrow mono' }, e.details && Object.keys(e.details).length ? short(JSON.stringify(e.details)) : '')))))));
+}
+
+// ---------------------------------------------------------------- actions
+
+async function backupNow(app, env) {
+  try {
+    const r = await api('POST', envPath(app, env) + '/backup', { json: {} });
+    toast(r.status === 201 ? 'Backed up as v' + r.data.version : 'Unchanged since v' + r.data.version + ': nothing written');
+    historyPage(app, env);
+  } catch (e) { toast('Backup failed: ' + e.message); }
+}
+
+async function upload(app, env) {
+  await dialog('Upload a configuration to ' + app + '/' + env, (close) => {
+    const file = h('input', { id: 'upload-file', type: 'file', accept: 'application/json,.json', required: true });
+    const msg = h('input', { id: 'upload-message', type: 'text' });
+    const out = h('div');
+    return h('form', {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const f = file.files[0];
+        if (!f) return;
+        try {
+          const text = await f.text();
+          const q = msg.value ? '?message=' + enc(msg.value) : '';
+          const r = await api('POST', envPath(app, env) + '/snapshots' + q, { body: text });
+          toast('Stored as v' + r.data.version);
+          close(true);
+          historyPage(app, env);
+        } catch (e) { out.replaceChildren(errorBox(e)); }
+      },
+    }, h('label', {}, 'JSON file', file), h('label', {}, 'Message (optional)', msg), out,
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', class: 'secondary', onclick: () => close(null) }, 'Cancel'),
+      h('button', { type: 'submit' }, 'Upload')));
+  });
+}
+
+async function release(app, env, version) {
+  // The pointer's ETag as it is now: the release is made over exactly this one.
+  let etag = null;
+  let current = null;
+  try {
+    const p = await api('GET', envPath(app, env) + '/release');
+    etag = p.etag;
+    current = p.data;
+  } catch (e) { if (e.status !== 404) { toast(e.message); return; } }
+  await dialog('Release v' + version + ' of ' + app + '/' + env, (close) => {
+    const label = h('input', { id: 'release-label', type: 'text', placeholder: 'default: the next number' });
+    const notes = h('textarea', { id: 'release-notes', rows: 3 });
+    const out = h('div');
+    return h('form', {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          const headers = etag ? { 'If-Match': etag } : { 'If-None-Match': '*' };
+          const r = await api('POST', envPath(app, env) + '/release', {
+            headers, json: { version, label: label.value || undefined, notes: notes.value || undefined },
+          });
+          toast('Released v' + r.data.version + ' as ' + r.data.label);
+          close(true);
+          historyPage(app, env);
+        } catch (e) {
+          if (e.status === 412) {
+            out.replaceChildren(h('p', { class: 'error', role: 'alert' },
+              'Someone else released meanwhile, so nothing was changed. Close this, look at the current release and try again. (',
+              e.message, ')'));
+          } else out.replaceChildren(errorBox(e));
+        }
+      },
+    },
+    h('p', {}, current ? 'It replaces ' + current.label + ' (v' + current.version + ').' : 'It is the first release.'),
+    h('label', {}, 'Label', label), h('label', {}, 'Notes', notes), out,
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', class: 'secondary', onclick: () => close(null) }, 'Cancel'),
+      h('button', { type: 'submit', id: 'release-submit' }, 'Release')));
+  });
+}
+
+async function rollback(app, env) {
+  let etag = null;
+  let current = null;
+  try {
+    const p = await api('GET', envPath(app, env) + '/release');
+    etag = p.etag;
+    current = p.data;
+  } catch (e) { toast(e.message); return; }
+  await dialog('Roll back ' + app + '/' + env, (close) => {
+    const out = h('div');
+    return h('form', {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          const r = await api('POST', envPath(app, env) + '/rollback', { headers: { 'If-Match': etag }, json: {} });
+          toast('Rolled back to v' + r.data.version + ' (' + r.data.label + ')');
+          close(true);
+          historyPage(app, env);
+        } catch (e) { out.replaceChildren(errorBox(e)); }
+      },
+    }, h('p', {}, 'The current release is ' + current.label + ' (v' + current.version + '). Roll back to the one before it?'), out,
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', class: 'secondary', onclick: () => close(null) }, 'Cancel'),
+      h('button', { type: 'submit', id: 'rollback-submit' }, 'Roll back')));
+  });
+}
+
+async function restore(app, env, version) {
+  const path = envPath(app, env) + '/restore';
+  let plan;
+  try {
+    plan = (await api('POST', path, { json: { source: { version }, dry_run: true } })).data;
+  } catch (e) { toast('Cannot plan the restore: ' + e.message); return; }
+  await dialog('Restore v' + version + ' to ' + app + '/' + env + ' live', (close) => {
+    const confirm = h('input', { id: 'restore-confirm', type: 'text', autocomplete: 'off' });
+    const go = h('button', { type: 'submit', class: 'danger', id: 'restore-submit', disabled: true }, 'Restore');
+    confirm.addEventListener('input', () => { go.disabled = confirm.value !== env; });
+    const out = h('div', { id: 'restore-outcome' });
+    const live = plan.live || {};
+    const form = h('form', {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        if (confirm.value !== env) return;
+        go.disabled = true;
+        try {
+          const r = (await api('POST', path, {
+            json: { source: { version }, allow_missing_live: live.state === 'missing' },
+          })).data;
+          const undo = (r.undo || []).find((u) => u.action === 'restore');
+          out.replaceChildren(h('p', { class: 'notice', role: 'status' },
+            'Restored v' + r.restored.version + ' to ' + r.target + '; read back: ' + JSON.stringify(r.verified) + '.'),
+          undo ? h('button', { type: 'button', class: 'secondary', id: 'restore-undo',
+            onclick: () => { close(true); restore(app, env, undo.version); } }, 'Undo: restore v' + undo.version + ' (what was live before)') : null,
+          h('button', { type: 'button', onclick: () => { close(true); historyPage(app, env); } }, 'Done'));
+          const done = out.querySelector('button');
+          if (done) done.focus();
+        } catch (e) { out.replaceChildren(errorBox(e)); go.disabled = false; }
+      },
+    },
+    h('p', {}, 'Live (' + plan.target + ') is ', live.state === 'present' ? 'present' : live.state + (live.reason ? ': ' + live.reason : ''),
+      plan.already_live ? '; it already holds v' + version + '.' : '. What is live is saved as a snapshot first.'),
+    plan.changes ? changesView(plan.changes, 'unified') : h('p', { class: 'muted' }, 'No diff against live (live is not readable JSON).'),
+    h('label', { for: 'restore-confirm' }, 'Type the environment\'s name, ', h('code', {}, env), ', to confirm'), confirm,
+    out,
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', class: 'secondary', onclick: () => close(null) }, 'Cancel'), go));
+    return form;
+  });
+}
+
+// ---------------------------------------------------------------- router
+
+async function route() {
+  stopPolling();
+  const hash = decodeURIComponent(location.hash.slice(1) || '/');
+  const p = hash.split('/').filter(Boolean);
+  try {
+    if (p.length === 0) await overview();
+    else if (p[0] === 'e' && p.length === 3) await historyPage(p[1], p[2]);
+    else if (p[0] === 'e' && p[3] === 'v' && p.length === 5) await snapshot(p[1], p[2], Number(p[4]));
+    else if (p[0] === 'e' && p[3] === 'diff' && p.length >= 6) await diff(p[1], p[2], p[4], p[5], p[6] || 'unified');
+    else if (p[0] === 'e' && p[3] === 'events') await events(p[1], p[2]);
+    else page('Not found', h('p', {}, 'No such page. '), h('a', { href: '#/' }, 'Back to the environments'));
+  } catch (e) {
+    if (e.status !== 401) page('Error', errorBox(e));
+  }
+  $('#main').focus({ preventScroll: true });
+}
+
+async function start() {
+  $('#signout').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    session.loaded = false;
+    location.hash = '#/';
+    showSignIn(null);
+  });
+  window.addEventListener('hashchange', () => {
+    if (session.loaded) route();
+  });
+  try {
+    await loadSession();
+  } catch (e) {
+    if (e.status === 401) { showSignIn(null); return; }
+    page('Error', errorBox(e));
+    return;
+  }
+  route();
+}
+
+document.addEventListener('DOMContentLoaded', start);
+})();

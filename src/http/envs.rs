@@ -1,0 +1,145 @@
+//! The environments the service knows (configured or stored), each with its latest
+//! snapshot, current release and pins; and who the caller is. The console's overview is
+//! built on these, and scripts can use them to walk every environment.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures::{StreamExt as _, TryStreamExt as _};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::{AuthMode, CanRead};
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, json_response};
+use jetvault_core::config::{LiveConfig, Role};
+use jetvault_core::id::EnvRef;
+use jetvault_core::release::Release;
+use jetvault_core::snapshot::SnapshotMeta;
+use jetvault_core::store::redact_url;
+
+/// How many environments are read from the store at once.
+const CONCURRENCY: usize = 16;
+
+/// One environment at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnvSummary {
+    /// The app id.
+    pub app: String,
+    /// The environment id.
+    pub env: String,
+    /// Whether the config names it (else it is only in the store).
+    pub configured: bool,
+    /// Where its live configuration is (kind and redacted location), if configured.
+    pub live: Option<String>,
+    /// Its backup schedule (cron, with seconds), if any.
+    pub schedule: Option<String>,
+    /// The newest snapshot.
+    pub latest: Option<SnapshotMeta>,
+    /// The current release.
+    pub release: Option<Release>,
+    /// The release pointer's ETag (pass it as `If-Match` to release over it).
+    pub release_etag: Option<String>,
+    /// Pinned versions (kept by prune whatever the policy).
+    pub pins: Vec<u64>,
+}
+
+/// Every environment, by app then environment id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnvList {
+    /// The environments.
+    pub envs: Vec<EnvSummary>,
+}
+
+fn describe_live(live: &LiveConfig) -> String {
+    match live {
+        LiveConfig::File { path } => format!("file:{}", path.display()),
+        LiveConfig::Http { url, .. } => redact_url(url),
+        LiveConfig::S3 { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+    }
+}
+
+/// Lists every environment: those in the config and those in the store.
+#[utoipa::path(get, path = "/v1/envs", tag = "environments", operation_id = "list_envs",
+    responses(
+        (status = 200, description = "Every environment with its latest snapshot, release and pins", body = EnvList),
+        (status = 401, description = "A token is needed", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(_: CanRead, State(state): State<AppState>) -> Result<Response, ApiError> {
+    let mut all: BTreeSet<EnvRef> = state.vault.stored_envs().await?.into_iter().collect();
+    all.extend(state.config.envs().map(|(e, _)| e));
+    let envs: Vec<EnvSummary> = futures::stream::iter(all)
+        .map(|env| {
+            let state = state.clone();
+            async move { summary(&state, env).await }
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(json_response(StatusCode::OK, &EnvList { envs }))
+}
+
+async fn summary(state: &AppState, env: EnvRef) -> Result<EnvSummary, ApiError> {
+    let configured = state.config.env(&env);
+    let (latest, pointer, pins) = tokio::try_join!(
+        state.vault.latest(&env),
+        state.vault.current_release(&env),
+        state.vault.pins(&env),
+    )?;
+    let (release, release_etag) = pointer.map_or((None, None), |p| (Some(p.release), Some(p.etag)));
+    Ok(EnvSummary {
+        app: env.app.to_string(),
+        env: env.env.to_string(),
+        configured: configured.is_some(),
+        live: configured.and_then(|c| c.live.as_ref()).map(describe_live),
+        schedule: configured.and_then(|c| c.schedule.clone()),
+        latest,
+        release,
+        release_etag,
+        pins: pins.into_iter().collect(),
+    })
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    /// The token's name from `server.tokens`; absent without a token.
+    pub token: Option<String>,
+    /// `read` or `operate`: what this caller may do.
+    pub role: String,
+    /// How the service authorises: `tokens`, `open-loopback` (no tokens, loopback only:
+    /// everything allowed) or `read-only-public` (no tokens: reads only).
+    pub auth: &'static str,
+}
+
+/// Says who the caller is and what it may do (the console enables its actions by it).
+#[utoipa::path(get, path = "/v1/session", tag = "environments", operation_id = "get_session",
+    responses(
+        (status = 200, description = "The caller's token name and role", body = Session),
+        (status = 401, description = "A token is needed, or it matches none", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn session(
+    CanRead(who): CanRead,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    let operate = state.auth.authorize(&headers, Role::Operate).is_ok();
+    let auth = match state.auth.mode() {
+        AuthMode::Tokens => "tokens",
+        AuthMode::OpenLoopback => "open-loopback",
+        AuthMode::ReadOnlyPublic => "read-only-public",
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &Session {
+            token: who.token.as_deref().map(str::to_string),
+            role: if operate { "operate" } else { "read" }.to_string(),
+            auth,
+        },
+    ))
+}

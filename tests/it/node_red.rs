@@ -1,0 +1,148 @@
+//! jetvault against a real Node-RED 4.1 (`platforms/node-red.sh`, started once per run
+//! by `scripts/test`, `adminAuth` on, tokens living 4 s), configured by the shipped
+//! `examples/platforms/node-red.toml` with only its URL and password changed.
+//!
+//! Each API shape goes backup → edit → diff → release → wipe → restore, and then the
+//! flow's `http in` endpoint answers as it did before the wipe.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::harness::cli::{Jv, Run};
+use crate::harness::node_red::{NodeRed, http_endpoint_flow};
+use crate::harness::proxy::{Mode, Proxy};
+
+/// Node-RED's default URL in the shipped example.
+const DEFAULT_URL: &str = "http://127.0.0.1:1880";
+/// The template node of the corpus flow: what `GET /hello` answers.
+const TEMPLATE_ID: &str = "db134063.83b7a";
+/// The variable the example reads the admin password from.
+const PASSWORD_VAR: &str = "NODE_RED_PASSWORD";
+
+/// The example config pointed at `url`.
+fn example_config(url: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/platforms/node-red.toml");
+    let text = std::fs::read_to_string(path).expect("examples/platforms/node-red.toml");
+    assert!(text.contains(DEFAULT_URL), "the example uses Node-RED's default URL");
+    // The example names no store: the test world gives one.
+    text.replace(DEFAULT_URL, url)
+}
+
+/// A test world whose config is the example, aimed at Node-RED at `url`.
+fn world(nr: &NodeRed, url: &str) -> Jv {
+    let jv = Jv::new();
+    jv.write_config(&example_config(url));
+    let _ = nr;
+    jv
+}
+
+fn run(jv: &Jv, nr: &NodeRed, args: &[&str]) -> Run {
+    let mut cmd: Command = jv.command(args);
+    cmd.env(PASSWORD_VAR, &nr.password);
+    cmd.output().expect("run jetvault").into()
+}
+
+fn ok(jv: &Jv, nr: &NodeRed, args: &[&str]) -> Run {
+    let r = run(jv, nr, args);
+    assert_eq!(r.code, 0, "jetvault {args:?} failed:\n{}", r.text());
+    r
+}
+
+/// The flow with the page `GET /hello` answers changed to `page`.
+fn with_page(flow: &Value, page: &str) -> Value {
+    let mut flow = flow.clone();
+    for n in flow.as_array_mut().expect("a flow is an array") {
+        if n["id"] == TEMPLATE_ID {
+            n["template"] = json!(page);
+        }
+    }
+    flow
+}
+
+async fn round_trip(env: &str) {
+    let Some(nr) = NodeRed::shared() else { return };
+    let jv = world(&nr, &nr.url);
+    let flow = http_endpoint_flow();
+    nr.deploy(&flow).await;
+    let (status, before) = nr.get("/hello").await;
+    assert_eq!(status, 200, "{before}");
+    assert!(before.contains("Hello World!"), "{before}");
+
+    let v1 = ok(&jv, &nr, &["--json", "backup", "flows", env]).json();
+    assert_eq!(v1["version"], 1, "{v1}");
+
+    // An edit in the editor, backed up.
+    nr.deploy(&with_page(&flow, "<h1>Edited</h1>")).await;
+    assert!(nr.get("/hello").await.1.contains("Edited"));
+    let v2 = ok(&jv, &nr, &["--json", "backup", "flows", env]).json();
+    assert_eq!(v2["version"], 2, "{v2}");
+
+    // The diff is one line, naming the node.
+    let diff = ok(&jv, &nr, &["diff", "flows", env, "1", "2"]).stdout;
+    let lines: Vec<&str> = diff
+        .lines()
+        .filter(|l| l.starts_with(['+', '-', '~']))
+        .collect();
+    assert_eq!(lines.len(), 1, "{diff}");
+    assert!(lines[0].contains(TEMPLATE_ID), "{diff}");
+
+    ok(&jv, &nr, &["release", "flows", env, "1", "--label", "before-edit"]);
+
+    // The disaster: every flow gone.
+    nr.wipe().await;
+    assert_eq!(nr.get("/hello").await.0, 404);
+
+    let r = ok(&jv, &nr, &["restore", "flows", env, "release", "--yes"]);
+    let (status, after) = nr.get("/hello").await;
+    assert_eq!(status, 200, "{}", r.text());
+    assert_eq!(after, before, "GET /hello answers as before the wipe");
+
+    // History tells the truth: the newest snapshot is what is live, and an unchanged
+    // backup writes nothing.
+    let list = ok(&jv, &nr, &["--json", "list", "flows", env]).json();
+    assert_eq!(list[0]["trigger"], "restore", "{list}");
+    let again = ok(&jv, &nr, &["--json", "backup", "flows", env]).json();
+    assert_eq!(again["version"], list[0]["version"], "{again}");
+}
+
+/// API v1: `GET /flows` is the bare array.
+#[tokio::test]
+async fn api_v1_round_trip() {
+    round_trip("v1").await;
+}
+
+/// API v2: `{flows, rev}`; restore sends the current `rev` back (the stored one would
+/// get `409 version_mismatch`).
+#[tokio::test]
+async fn api_v2_round_trip() {
+    round_trip("v2").await;
+}
+
+/// A proxy in front of Node-RED answers 503 (the platform restarting): restore refuses,
+/// pushes nothing, and the flows are what they were.
+#[tokio::test]
+async fn restore_through_a_503_proxy_is_refused() {
+    let Some(nr) = NodeRed::shared() else { return };
+    let proxy = Proxy::start(&nr.url);
+    let jv = world(&nr, &proxy.endpoint);
+    let flow = http_endpoint_flow();
+    nr.deploy(&flow).await;
+    ok(&jv, &nr, &["backup", "flows", "v1"]);
+    let edited = with_page(&flow, "<h1>Unsaved work</h1>");
+    nr.deploy(&edited).await;
+
+    proxy.set(Mode::Unavailable);
+    let r = run(&jv, &nr, &["restore", "flows", "v1", "1", "--yes"]);
+    assert_eq!(r.code, 5, "{}", r.text());
+    assert!(r.stderr.contains("503"), "{}", r.stderr);
+    assert!(
+        proxy
+            .exchanges()
+            .iter()
+            .all(|e| !(e.method == "POST" && e.target.starts_with("/flows"))),
+        "nothing was pushed"
+    );
+    proxy.set(Mode::Pass);
+    assert!(nr.get("/hello").await.1.contains("Unsaved work"));
+}
