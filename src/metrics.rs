@@ -94,6 +94,18 @@ pub struct Metrics {
     revalidations: Family<ResultLabels, Counter>,
     config_loads: Counter,
     stale_served: Counter,
+    last_scheduled: std::sync::Mutex<HashMap<EnvRef, LastRun>>,
+}
+
+/// How an environment's last scheduled backup went, for the console's overview.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LastRun {
+    /// When it ended (UTC).
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `created`, `unchanged`, `rejected` or `failed`.
+    pub outcome: &'static str,
+    /// What failed, for `rejected` and `failed`.
+    pub error: Option<String>,
 }
 
 impl Default for Metrics {
@@ -189,7 +201,13 @@ impl Metrics {
             revalidations,
             config_loads,
             stale_served,
+            last_scheduled: std::sync::Mutex::default(),
         }
+    }
+
+    /// How the environment's last scheduled backup went, if one ran in this process.
+    pub fn last_scheduled(&self, env: &EnvRef) -> Option<LastRun> {
+        self.last_scheduled.lock().ok()?.get(env).cloned()
     }
 
     /// Adds the HTTP request table.
@@ -215,6 +233,18 @@ impl Metrics {
             }
             Err(_) => "failed",
         };
+        if trigger == Trigger::Schedule
+            && let Ok(mut runs) = self.last_scheduled.lock()
+        {
+            runs.insert(
+                env.clone(),
+                LastRun {
+                    at: chrono::Utc::now(),
+                    outcome,
+                    error: result.as_ref().err().map(jetvault_core::Error::report),
+                },
+            );
+        }
         self.backups
             .get_or_create(&BackupLabels {
                 app: env.app.to_string(),

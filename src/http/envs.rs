@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 use super::auth::{AuthMode, CanRead};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, json_response};
-use jetvault_core::config::{LiveConfig, Role};
+use crate::metrics::LastRun;
+use jetvault_core::config::{LiveConfig, Role, next_run};
 use jetvault_core::id::EnvRef;
 use jetvault_core::release::Release;
 use jetvault_core::snapshot::SnapshotMeta;
@@ -44,6 +45,10 @@ pub struct EnvSummary {
     pub release_etag: Option<String>,
     /// Pinned versions (kept by prune whatever the policy).
     pub pins: Vec<u64>,
+    /// When the schedule fires next (UTC).
+    pub next_run: Option<chrono::DateTime<chrono::Utc>>,
+    /// How the last scheduled backup in this process went.
+    pub last_scheduled: Option<LastRun>,
 }
 
 /// Every environment, by app then environment id.
@@ -97,6 +102,10 @@ async fn summary(state: &AppState, env: EnvRef) -> Result<EnvSummary, ApiError> 
         configured: configured.is_some(),
         live: configured.and_then(|c| c.live.as_ref()).map(describe_live),
         schedule: configured.and_then(|c| c.schedule.clone()),
+        next_run: configured
+            .and_then(|c| c.schedule.as_deref())
+            .and_then(|s| next_run(s, chrono::Utc::now())),
+        last_scheduled: state.metrics.last_scheduled(&env),
         latest,
         release,
         release_etag,

@@ -24,7 +24,8 @@ const MAX_PAGE: usize = 1000;
 /// The current release (from memory, revalidated at most every `pointer_ttl`).
 #[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases",
     params(EnvPath,
-        ("If-None-Match" = Option<String>, Header, description = "The ETag of the pointer the client has")),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of the pointer the client has"),
+        ("Cache-Control" = Option<String>, Header, description = "`no-cache`: read the pointer from the store now rather than from memory (before a conditional release, so that its If-Match is current)")),
     responses(
         (status = 200, description = "The release; ETag identifies the pointer (pass it as If-Match to release over it)", body = Release),
         (status = 304, description = "The client's pointer is current"),
@@ -37,8 +38,16 @@ pub async fn pointer(
     _: CanRead,
     Env(env): Env,
     neg: Negotiation,
+    headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
+    let revalidate = headers.get_all(header::CACHE_CONTROL).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("no-cache"))
+    });
+    if revalidate && let Some(p) = state.vault.current_release(&env).await? {
+        state.cache.published(&env, p).await;
+    }
     let served = state
         .cache
         .serve(&state.vault, &env, &state.metrics)

@@ -459,3 +459,33 @@ async fn the_overview_shows_a_release_made_elsewhere() {
     b.wait_text("#envs", "elsewhere").await;
     b.close().await;
 }
+
+/// A scheduled backup that fails shows in the overview, with its error and the next run.
+#[tokio::test]
+async fn a_failing_schedule_shows_in_the_overview() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreSpec::local(&dir.path().join("store"));
+    let missing = dir.path().join("gone.json");
+    let apps = format!(
+        "[apps.crm.envs.staging]\nlive = {{ kind = \"file\", path = {:?} }}\nschedule = \"* * * * * *\"\n",
+        missing.display().to_string()
+    );
+    let server = Server::start(dir.path(), &config(&store, "", &apps));
+    let Some(b) = Browser::open(DESKTOP).await else {
+        return;
+    };
+    b.goto(&server.url("/")).await;
+    b.find("#token").await.send_keys(OP).await.unwrap();
+    b.find("form.signin button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let cell = b.wait_text("#envs .schedule", "failed").await;
+    assert!(cell.contains("next"), "{cell}");
+    assert!(
+        cell.contains("gone.json"),
+        "the error names the file: {cell}"
+    );
+    b.close().await;
+}

@@ -97,6 +97,18 @@ impl Browser {
         }
     }
 
+    /// Waits until no element matches `css`.
+    pub async fn wait_gone(&self, css: &str) {
+        let start = std::time::Instant::now();
+        while self.client.find(Locator::Css(css)).await.is_ok() {
+            assert!(
+                start.elapsed() < WAIT,
+                "{css:?} is still there after {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The text of `css` (empty when absent).
     pub async fn text(&self, css: &str) -> String {
         match self.client.find(Locator::Css(css)).await {

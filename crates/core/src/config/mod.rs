@@ -23,7 +23,7 @@ pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
-pub use validate::check_cron;
+pub use validate::{check_cron, next_run};
 
 /// The default store: a directory in the current user's data directory is not portable,
 /// so the embedded default is relative to the working directory.

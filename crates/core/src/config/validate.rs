@@ -82,13 +82,30 @@ pub fn check_cron(expr: &str) -> Result<()> {
              weekday), e.g. \"0 */15 * * * *\" for every 15 minutes"
         )));
     }
-    // The scheduler (tokio-cron-scheduler) parses with croner, seconds required and
-    // day-of-month and day-of-week both applied; the same parser here.
+    parse_cron(expr)
+        .map(drop)
+        .map_err(|e| Error::config(format!("invalid cron expression {expr:?}: {e}")))
+}
+
+/// The scheduler (tokio-cron-scheduler) parses with croner, seconds required and
+/// day-of-month and day-of-week both applied; the same parser here.
+fn parse_cron(expr: &str) -> std::result::Result<croner::Cron, croner::errors::CronError> {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
         .dom_and_dow(true)
         .build()
         .parse(expr)
-        .map(drop)
-        .map_err(|e| Error::config(format!("invalid cron expression {expr:?}: {e}")))
+}
+
+/// When a schedule next fires after `after` (UTC, as the scheduler runs it); `None` for
+/// an invalid expression or one that never fires again.
+#[must_use]
+pub fn next_run(
+    expr: &str,
+    after: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    parse_cron(expr)
+        .ok()?
+        .find_next_occurrence(&after, false)
+        .ok()
 }

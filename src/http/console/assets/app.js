@@ -213,6 +213,7 @@ function envTable(envs) {
   return h('table', { id: 'envs' },
     h('thead', {}, h('tr', {},
       h('th', {}, 'Environment'), h('th', {}, 'Latest'), h('th', {}, 'Release'),
+      h('th', { class: 'hide-narrow' }, 'Scheduled backup'),
       h('th', { class: 'hide-narrow' }, 'Pins'), h('th', { class: 'hide-narrow' }, 'Live'))),
     h('tbody', {}, envs.map((e) => h('tr', { 'data-env': e.app + '/' + e.env },
       h('td', {}, h('a', { href: '#/e/' + enc(e.app) + '/' + enc(e.env) }, e.app + '/' + e.env),
@@ -224,8 +225,22 @@ function envTable(envs) {
       h('td', { class: 'release' }, e.release
         ? [h('span', { class: 'badge release' }, e.release.label), ' v' + e.release.version]
         : h('span', { class: 'muted' }, '–')),
+      h('td', { class: 'hide-narrow schedule' }, scheduleCell(e)),
       h('td', { class: 'hide-narrow' }, e.pins.length ? e.pins.map((p) => 'v' + p).join(', ') : '–'),
       h('td', { class: 'hide-narrow mono' }, e.live || '–')))));
+}
+
+function scheduleCell(e) {
+  if (!e.schedule) return h('span', { class: 'muted' }, 'none');
+  const last = e.last_scheduled;
+  return [
+    last ? (last.outcome === 'failed' || last.outcome === 'rejected'
+      ? h('span', { class: 'badge restore', title: last.error || '' }, 'failed ', time(last.at))
+      : h('span', { class: 'badge release' }, 'ok ', time(last.at)))
+      : h('span', { class: 'muted' }, 'not run yet'),
+    e.next_run ? h('span', { class: 'muted' }, ' · next ', time(e.next_run)) : null,
+    last && last.error ? h('div', { class: 'error' }, last.error) : null,
+  ];
 }
 
 // ---------------------------------------------------------------- history
@@ -502,7 +517,7 @@ async function upload(app, env) {
       },
     }, h('label', {}, 'JSON file', file), h('label', {}, 'Message (optional)', msg), out,
     h('div', { class: 'actions' },
-      h('button', { type: 'button', class: 'secondary', onclick: () => close(null) }, 'Cancel'),
+      h('button', { type: 'button', class: 'secondary dialog-cancel', onclick: () => close(null) }, 'Cancel'),
       h('button', { type: 'submit' }, 'Upload')));
   });
 }
@@ -512,7 +527,7 @@ async function release(app, env, version) {
   let etag = null;
   let current = null;
   try {
-    const p = await api('GET', envPath(app, env) + '/release');
+    const p = await api('GET', envPath(app, env) + '/release', { headers: { 'Cache-Control': 'no-cache' } });
     etag = p.etag;
     current = p.data;
   } catch (e) { if (e.status !== 404) { toast(e.message); return; } }
@@ -543,7 +558,7 @@ async function release(app, env, version) {
     h('p', {}, current ? 'It replaces ' + current.label + ' (v' + current.version + ').' : 'It is the first release.'),
     h('label', {}, 'Label', label), h('label', {}, 'Notes', notes), out,
     h('div', { class: 'actions' },
-      h('button', { type: 'button', class: 'secondary', onclick: () => close(null) }, 'Cancel'),
+      h('button', { type: 'button', class: 'secondary dialog-cancel', onclick: () => close(null) }, 'Cancel'),
       h('button', { type: 'submit', id: 'release-submit' }, 'Release')));
   });
 }
@@ -552,7 +567,7 @@ async function rollback(app, env) {
   let etag = null;
   let current = null;
   try {
-    const p = await api('GET', envPath(app, env) + '/release');
+    const p = await api('GET', envPath(app, env) + '/release', { headers: { 'Cache-Control': 'no-cache' } });
     etag = p.etag;
     current = p.data;
   } catch (e) { toast(e.message); return; }
@@ -570,7 +585,7 @@ async function rollback(app, env) {
       },
     }, h('p', {}, 'The current release is ' + current.label + ' (v' + current.version + '). Roll back to the one before it?'), out,
     h('div', { class: 'actions' },
-      h('button', { type: 'button', class: 'secondary', onclick: () => close(null) }, 'Cancel'),
+      h('button', { type: 'button', class: 'secondary dialog-cancel', onclick: () => close(null) }, 'Cancel'),
       h('button', { type: 'submit', id: 'rollback-submit' }, 'Roll back')));
   });
 }
@@ -613,7 +628,7 @@ async function restore(app, env, version) {
     h('label', { for: 'restore-confirm' }, 'Type the environment\'s name, ', h('code', {}, env), ', to confirm'), confirm,
     out,
     h('div', { class: 'actions' },
-      h('button', { type: 'button', class: 'secondary', onclick: () => close(null) }, 'Cancel'), go));
+      h('button', { type: 'button', class: 'secondary dialog-cancel', onclick: () => close(null) }, 'Cancel'), go));
     return form;
   });
 }
