@@ -13,3 +13,29 @@ pub struct DiffConfig {
     /// position. Absent: `["id", "uid", "name"]`. Empty: no array is keyed.
     pub keys: Option<Vec<String>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::id::EnvRef;
+
+    fn env_ref() -> EnvRef {
+        EnvRef::parse("crm", "production").unwrap()
+    }
+
+    #[test]
+    fn parses_keys_and_refuses_unknown_fields() {
+        let c =
+            Config::parse("[apps.crm.envs.production.diff]\nkeys = [\"uid\", \"key\"]\n").unwrap();
+        let diff = c.env(&env_ref()).unwrap().diff.as_ref().unwrap();
+        assert_eq!(
+            diff.keys.as_deref(),
+            Some(&["uid".into(), "key".into()][..])
+        );
+        let c = Config::parse("[apps.crm.envs.production.diff]\n").unwrap();
+        assert_eq!(c.env(&env_ref()).unwrap().diff.as_ref().unwrap().keys, None);
+        let e = Config::parse("[apps.crm.envs.production.diff]\nkey = \"id\"\n").unwrap_err();
+        assert!(e.to_string().contains("key"), "{e}");
+        assert!(Config::parse("[apps.crm.envs.production.diff]\nkeys = \"id\"\n").is_err());
+    }
+}
