@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::id::EnvRef;
 
 mod identity;
+mod order;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

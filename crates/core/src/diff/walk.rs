@@ -8,14 +8,19 @@
 //! in the new document.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, MoveOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::{Map, Value};
-use similar::{Algorithm, DiffOp, capture_diff_slices};
+use similar::{Algorithm, DiffOp, capture_diff_slices_deadline};
 
-use super::Change;
 use super::identity::{identity_key, item_label, segment};
+use super::{Change, order};
+
+/// How long one diff may spend looking for the longest common subsequences of arrays
+/// without identities (Myers is O(n·d)); past it they are still correct, maybe longer.
+const SEQUENCE_BUDGET: Duration = Duration::from_secs(1);
 
 /// Where a value is: in the old document, in the new one, and the same two written with
 /// keyed items named by their identity.
@@ -75,6 +80,8 @@ fn at(base: &PointerBuf, index: usize) -> PointerBuf {
 #[derive(Debug)]
 pub(super) struct Walk<'k> {
     keys: &'k [String],
+    /// After this, Myers gives up on minimal sequences and settles for correct ones.
+    deadline: Instant,
     pub ops: Vec<PatchOperation>,
     pub changes: Vec<Change>,
     pub labels: Vec<Option<String>>,
@@ -84,6 +91,7 @@ impl<'k> Walk<'k> {
     pub fn run(keys: &'k [String], a: &Value, b: &Value) -> Self {
         let mut w = Self {
             keys,
+            deadline: Instant::now() + SEQUENCE_BUDGET,
             ops: Vec::new(),
             changes: Vec::new(),
             labels: Vec::new(),
@@ -180,7 +188,7 @@ impl<'k> Walk<'k> {
         // `pos` is where the walk is in the array being patched; it is always the index
         // in the new document too, since everything before it already has the new shape.
         let mut pos = 0;
-        for op in capture_diff_slices(Algorithm::Myers, &ia, &ib) {
+        for op in capture_diff_slices_deadline(Algorithm::Myers, &ia, &ib, Some(self.deadline)) {
             let (old_index, old_len, new_index, new_len) = match op {
                 DiffOp::Equal { len, .. } => {
                     pos += len;
@@ -252,52 +260,22 @@ impl<'k> Walk<'k> {
             self.removed(&item, &a[i], Some(item_label(&a[i], key)));
         }
 
-        // The shared items, as old indices: in the old order (what is left after the
-        // removals) and in the new order. Those outside a longest common subsequence
-        // of the two orders are the moved ones.
-        let mut current: Vec<usize> = (0..a.len()).filter(|&i| kept[i]).collect();
+        // The shared items in the new order, as positions in what is left after the
+        // removals; the fewest of them move.
+        let mut left_at = vec![usize::MAX; a.len()];
+        for (p, i) in (0..a.len()).filter(|&i| kept[i]).enumerate() {
+            left_at[i] = p;
+        }
         let wanted: Vec<usize> = new_ids
             .iter()
-            .filter_map(|n| old_at.get(n).copied())
+            .filter_map(|n| old_at.get(n).map(|&i| left_at[i]))
             .collect();
-        let mut moved = vec![false; a.len()];
-        for op in capture_diff_slices(Algorithm::Myers, &current, &wanted) {
-            if let DiffOp::Insert {
-                new_index, new_len, ..
-            }
-            | DiffOp::Replace {
-                new_index, new_len, ..
-            } = op
-            {
-                for &i in &wanted[new_index..new_index + new_len] {
-                    moved[i] = true;
-                }
-            }
-        }
-        // Each moved item goes right after the item the new order puts before it; the
-        // items already in place keep their relative order, so at the end all are.
-        for (t, &i) in wanted.iter().enumerate() {
-            if !moved[i] {
-                continue;
-            }
-            let Some(from) = current.iter().position(|&c| c == i) else {
-                continue;
-            };
-            current.remove(from);
-            let to = match t {
-                0 => 0,
-                _ => current
-                    .iter()
-                    .position(|&c| c == wanted[t - 1])
-                    .map_or(0, |p| p + 1),
-            };
-            current.insert(to, i);
-            if from != to {
-                self.ops.push(PatchOperation::Move(MoveOperation {
-                    from: at(&loc.new, from),
-                    path: at(&loc.new, to),
-                }));
-            }
+        let order = order::moves(&wanted);
+        for (from, to) in order.ops {
+            self.ops.push(PatchOperation::Move(MoveOperation {
+                from: at(&loc.new, from),
+                path: at(&loc.new, to),
+            }));
         }
 
         // Insertions in the new order: each lands at its final index.
@@ -325,7 +303,7 @@ impl<'k> Walk<'k> {
                 }
                 Some(&i) => {
                     let item = loc.item(i, j, &s);
-                    if moved[i] {
+                    if order.moved[left_at[i]] {
                         let change = Change::Moved {
                             path: item.new.to_string(),
                             from: item.old.to_string(),
