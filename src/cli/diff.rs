@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use clap::Args;
-use jetvault_core::diff::Diff;
+use jetvault_core::diff::DiffOptions;
 use jetvault_core::{EnvRef, Selector, Vault};
 
 use super::{Ctx, env_ref, exit, print_json};
@@ -20,6 +20,13 @@ pub struct DiffArgs {
     /// Shorten values in the readable output to this many characters.
     #[arg(long, default_value_t = 100)]
     pub width: usize,
+    /// Compare arrays of objects by this identity key (repeat it to try several in
+    /// order) instead of the environment's `diff.keys` (default `id`, `uid`, `name`).
+    #[arg(long = "key", value_name = "KEY", conflicts_with = "no_keys")]
+    pub keys: Vec<String>,
+    /// Compare every array as a sequence, by none of its items' identities.
+    #[arg(long)]
+    pub no_keys: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<u8> {
@@ -27,7 +34,13 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<u8> {
     let vault = ctx.vault().await?;
     let (a, a_name) = side(ctx, &vault, &env, &args.a).await?;
     let (b, b_name) = side(ctx, &vault, &env, &args.b).await?;
-    let diff = Diff::between(&a, &b, &a_name, &b_name)?;
+    let mut options = DiffOptions::for_env(&ctx.config, &env);
+    if args.no_keys {
+        options = options.keys(Vec::<String>::new());
+    } else if !args.keys.is_empty() {
+        options = options.keys(args.keys);
+    }
+    let diff = options.between(&a, &b, &a_name, &b_name)?;
     if ctx.json() {
         print_json(diff.patch())?;
     } else {

@@ -15,7 +15,7 @@ use super::extract::{Body, Env, EnvPath, EnvVersion, Negotiation, OptionalJson, 
 use super::{AppState, config_response, json_response};
 use jetvault_core::Selector;
 use jetvault_core::config::LiveConfig;
-use jetvault_core::diff::{Change, Diff};
+use jetvault_core::diff::{Change, DiffOptions};
 use jetvault_core::error::Error;
 use jetvault_core::events::Event;
 use jetvault_core::id::EnvRef;
@@ -161,8 +161,10 @@ pub struct DiffQuery {
     pub a: Option<String>,
     /// The new version (default: latest).
     pub b: Option<String>,
-    /// `patch` (RFC 6902 JSON Patch, the default) or `changes` (a list of changed paths
-    /// with old and new values).
+    /// `patch` (RFC 6902 JSON Patch, the default; its operations apply in order) or
+    /// `changes` (a list of changes with old and new values). Arrays of objects whose
+    /// items carry an identity (the environment's `diff.keys`, default `id`, `uid`,
+    /// `name`) are compared by it.
     pub format: Option<String>,
 }
 
@@ -173,12 +175,17 @@ pub struct DiffChanges {
     pub a: u64,
     /// The new version.
     pub b: u64,
-    /// The changes, in document order.
+    /// The changes: `path` is a JSON pointer into `b` (added, changed, moved) or `a`
+    /// (removed); `id_path` names keyed array items as `[key=value]`, e.g.
+    /// `/[id=3cc11d24.ff01a2]/name`. Removed keyed items come before the rest of their
+    /// array; otherwise in document order.
     pub changes: Vec<Change>,
 }
 
 /// The differences between two versions: a JSON Patch (RFC 6902) that turns `a` into
-/// `b`, or the list of changes.
+/// `b`, or the list of changes. Array items with an identity are compared by it: one
+/// deleted node is one `removed` change (and one `remove` operation), a node that only
+/// changed place is one `moved` change (one `move` operation).
 #[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/diff", tag = "snapshots",
     params(EnvPath, DiffQuery),
     responses(
@@ -220,8 +227,9 @@ pub async fn diff(
     let ((_, raw_a), (_, raw_b)) =
         futures::try_join!(state.vault.get(&env, a), state.vault.get(&env, b.version))?;
     let b_version = b.version;
+    let options = DiffOptions::for_env(&state.config, &env);
     let diff = tokio::task::spawn_blocking(move || {
-        Diff::between(&raw_a, &raw_b, &format!("v{a}"), &format!("v{b_version}"))
+        options.between(&raw_a, &raw_b, &format!("v{a}"), &format!("v{b_version}"))
     })
     .await
     .map_err(|e| Error::internal(format!("diff task failed: {e}")))??;

@@ -29,6 +29,8 @@ pub struct EnvConfig {
     pub schedule: Option<String>,
     /// What prune keeps.
     pub retention: Option<RetentionPolicy>,
+    /// How `diff` compares versions: the identity keys of array items.
+    pub diff: Option<super::DiffConfig>,
 }
 
 /// The HTTP method that imports a configuration into an HTTP live target.

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::id::{AppId, EnvRef};
 
 mod apps;
+mod diff;
 pub mod layers;
 mod secret;
 mod size;
@@ -21,6 +22,7 @@ mod validate;
 
 pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
+pub use diff::DiffConfig;
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
 pub use validate::{check_cron, next_run};
