@@ -1,9 +1,13 @@
 //! A live configuration behind an HTTP endpoint: GET exports it, PUT (or the configured
-//! method) imports it. Headers come from the config; a bearer token from an environment
-//! variable or a file, read at each request so a rotated token is picked up.
+//! method) imports it. Headers come from the config; credentials ([`auth`]: a bearer
+//! token, secret headers, an OAuth2 sign-in) are read at each request so a rotated
+//! secret is picked up. What each answer means is in [`answer`].
+
+mod answer;
+mod auth;
+mod oauth;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,14 +16,12 @@ use futures::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 
+use self::auth::Credentials;
 use super::LiveTarget;
-use crate::config::{LiveConfig, WriteMethod, read_secret_file};
-use crate::error::{Error, Hint, Result, Step};
+use crate::config::{LiveConfig, SecretSource, WriteMethod};
+use crate::error::{Error, Result};
 use crate::id::EnvRef;
 use crate::store::redact_url;
-
-/// How many characters of an error response's body a message shows.
-const SNIPPET_LEN: usize = 200;
 
 /// Secret values shorter than this are not scrubbed from messages.
 const MIN_SECRET_LEN: usize = 4;
@@ -27,23 +29,15 @@ const MIN_SECRET_LEN: usize = 4;
 /// How long a request may take when the config sets no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone)]
-enum TokenSource {
-    None,
-    Env(String),
-    File(PathBuf),
-}
-
 /// An HTTP endpoint holding one environment's configuration.
 #[derive(Debug)]
 pub struct HttpTarget {
-    env: EnvRef,
     client: reqwest::Client,
     read_url: reqwest::Url,
     write_url: reqwest::Url,
     write_method: Method,
     headers: HeaderMap,
-    token: TokenSource,
+    credentials: Credentials,
     timeout: Duration,
 }
 
@@ -62,7 +56,7 @@ impl HttpTarget {
     /// Builds the target from its config.
     ///
     /// # Errors
-    /// `Config` for a bad URL, header or method.
+    /// `Config` for a bad URL, header or method, or credentials configured twice.
     pub fn from_config(env: &EnvRef, config: &LiveConfig) -> Result<Self> {
         let LiveConfig::Http {
             url,
@@ -71,6 +65,8 @@ impl HttpTarget {
             headers,
             bearer_token_env,
             bearer_token_file,
+            secret_headers,
+            oauth,
             timeout,
         } = config
         else {
@@ -88,18 +84,14 @@ impl HttpTarget {
             WriteMethod::Post => Method::POST,
             WriteMethod::Patch => Method::PATCH,
         };
-        let token = match (bearer_token_env, bearer_token_file) {
-            (Some(var), None) => TokenSource::Env(var.clone()),
-            (None, Some(path)) => TokenSource::File(path.clone()),
-            (None, None) => TokenSource::None,
-            (Some(_), Some(_)) => {
-                return Err(Error::config(format!(
-                    "apps.{}.envs.{}.live: set at most one of bearer_token_env and bearer_token_file",
-                    env.app, env.env
-                )));
-            }
-        };
         let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let credentials = Credentials::new(
+            env,
+            SecretSource::from_pair(bearer_token_env.as_ref(), bearer_token_file.as_ref()),
+            secret_headers,
+            oauth.as_deref(),
+            timeout,
+        )?;
         let client = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .timeout(timeout)
@@ -107,49 +99,19 @@ impl HttpTarget {
             .build()
             .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
-            env: env.clone(),
             client,
             read_url,
             write_url,
             write_method,
             headers: header_map(env, headers)?,
-            token,
+            credentials,
             timeout,
         })
     }
 
-    fn token(&self) -> Result<Option<HeaderValue>> {
-        let Some(token) = self.token_value()? else {
-            return Ok(None);
-        };
-        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            Error::config(format!(
-                "the bearer token for the live target of {} has characters not allowed in a header",
-                self.env
-            ))
-        })?;
-        value.set_sensitive(true);
-        Ok(Some(value))
-    }
-
-    /// The bearer token, trimmed, read now from its variable or file.
-    fn token_value(&self) -> Result<Option<String>> {
-        let token = match &self.token {
-            TokenSource::None => return Ok(None),
-            TokenSource::Env(var) => std::env::var(var).map_err(|_| {
-                Error::config(format!(
-                    "the bearer token for the live target of {} is read from ${var}, which is \
-                     not set; export it or use bearer_token_file",
-                    self.env
-                ))
-            })?,
-            TokenSource::File(path) => read_secret_file(path)?.expose().to_string(),
-        };
-        Ok(Some(token.trim().to_string()))
-    }
-
     /// `text` without this target's secrets: its URLs' userinfo and query (the URLs
-    /// are shown redacted), its bearer token and its sensitive headers' values. For
+    /// are shown redacted), its credentials (bearer token, secret headers, the sign-in's
+    /// password, client secret and token) and its sensitive headers' values. For
     /// messages built from what the endpoint or the HTTP client said.
     fn scrub(&self, text: &str) -> String {
         let mut text = text.to_string();
@@ -161,9 +123,7 @@ impl HttpTarget {
             secrets.extend(url.query().map(str::to_string));
             secrets.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
         }
-        if let Ok(Some(token)) = self.token_value() {
-            secrets.push(token);
-        }
+        secrets.extend(self.credentials.secrets());
         secrets.extend(
             self.headers
                 .values()
@@ -182,70 +142,66 @@ impl HttpTarget {
         text
     }
 
-    fn request(&self, method: Method, url: &reqwest::Url) -> Result<reqwest::RequestBuilder> {
+    /// Sends one request with the credentials read now; the OAuth token it carried.
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &reqwest::Url,
+        body: Option<&Bytes>,
+    ) -> Result<(reqwest::Response, Option<crate::config::Secret>)> {
+        let scrub = |t: &str| self.scrub(t);
+        let signed = self
+            .credentials
+            .sign(&self.client, &scrub)
+            .await
+            .map_err(|e| {
+                e.context(format!("{method} {}", redact_url(url.as_str())))
+                    .with_hint(answer::nothing_done(method))
+            })?;
         let mut req = self
             .client
-            .request(method, url.clone())
-            .headers(self.headers.clone());
-        if let Some(token) = self.token()? {
-            req = req.header(AUTHORIZATION, token);
+            .request(method.clone(), url.clone())
+            .headers(self.headers.clone())
+            .headers(signed.headers);
+        if let Some(body) = body {
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
         }
-        Ok(req)
+        let resp = req.send().await.map_err(|e| {
+            let cause = self.scrub(&e.to_string());
+            answer::send_error(method.as_str(), url, &e, &cause, self.timeout)
+        })?;
+        Ok((resp, signed.token))
     }
 
-    fn send_error(&self, doing: &str, url: &reqwest::Url, e: &reqwest::Error) -> Error {
-        let url = redact_url(url.as_str());
-        // reqwest's message names the URL, query and userinfo included.
-        let cause = self.scrub(&e.to_string());
-        if e.is_timeout() {
-            Error::unavailable(format!(
-                "{doing} {url} timed out after {:?}; check that the endpoint is up, or raise the \
-                 live target's timeout",
-                self.timeout
-            ))
-        } else if e.is_connect() {
-            Error::unavailable(format!("cannot connect to {url} ({doing}): {cause}")).with_next(
-                Hint::steps(
-                    "check that the endpoint is up and reachable (the setup check tries every live \
-                 target)",
-                    [Step::Doctor],
-                ),
-            )
-        } else {
-            Error::unavailable(format!("{doing} {url} failed: {cause}"))
-        }
-    }
-
-    async fn status_error(
+    /// Sends a request; after a 401 to a request signed with an OAuth token, signs in
+    /// afresh and sends it once more. A failure status is the error of
+    /// [`answer::status_error`].
+    async fn send(
         &self,
-        doing: &str,
+        method: &Method,
         url: &reqwest::Url,
-        resp: reqwest::Response,
-    ) -> Error {
-        let status = resp.status();
-        let body = resp.bytes().await.unwrap_or_default();
-        // Scrubbed before it is cut, so that a secret across the cut goes too.
-        let head = String::from_utf8_lossy(&body[..body.len().min(SNIPPET_LEN + 4096)]);
-        let snippet: String = self
-            .scrub(&head)
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(SNIPPET_LEN)
-            .collect();
-        let url = redact_url(url.as_str());
-        let msg = format!("{doing} {url} answered {status}: {snippet}");
-        match status {
-            // Only these say live holds nothing; every other failure is "unreadable".
-            StatusCode::NOT_FOUND | StatusCode::GONE => Error::not_found(msg),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::config(format!(
-                "{msg}; check the live target's bearer token and headers"
-            )),
-            StatusCode::PAYLOAD_TOO_LARGE => Error::too_large(msg),
-            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
-                Error::unavailable(format!("{msg}; retry later"))
-            }
-            _ => Error::invalid(msg),
+        body: Option<&Bytes>,
+    ) -> Result<reqwest::Response> {
+        let (mut resp, token) = self.send_once(method, url, body).await?;
+        let mut renewed = false;
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && let (Some(oauth), Some(token)) = (self.credentials.oauth(), token)
+        {
+            tracing::info!(url = %redact_url(url.as_str()), token_url = %oauth.describe(),
+                "the live target refused the token (401); signing in again");
+            oauth.forget(&token).await;
+            resp = self.send_once(method, url, body).await?.0;
+            renewed = true;
         }
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let quoted = answer::snippet(&body, &|t| self.scrub(t));
+        Err(answer::status_error(method, url, status, &quoted, renewed))
     }
 }
 
@@ -276,15 +232,7 @@ impl LiveTarget for HttpTarget {
     }
 
     async fn read(&self, limit: u64) -> Result<Bytes> {
-        let doing = "GET";
-        let resp = self
-            .request(Method::GET, &self.read_url)?
-            .send()
-            .await
-            .map_err(|e| self.send_error(doing, &self.read_url, &e))?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(doing, &self.read_url, resp).await);
-        }
+        let resp = self.send(&Method::GET, &self.read_url, None).await?;
         let too_large = || {
             Error::too_large(format!(
                 "the live configuration at {} is larger than the {limit}-byte limit; raise \
@@ -300,8 +248,16 @@ impl LiveTarget for HttpTarget {
         );
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|e| self.send_error("reading the body of GET", &self.read_url, &e))?;
+            let chunk = chunk.map_err(|e| {
+                let cause = self.scrub(&e.to_string());
+                answer::send_error(
+                    "reading the body of GET",
+                    &self.read_url,
+                    &e,
+                    &cause,
+                    self.timeout,
+                )
+            })?;
             if (body.len() + chunk.len()) as u64 > limit {
                 return Err(too_large());
             }
@@ -311,17 +267,8 @@ impl LiveTarget for HttpTarget {
     }
 
     async fn write(&self, bytes: Bytes) -> Result<()> {
-        let doing = self.write_method.as_str().to_string();
-        let resp = self
-            .request(self.write_method.clone(), &self.write_url)?
-            .header(CONTENT_TYPE, "application/json")
-            .body(bytes)
-            .send()
+        self.send(&self.write_method, &self.write_url, Some(&bytes))
             .await
-            .map_err(|e| self.send_error(&doing, &self.write_url, &e))?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(&doing, &self.write_url, resp).await);
-        }
-        Ok(())
+            .map(drop)
     }
 }
