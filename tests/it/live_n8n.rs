@@ -211,6 +211,7 @@ async fn a_rotated_key_file_is_read_at_each_request() {
     // The file is rotated: the same target sends the new key.
     std::fs::write(&key_file, KEY_TWO).unwrap();
     let v2 = backup().await.unwrap();
+    assert_keyless("the target's debug output", &format!("{target:?}"));
     assert_eq!(v2.snapshot().version, 2);
     assert_eq!(vault.list(&env, None, 10).await.unwrap().len(), 2);
 }

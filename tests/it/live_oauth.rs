@@ -121,9 +121,15 @@ async fn token(
     let expires = Instant::now() + s.lifetime;
     s.valid.insert(token.clone(), expires);
     s.ever.insert(token.clone());
+    // Some endpoints send the lifetime as a string.
+    let expires_in = if field("grant_type") == Some("client_credentials") {
+        serde_json::json!(s.lifetime.as_secs().to_string())
+    } else {
+        serde_json::json!(s.lifetime.as_secs_f64())
+    };
     let answer = serde_json::json!({
         "access_token": token,
-        "expires_in": s.lifetime.as_secs_f64(),
+        "expires_in": expires_in,
         "token_type": "Bearer",
     });
     (StatusCode::OK, answer.to_string())
@@ -313,6 +319,13 @@ async fn client_credentials_with_basic_client_authentication() {
     std::fs::write(&secret, format!("\n{CLIENT_SECRET}\n")).unwrap();
     target.read(1 << 20).await.unwrap();
     assert_eq!(platform.issued(), 1);
+    target.read(1 << 20).await.unwrap();
+    assert_eq!(platform.issued(), 1, "cached");
+    let debug = format!("{target:?}");
+    assert!(
+        !debug.contains(CLIENT_SECRET) && !debug.contains("tok-"),
+        "{debug}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
