@@ -1,7 +1,7 @@
 //! A live configuration behind an HTTP endpoint: GET exports it, PUT (or the configured
-//! method) imports it. Headers come from the config; credentials ([`auth`]: a bearer
+//! method) imports it. Headers come from the config; credentials (`auth`: a bearer
 //! token, secret headers, an OAuth2 sign-in) are read at each request so a rotated
-//! secret is picked up. What each answer means is in [`answer`].
+//! secret is picked up. What each answer means is in `answer`; the sign-in is `oauth`.
 
 mod answer;
 mod auth;
@@ -22,6 +22,9 @@ use crate::config::{LiveConfig, SecretSource, WriteMethod};
 use crate::error::{Error, Result};
 use crate::id::EnvRef;
 use crate::store::redact_url;
+
+/// Words that mark a plain header's value as a secret.
+const SENSITIVE_NAMES: [&str; 6] = ["token", "key", "secret", "auth", "password", "cookie"];
 
 /// Secret values shorter than this are not scrubbed from messages.
 const MIN_SECRET_LEN: usize = 4;
@@ -217,7 +220,10 @@ fn header_map(env: &EnvRef, headers: &BTreeMap<String, String>) -> Result<Header
         };
         let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("name"))?;
         let mut v = HeaderValue::from_str(value).map_err(|_| bad("value for"))?;
-        if n == AUTHORIZATION || name.to_ascii_lowercase().contains("token") {
+        // A secret written inline (better kept in secret_headers) is still kept out of
+        // messages when its name says what it is.
+        let lower = name.to_ascii_lowercase();
+        if n == AUTHORIZATION || SENSITIVE_NAMES.iter().any(|w| lower.contains(w)) {
             v.set_sensitive(true);
         }
         map.insert(n, v);
@@ -270,5 +276,33 @@ impl LiveTarget for HttpTarget {
         self.send(&self.write_method, &self.write_url, Some(&bytes))
             .await
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_headers_named_like_secrets_are_sensitive_and_scrubbed() {
+        let env = EnvRef::parse("crm", "production").unwrap();
+        let headers = BTreeMap::from([
+            ("X-Tenant".to_string(), "acme-tenant".to_string()),
+            ("X-N8N-API-KEY".to_string(), "inline-key-0042".to_string()),
+            ("PRIVATE-TOKEN".to_string(), "inline-token-0043".to_string()),
+        ]);
+        let map = header_map(&env, &headers).unwrap();
+        assert!(!map["x-tenant"].is_sensitive());
+        assert!(map["x-n8n-api-key"].is_sensitive());
+        assert!(map["private-token"].is_sensitive());
+        let config: LiveConfig = toml::from_str(
+            "kind = \"http\"\nurl = \"http://h/x\"\n\
+             headers = { \"X-N8N-API-KEY\" = \"inline-key-0042\", \"X-Tenant\" = \"acme-tenant\" }",
+        )
+        .unwrap();
+        let t = HttpTarget::from_config(&env, &config).unwrap();
+        let text = t.scrub("sent inline-key-0042 for acme-tenant");
+        assert_eq!(text, "sent <redacted> for acme-tenant");
+        assert!(!format!("{t:?}").contains("inline-key-0042"));
     }
 }
