@@ -50,6 +50,13 @@ def token_paths(config: dict) -> list[str]:
             live = env.get("live") or {}
             if "bearer_token_file" in live:
                 paths.append(live["bearer_token_file"])
+            for header in (live.get("secret_headers") or {}).values():
+                if "file" in header:
+                    paths.append(header["file"])
+            oauth = live.get("oauth") or {}
+            for key in ("client_secret_file", "password_file"):
+                if key in oauth:
+                    paths.append(oauth[key])
     return paths
 
 

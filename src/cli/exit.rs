@@ -23,13 +23,23 @@ pub const UNSAFE_STORE: u8 = 7;
 pub const PARTIAL: u8 = 8;
 /// The user declined a confirmation.
 pub const ABORTED: u8 = 10;
+/// The live target refused the configuration (or the request): a 4xx other than 401,
+/// 403, 404, 409, 410, 412 and 413; the message quotes its answer.
+pub const LIVE_REFUSED: u8 = 11;
+/// The live object does not exist (404 or 410, no live file or object); not a missing
+/// snapshot (3).
+pub const LIVE_MISSING: u8 = 12;
 
 /// The exit code for a library error kind.
 pub fn code_for(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::InvalidInput | ErrorKind::Config | ErrorKind::TooLarge => INVALID,
         ErrorKind::NotFound => NOT_FOUND,
-        ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed => CONFLICT,
+        ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed | ErrorKind::LiveConflict => {
+            CONFLICT
+        }
+        ErrorKind::LiveRefused => LIVE_REFUSED,
+        ErrorKind::LiveMissing => LIVE_MISSING,
         ErrorKind::Unavailable => UNAVAILABLE,
         ErrorKind::Corrupt => CORRUPT,
         ErrorKind::UnsafeStore => UNSAFE_STORE,

@@ -33,6 +33,9 @@ pub async fn run(ctx: &Ctx, _args: ServeArgs) -> anyhow::Result<u8> {
     for warning in config.secret_file_warnings() {
         tracing::warn!("{warning}");
     }
+    for problem in config.secret_problems() {
+        tracing::warn!("{problem}; backups and restores of that environment fail until it is");
+    }
     let vault = ctx.vault().await?;
 
     match jetvault_core::store::precondition_self_test(vault.store().as_ref()).await {

@@ -30,7 +30,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable: `invalid_input`, `not_found`, `already_exists`,
-    /// `precondition_failed`, `too_large`, `unauthorized`, `forbidden`, `unavailable`, ...
+    /// `precondition_failed`, `too_large`, `unauthorized`, `forbidden`, `unavailable`,
+    /// `live_refused`, `live_missing`, `live_conflict`, ...
     pub code: String,
     /// What failed.
     pub message: String,
@@ -49,6 +50,10 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
         ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::Unavailable | ErrorKind::UnsafeStore => StatusCode::SERVICE_UNAVAILABLE,
+        // The live target's own answer, not the client's request: a bad gateway, with
+        // the codes `live_refused` and `live_missing` telling which.
+        ErrorKind::LiveRefused | ErrorKind::LiveMissing => StatusCode::BAD_GATEWAY,
+        ErrorKind::LiveConflict => StatusCode::CONFLICT,
         // Config (the server's own config is wrong), Corrupt (stored data failed a
         // check), Internal and kinds added later are the server's problem.
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -206,6 +211,9 @@ mod tests {
             (ErrorKind::PreconditionFailed, 412),
             (ErrorKind::TooLarge, 413),
             (ErrorKind::Unavailable, 503),
+            (ErrorKind::LiveRefused, 502),
+            (ErrorKind::LiveMissing, 502),
+            (ErrorKind::LiveConflict, 409),
             (ErrorKind::Corrupt, 500),
             (ErrorKind::Config, 500),
             (ErrorKind::Internal, 500),

@@ -74,6 +74,8 @@ fn target(url: String, token_file: Option<PathBuf>, timeout: Option<Duration>) -
             headers: BTreeMap::from([("X-App".to_string(), "crm".to_string())]),
             bearer_token_env: None,
             bearer_token_file: token_file,
+            secret_headers: BTreeMap::new(),
+            oauth: None,
             timeout,
         },
     )
@@ -127,7 +129,7 @@ async fn failures_have_kinds() {
         .read(100)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.kind(), ErrorKind::LiveMissing);
     let e = target(
         format!("{base}/slow"),
         None,
@@ -191,6 +193,8 @@ async fn missing_token_variable_is_a_config_error() {
             headers: BTreeMap::new(),
             bearer_token_env: Some("JETVAULT_TEST_TOKEN_THAT_IS_NOT_SET".into()),
             bearer_token_file: None,
+            secret_headers: BTreeMap::new(),
+            oauth: None,
             timeout: None,
         },
     )

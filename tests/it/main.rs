@@ -17,6 +17,8 @@ mod http_api;
 mod http_conn;
 mod http_restore_route;
 mod live_http;
+mod live_n8n;
+mod live_oauth;
 mod prune_cli;
 mod release_race;
 mod restore_cli;

@@ -30,7 +30,7 @@ async fn reads_and_writes_an_object_in_any_bucket() {
     );
 
     let e = target.read(1 << 20).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert_eq!(e.kind(), ErrorKind::LiveMissing, "{e}");
 
     let body = Bytes::from(corpus(GRAFANA));
     target.write(body.clone()).await.unwrap();

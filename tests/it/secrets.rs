@@ -1,9 +1,11 @@
 //! No secret in any output: distinctive secrets are planted in the config (an inline
 //! server token, a server token file, a live target's token in a file and one in an
-//! environment variable, a URL's `user:password@` and `?api_key=`), then the real binary
-//! runs with every log level on through a TOML syntax error, backups against a live
-//! endpoint that is down and one that echoes the request back in a 500, and `serve`
-//! with requests carrying a wrong token and `/metrics`. No output may hold any of them.
+//! environment variable, a URL's `user:password@` and `?api_key=`, secret headers from
+//! a file and from a variable, an OAuth password in a file, an OAuth client secret in a
+//! variable and the token its endpoint issues), then the real binary runs with every log
+//! level on through a TOML syntax error, backups against a live endpoint that is down
+//! and one that echoes the request (headers and body) back in a 500, and `serve` with
+//! requests carrying a wrong token and `/metrics`. No output may hold any of them.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -25,7 +27,13 @@ const API_KEY: &str = "ApiKey-planted-2f7d";
 const USER_PW: &str = "UserPw-planted-9b3a";
 /// Sent by a client as its bearer token: a wrong token may be someone's real one.
 const WRONG: &str = "Wrong-planted-4c8e";
-const ALL: [&str; 7] = [
+const HEADER_FILE: &str = "HeaderFile-planted-1d6a";
+const HEADER_ENV: &str = "HeaderEnv-planted-7f3c";
+const OAUTH_PW: &str = "OauthPw-planted-2b8d";
+const OAUTH_CLIENT: &str = "OauthClient-planted-9e5f";
+/// The token the echo endpoint's token route issues.
+const ISSUED: &str = "Issued-planted-4a0b";
+const ALL: [&str; 12] = [
     SERVER_INLINE,
     SERVER_FILE,
     LIVE_FILE,
@@ -33,8 +41,15 @@ const ALL: [&str; 7] = [
     API_KEY,
     USER_PW,
     WRONG,
+    HEADER_FILE,
+    HEADER_ENV,
+    OAUTH_PW,
+    OAUTH_CLIENT,
+    ISSUED,
 ];
 const LIVE_ENV_VAR: &str = "JETVAULT_TEST_PLANTED_LIVE_TOKEN";
+const HEADER_ENV_VAR: &str = "JETVAULT_TEST_PLANTED_HEADER";
+const CLIENT_ENV_VAR: &str = "JETVAULT_TEST_PLANTED_CLIENT_SECRET";
 
 /// Fails naming every planted secret found in `what`.
 fn assert_clean(label: &str, what: &str) {
@@ -45,18 +60,28 @@ fn assert_clean(label: &str, what: &str) {
     );
 }
 
-/// An endpoint that answers 500 with the request's Authorization header and URL.
+/// An endpoint that answers 500 with the request's URL, headers and body; and a token
+/// endpoint at `/good/token` that issues [`ISSUED`].
 async fn echo_server() -> String {
-    async fn echo(headers: HeaderMap, uri: Uri) -> (StatusCode, String) {
-        let auth = headers
-            .get("authorization")
-            .map_or("(none)", |v| v.to_str().unwrap_or("(binary)"));
+    async fn echo(headers: HeaderMap, uri: Uri, body: String) -> (StatusCode, String) {
+        let headers: Vec<String> = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("(binary)")))
+            .collect();
         (
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error; request {uri} had Authorization: {auth}"),
+            format!(
+                "internal error; body {body:?}; request {uri} had {}",
+                headers.join(", ")
+            ),
         )
     }
-    let app = Router::new().fallback(any(echo));
+    async fn token() -> String {
+        format!("{{\"access_token\":\"{ISSUED}\",\"token_type\":\"bearer\",\"expires_in\":60}}")
+    }
+    let app = Router::new()
+        .route("/good/token", axum::routing::post(token))
+        .fallback(any(echo));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -96,6 +121,12 @@ async fn no_planted_secret_reaches_any_output() {
     let live_file = d.join("live-token");
     std::fs::write(&live_file, format!("\n\n{LIVE_FILE}\n")).unwrap();
     std::fs::set_permissions(&live_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let header_file = d.join("header-key");
+    std::fs::write(&header_file, format!("{HEADER_FILE}\n")).unwrap();
+    std::fs::set_permissions(&header_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let oauth_file = d.join("oauth-password");
+    std::fs::write(&oauth_file, OAUTH_PW).unwrap();
+    std::fs::set_permissions(&oauth_file, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     let config = format!(
         "store = {store:?}\n\
@@ -109,7 +140,18 @@ async fn no_planted_secret_reaches_any_output() {
          url = \"{echo}/export?api_key={API_KEY}\"\nbearer_token_file = {live_file:?}\n\
          [apps.crm.envs.echoenv.live]\nkind = \"http\"\n\
          url = \"http://user:{USER_PW}@{host}/export?api_key={API_KEY}\"\n\
-         bearer_token_env = \"{LIVE_ENV_VAR}\"\n",
+         bearer_token_env = \"{LIVE_ENV_VAR}\"\n\
+         [apps.crm.envs.echoheader.live]\nkind = \"http\"\nurl = \"{echo}/export\"\n\
+         secret_headers = {{ \"X-Api-Key\" = {{ file = {header_file:?} }}, \"PRIVATE-TOKEN\" = \
+         {{ env = \"{HEADER_ENV_VAR}\" }} }}\n\
+         [apps.crm.envs.echooauth.live]\nkind = \"http\"\nurl = \"{echo}/export\"\n\
+         [apps.crm.envs.echooauth.live.oauth]\ngrant = \"password\"\n\
+         token_url = \"{echo}/auth/token\"\nclient_id = \"node-red-admin\"\nscope = \"*\"\n\
+         username = \"admin\"\npassword_file = {oauth_file:?}\n\
+         [apps.crm.envs.echotoken.live]\nkind = \"http\"\nurl = \"{echo}/export\"\n\
+         [apps.crm.envs.echotoken.live.oauth]\ngrant = \"client_credentials\"\n\
+         token_url = \"{echo}/good/token\"\nclient_id = \"jv\"\n\
+         client_secret_env = \"{CLIENT_ENV_VAR}\"\n",
         store = format!("file://{}", d.join("store").display()),
         host = echo.trim_start_matches("http://"),
     );
@@ -122,7 +164,9 @@ async fn no_planted_secret_reaches_any_output() {
             .arg(&config_path)
             .args(args)
             .env("RUST_LOG", "trace")
-            .env(LIVE_ENV_VAR, LIVE_ENV);
+            .env(LIVE_ENV_VAR, LIVE_ENV)
+            .env(HEADER_ENV_VAR, HEADER_ENV)
+            .env(CLIENT_ENV_VAR, OAUTH_CLIENT);
         cmd
     };
 
@@ -162,7 +206,14 @@ async fn no_planted_secret_reaches_any_output() {
     assert_clean("config check", &out);
 
     // Backups: connection refused, and a 500 echoing the token and the URL.
-    for env in ["down", "echofile", "echoenv"] {
+    for env in [
+        "down",
+        "echofile",
+        "echoenv",
+        "echoheader",
+        "echooauth",
+        "echotoken",
+    ] {
         for json in [false, true] {
             let mut args = vec!["backup", "crm", env];
             if json {
@@ -172,6 +223,10 @@ async fn no_planted_secret_reaches_any_output() {
             assert_ne!(code, 0, "{out}");
             if env != "down" {
                 assert!(out.contains("500"), "the endpoint was reached: {out}");
+            }
+            if env.starts_with("echo") {
+                // Echoed back and scrubbed, not merely cut off.
+                assert!(out.contains("<redacted>"), "{out}");
             }
             assert_clean(&format!("{args:?}"), &out);
         }
@@ -235,6 +290,21 @@ async fn no_planted_secret_reaches_any_output() {
             Some(SERVER_INLINE),
         ),
         ("POST", "/v1/apps/crm/envs/down/backup", Some(SERVER_INLINE)),
+        (
+            "POST",
+            "/v1/apps/crm/envs/echoheader/backup",
+            Some(SERVER_INLINE),
+        ),
+        (
+            "POST",
+            "/v1/apps/crm/envs/echooauth/backup",
+            Some(SERVER_INLINE),
+        ),
+        (
+            "POST",
+            "/v1/apps/crm/envs/echotoken/backup",
+            Some(SERVER_INLINE),
+        ),
         ("GET", "/metrics", Some(WRONG)),
         ("GET", "/metrics", Some(SERVER_FILE)),
         ("GET", "/metrics", None),

@@ -32,6 +32,15 @@ pub enum ErrorKind {
     Unavailable,
     /// Stored data failed a check (checksum, decompression, metadata).
     Corrupt,
+    /// A live target refused the configuration or the request: it answered a 4xx other
+    /// than 401, 403, 404, 409, 410, 412 and 413 (e.g. a 400 naming a field it does not
+    /// take). The message quotes its answer.
+    LiveRefused,
+    /// The live object does not exist: the live target answered 404 or 410, the live
+    /// file or object is missing. Not a missing snapshot ([`ErrorKind::NotFound`]).
+    LiveMissing,
+    /// A live target refused a write as conflicting with its own state (409 or 412).
+    LiveConflict,
     /// The store does not honour conditional writes; writing would be unsafe.
     UnsafeStore,
     /// A bug or an unexpected state.
@@ -51,6 +60,9 @@ impl ErrorKind {
             Self::TooLarge => "too_large",
             Self::Unavailable => "unavailable",
             Self::Corrupt => "corrupt",
+            Self::LiveRefused => "live_refused",
+            Self::LiveMissing => "live_missing",
+            Self::LiveConflict => "live_conflict",
             Self::UnsafeStore => "unsafe_store",
             Self::Internal => "internal",
         }
@@ -228,6 +240,14 @@ impl Error {
         self
     }
 
+    /// The same error as another kind (e.g. a store's `NotFound` that, read from a live
+    /// target, means `LiveMissing`).
+    #[must_use]
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// The kind of failure.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
@@ -296,9 +316,32 @@ impl Error {
         Self::new(ErrorKind::Corrupt, message)
     }
 
+    /// A live target that refused the configuration or the request.
+    pub fn live_refused(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::LiveRefused, message)
+    }
+
+    /// A live object that does not exist.
+    pub fn live_missing(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::LiveMissing, message)
+    }
+
+    /// A live target's conflict with its own state (409, 412).
+    pub fn live_conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::LiveConflict, message)
+    }
+
     /// An unexpected state.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
+    }
+
+    /// Whether this says that a live configuration holds nothing: [`ErrorKind::LiveMissing`]
+    /// (or `NotFound`, from a live target that says it so). Restore then has nothing
+    /// to save first; every other read failure means "unreadable".
+    #[must_use]
+    pub fn is_live_missing(&self) -> bool {
+        matches!(self.kind, ErrorKind::LiveMissing | ErrorKind::NotFound)
     }
 
     /// Whether this is a lost race on a conditional write (created by someone else, or

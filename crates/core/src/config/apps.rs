@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::live_auth::{OAuthConfig, SecretSource};
 use crate::id::EnvId;
 
 /// One app.
@@ -82,6 +83,12 @@ pub enum LiveConfig {
         bearer_token_env: Option<String>,
         /// A file that holds a bearer token.
         bearer_token_file: Option<PathBuf>,
+        /// Request headers whose values are secrets, each read at each request from an
+        /// environment variable or a file: `{ env = "VAR" }` or `{ file = "PATH" }`.
+        #[serde(default)]
+        secret_headers: BTreeMap<String, SecretSource>,
+        /// Sign-in at an OAuth2 token endpoint (at most one of this and a bearer token).
+        oauth: Option<Box<OAuthConfig>>,
         /// Request timeout.
         #[serde(default, with = "humantime_serde")]
         timeout: Option<Duration>,

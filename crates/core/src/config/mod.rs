@@ -14,6 +14,7 @@ use crate::id::{AppId, EnvRef};
 mod apps;
 mod diff;
 pub mod layers;
+mod live_auth;
 mod secret;
 mod size;
 #[cfg(test)]
@@ -23,6 +24,7 @@ mod validate;
 pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use diff::DiffConfig;
+pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
 pub use validate::{check_cron, next_run};
@@ -185,17 +187,29 @@ impl Config {
                 match &mut env.live {
                     Some(LiveConfig::File { path }) => fix(path),
                     Some(LiveConfig::Http {
-                        bearer_token_file: Some(p),
+                        bearer_token_file,
+                        secret_headers,
+                        oauth,
                         ..
-                    }) => fix(p),
+                    }) => {
+                        let oauth_files = oauth
+                            .iter_mut()
+                            .flat_map(|o| [&mut o.client_secret_file, &mut o.password_file]);
+                        let header_files = secret_headers.values_mut().map(|s| &mut s.file);
+                        std::iter::once(bearer_token_file)
+                            .chain(header_files)
+                            .chain(oauth_files)
+                            .flatten()
+                            .for_each(fix);
+                    }
                     _ => {}
                 }
             }
         }
     }
 
-    /// The files holding secrets: server token files and live targets' bearer token
-    /// files, each once.
+    /// The files holding secrets: server token files and live targets' bearer token,
+    /// secret header and OAuth secret files, each once.
     #[must_use]
     pub fn secret_files(&self) -> Vec<&Path> {
         let mut files: Vec<&Path> = Vec::new();
@@ -204,12 +218,24 @@ impl Config {
             .tokens
             .iter()
             .filter_map(|t| t.value_file.as_deref());
-        let live = self.envs().filter_map(|(_, e)| match &e.live {
+        let live = self.envs().flat_map(|(_, e)| match &e.live {
             Some(LiveConfig::Http {
-                bearer_token_file: Some(p),
+                bearer_token_file,
+                secret_headers,
+                oauth,
                 ..
-            }) => Some(p.as_path()),
-            _ => None,
+            }) => {
+                let oauth_files = oauth
+                    .iter()
+                    .flat_map(|o| [&o.client_secret_file, &o.password_file]);
+                let header_files = secret_headers.values().map(|s| &s.file);
+                std::iter::once(bearer_token_file)
+                    .chain(header_files)
+                    .chain(oauth_files)
+                    .filter_map(|p| p.as_deref())
+                    .collect()
+            }
+            _ => Vec::new(),
         });
         for p in tokens.chain(live) {
             if !files.contains(&p) {

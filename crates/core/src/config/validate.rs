@@ -1,6 +1,8 @@
 //! What serde can't check: ranges, cron syntax, token sources, URLs.
 
-use super::{Config, LiveConfig, Sse};
+use std::collections::BTreeMap;
+
+use super::{Config, LiveConfig, SecretSource, Sse};
 use crate::error::{Error, Result};
 use crate::store::StoreUrl;
 
@@ -45,8 +47,11 @@ impl Config {
             if let Some(LiveConfig::Http {
                 url,
                 write_url,
+                headers,
                 bearer_token_env,
                 bearer_token_file,
+                secret_headers,
+                oauth,
                 ..
             }) = &env.live
             {
@@ -64,10 +69,57 @@ impl Config {
                         "{at}: set at most one of bearer_token_env and bearer_token_file"
                     )));
                 }
+                let bearer = bearer_token_env.is_some() || bearer_token_file.is_some();
+                if let Some(o) = oauth {
+                    if bearer {
+                        return Err(Error::config(format!(
+                            "{at}: set at most one of a bearer token (bearer_token_env, \
+                             bearer_token_file) and oauth"
+                        )));
+                    }
+                    o.validate(&format!("{at}.oauth"))?;
+                }
+                check_secret_headers(&at, headers, secret_headers, bearer || oauth.is_some())?;
             }
         }
         Ok(())
     }
+}
+
+/// Secret headers: valid names, each from exactly one of a variable and a file, none
+/// also a plain header, no `Authorization` beside a bearer token or a sign-in.
+fn check_secret_headers(
+    at: &str,
+    headers: &BTreeMap<String, String>,
+    secret_headers: &BTreeMap<String, SecretSource>,
+    signs_in: bool,
+) -> Result<()> {
+    for (name, source) in secret_headers {
+        let Ok(n) = reqwest::header::HeaderName::from_bytes(name.as_bytes()) else {
+            return Err(Error::config(format!(
+                "{at}.secret_headers: invalid header name {name:?}"
+            )));
+        };
+        if source.env.is_some() == source.file.is_some() {
+            return Err(Error::config(format!(
+                "{at}.secret_headers.{name}: set exactly one of `env` and `file`, e.g. \
+                 {{ env = \"API_KEY\" }}"
+            )));
+        }
+        if headers.keys().any(|h| h.eq_ignore_ascii_case(name)) {
+            return Err(Error::config(format!(
+                "{at}: header {name} is in both headers and secret_headers; keep it in \
+                 secret_headers"
+            )));
+        }
+        if signs_in && n == reqwest::header::AUTHORIZATION {
+            return Err(Error::config(format!(
+                "{at}.secret_headers: Authorization is set by the bearer token or the \
+                 sign-in (oauth); set only one of them"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a cron expression the way the scheduler will read it.

@@ -26,7 +26,7 @@ impl FileTarget {
     fn err(&self, doing: &str, e: &io::Error) -> Error {
         let msg = format!("cannot {doing} live file {}: {e}", self.path.display());
         if e.kind() == io::ErrorKind::NotFound {
-            Error::not_found(msg)
+            Error::live_missing(msg)
         } else {
             Error::unavailable(msg)
         }
@@ -91,7 +91,7 @@ mod tests {
         let t = FileTarget::new(dir.path().join("live.json"));
         assert_eq!(
             t.read(10).await.unwrap_err().kind(),
-            crate::error::ErrorKind::NotFound
+            crate::error::ErrorKind::LiveMissing
         );
         t.write(Bytes::from_static(b"{\"a\":1}")).await.unwrap();
         assert_eq!(&t.read(100).await.unwrap()[..], b"{\"a\":1}");

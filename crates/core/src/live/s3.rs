@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::LiveTarget;
 use crate::config::{LiveConfig, S3Options};
-use crate::error::{Error, Hint, Result, Step};
+use crate::error::{Error, ErrorKind, Hint, Result, Step};
 use crate::store::s3::{Op, S3Client};
 
 /// An S3 object that holds an environment's configuration.
@@ -84,7 +84,10 @@ impl LiveTarget for S3Target {
             .key(&self.key)
             .send()
             .await
-            .map_err(|e| self.s3.error(Op::Get, &what, &e))?;
+            .map_err(|e| match self.s3.error(Op::Get, &what, &e) {
+                e if e.kind() == ErrorKind::NotFound => e.with_kind(ErrorKind::LiveMissing),
+                e => e,
+            })?;
         // Refuse before transferring anything when the size is known.
         if out
             .content_length

@@ -64,7 +64,7 @@ impl Vault {
                     }
                 }
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
+            Err(e) if e.is_live_missing() => {
                 impossible(env, &req, &where_, NoSnapshot::Missing(e.report()))?
             }
             Err(e) => impossible(env, &req, &where_, NoSnapshot::Unreadable(e))?,

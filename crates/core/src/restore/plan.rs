@@ -72,7 +72,7 @@ impl Vault {
     }
 
     /// Reads live for a restore: again, after a pause, while it fails with anything
-    /// but `NotFound` (a 5xx, a timeout, a refused connection, a 401 or 403), up to
+    /// but a missing live (a 5xx, a timeout, a refused connection, a 401 or 403), up to
     /// `retry.attempts` reads. The last error is returned.
     pub(super) async fn read_live_retrying(
         &self,
@@ -85,7 +85,7 @@ impl Vault {
         loop {
             match target.read(self.options().max_size).await {
                 Ok(raw) => return Ok(raw),
-                Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::TooLarge => {
+                Err(e) if e.is_live_missing() || e.kind() == ErrorKind::TooLarge => {
                     return Err(e);
                 }
                 Err(e) if attempt >= attempts => return Err(e),
@@ -113,9 +113,7 @@ impl Vault {
                     Some(raw),
                 )
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                (LiveState::Missing { reason: e.report() }, None)
-            }
+            Err(e) if e.is_live_missing() => (LiveState::Missing { reason: e.report() }, None),
             Err(e) => (
                 LiveState::Unreadable {
                     reason: e.report(),
