@@ -198,6 +198,8 @@ async function overview() {
       if (text !== last) {
         last = text;
         holder.replaceChildren(envTable(r.data.envs));
+        // For bench/console.sh: when the overview first became usable.
+        if (!performance.getEntriesByName('jetvault:overview').length) performance.mark('jetvault:overview');
       }
     } catch (e) {
       if (e.status === 401) return;
@@ -262,6 +264,7 @@ async function historyPage(app, env) {
   const pins = new Set((summary && summary.pins) || []);
   const rows = snaps instanceof Error ? [] : snaps.data.snapshots;
   let next = snaps instanceof Error ? null : snaps.data.next_before;
+  performance.mark('jetvault:history-data');
 
   const trigger = h('select', { id: 'f-trigger' }, h('option', { value: '' }, 'any'),
     ['manual', 'schedule', 'api', 'upload', 'pre-restore', 'restore', 'promote'].map((t) => h('option', { value: t }, t)));
@@ -312,6 +315,7 @@ async function historyPage(app, env) {
       body)),
     more);
   render();
+  performance.mark('jetvault:history-rendered');
 }
 
 function snapshotRow(app, env, s, ctx) {
