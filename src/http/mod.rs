@@ -210,7 +210,15 @@ pub async fn serve(
     state: &AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    conn::serve(listener, router, state.http_metrics.clone(), shutdown).await
+    let limits = conn::Limits::from_config(&state.config.server);
+    conn::serve_with(
+        listener,
+        router,
+        state.http_metrics.clone(),
+        limits,
+        shutdown,
+    )
+    .await
 }
 
 static JSON: HeaderValue = HeaderValue::from_static("application/json");

@@ -412,3 +412,20 @@ fn connection_close_then_pipelined_bytes_still_gets_the_whole_configuration() {
         assert_closed(&mut r);
     }
 }
+
+/// `[server] head_timeout` is the server's: a client that sends nothing is closed after
+/// it, not after the 10 s default.
+#[test]
+fn the_head_timeout_is_a_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreSpec::local(&dir.path().join("store"));
+    let server = Server::start(dir.path(), &config(&store, "head_timeout = \"1s\"\n", ""));
+    let mut c = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    let mut rest = Vec::new();
+    let read = c.read_to_end(&mut rest);
+    assert!(
+        read.is_ok(),
+        "the silent connection was not closed within 6 s: {read:?}"
+    );
+}

@@ -60,7 +60,8 @@ fn with_page(flow: &Value, page: &str) -> Value {
     flow
 }
 
-async fn round_trip(env: &str) {
+async fn round_trip(app: &str) {
+    let env = "production";
     let Some(nr) = NodeRed::shared() else { return };
     let jv = world(&nr, &nr.url);
     let flow = http_endpoint_flow();
@@ -69,17 +70,17 @@ async fn round_trip(env: &str) {
     assert_eq!(status, 200, "{before}");
     assert!(before.contains("Hello World!"), "{before}");
 
-    let v1 = ok(&jv, &nr, &["--json", "backup", "flows", env]).json();
+    let v1 = ok(&jv, &nr, &["--json", "backup", app, env]).json();
     assert_eq!(v1["version"], 1, "{v1}");
 
     // An edit in the editor, backed up.
     nr.deploy(&with_page(&flow, "<h1>Edited</h1>")).await;
     assert!(nr.get("/hello").await.1.contains("Edited"));
-    let v2 = ok(&jv, &nr, &["--json", "backup", "flows", env]).json();
+    let v2 = ok(&jv, &nr, &["--json", "backup", app, env]).json();
     assert_eq!(v2["version"], 2, "{v2}");
 
     // The diff is one line, naming the node.
-    let diff = ok(&jv, &nr, &["diff", "flows", env, "1", "2"]).stdout;
+    let diff = ok(&jv, &nr, &["diff", app, env, "1", "2"]).stdout;
     let lines: Vec<&str> = diff
         .lines()
         .filter(|l| l.starts_with(['+', '-', '~']))
@@ -87,36 +88,36 @@ async fn round_trip(env: &str) {
     assert_eq!(lines.len(), 1, "{diff}");
     assert!(lines[0].contains(TEMPLATE_ID), "{diff}");
 
-    ok(&jv, &nr, &["release", "flows", env, "1", "--label", "before-edit"]);
+    ok(&jv, &nr, &["release", app, env, "1", "--label", "before-edit"]);
 
     // The disaster: every flow gone.
     nr.wipe().await;
     assert_eq!(nr.get("/hello").await.0, 404);
 
-    let r = ok(&jv, &nr, &["restore", "flows", env, "release", "--yes"]);
+    let r = ok(&jv, &nr, &["restore", app, env, "release", "--yes"]);
     let (status, after) = nr.get("/hello").await;
     assert_eq!(status, 200, "{}", r.text());
     assert_eq!(after, before, "GET /hello answers as before the wipe");
 
     // History tells the truth: the newest snapshot is what is live, and an unchanged
     // backup writes nothing.
-    let list = ok(&jv, &nr, &["--json", "list", "flows", env]).json();
+    let list = ok(&jv, &nr, &["--json", "list", app, env]).json();
     assert_eq!(list[0]["trigger"], "restore", "{list}");
-    let again = ok(&jv, &nr, &["--json", "backup", "flows", env]).json();
+    let again = ok(&jv, &nr, &["--json", "backup", app, env]).json();
     assert_eq!(again["version"], list[0]["version"], "{again}");
 }
 
 /// API v1: `GET /flows` is the bare array.
 #[tokio::test]
 async fn api_v1_round_trip() {
-    round_trip("v1").await;
+    round_trip("node-red-v1").await;
 }
 
 /// API v2: `{flows, rev}`; restore sends the current `rev` back (the stored one would
 /// get `409 version_mismatch`).
 #[tokio::test]
 async fn api_v2_round_trip() {
-    round_trip("v2").await;
+    round_trip("node-red").await;
 }
 
 /// A proxy in front of Node-RED answers 503 (the platform restarting): restore refuses,
@@ -128,12 +129,12 @@ async fn restore_through_a_503_proxy_is_refused() {
     let jv = world(&nr, &proxy.endpoint);
     let flow = http_endpoint_flow();
     nr.deploy(&flow).await;
-    ok(&jv, &nr, &["backup", "flows", "v1"]);
+    ok(&jv, &nr, &["backup", "node-red-v1", "production"]);
     let edited = with_page(&flow, "<h1>Unsaved work</h1>");
     nr.deploy(&edited).await;
 
     proxy.set(Mode::Unavailable);
-    let r = run(&jv, &nr, &["restore", "flows", "v1", "1", "--yes"]);
+    let r = run(&jv, &nr, &["restore", "node-red-v1", "production", "1", "--yes"]);
     assert_eq!(r.code, 5, "{}", r.text());
     assert!(r.stderr.contains("503"), "{}", r.stderr);
     assert!(

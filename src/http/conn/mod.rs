@@ -119,6 +119,25 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The limits of the `[server]` settings: its timeouts, and its connection cap kept
+    /// under the open-files limit less [`RESERVED_FDS`] (0: that limit alone).
+    #[must_use]
+    pub fn from_config(server: &jetvault_core::config::ServerConfig) -> Self {
+        let wanted = match server.max_connections {
+            0 => 1_000_000,
+            n => n,
+        };
+        Self {
+            head: server.head_timeout,
+            idle: server.idle_timeout,
+            write: server.write_timeout,
+            linger: LINGER_TIMEOUT,
+            max_connections: slots::cap_for_fd_limit(wanted, RESERVED_FDS),
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
 /// waits for the connections: idle ones are closed, a request in flight is answered
 /// first (the caller bounds that wait with its grace period).

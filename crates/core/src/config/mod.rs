@@ -90,6 +90,18 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Bearer tokens.
     pub tokens: Vec<TokenConfig>,
+    /// How long a client may take to send a request head (slow clients are closed).
+    #[serde(with = "humantime_serde")]
+    pub head_timeout: Duration,
+    /// How long a kept-alive connection may stay idle between requests.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How long writing a response may wait for the client to take bytes.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// The most connections open at once; the service also keeps it under the
+    /// open-files limit (less the descriptors it needs for itself). 0: that limit alone.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +113,10 @@ impl Default for ServerConfig {
             max_body_size: ByteSize(64 * 1024 * 1024),
             shutdown_grace: Duration::from_secs(30),
             tokens: Vec::new(),
+            head_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
         }
     }
 }
