@@ -25,9 +25,12 @@ pub struct NodeRed {
 impl NodeRed {
     /// The instance `scripts/test` started, or `None` (a panic under CI) without one.
     pub fn shared() -> Option<Self> {
-        let (Some(url), Some(password)) = (super::env(NODE_RED_VAR), super::env(NODE_RED_PASSWORD_VAR))
+        let (Some(url), Some(password)) =
+            (super::env(NODE_RED_VAR), super::env(NODE_RED_PASSWORD_VAR))
         else {
-            return missing(&format!("Node-RED is not running ({NODE_RED_VAR} is not set)"));
+            return missing(&format!(
+                "Node-RED is not running ({NODE_RED_VAR} is not set)"
+            ));
         };
         Some(Self {
             url,
@@ -54,7 +57,10 @@ impl NodeRed {
             .expect("Node-RED's /auth/token answers");
         assert!(resp.status().is_success(), "sign-in: {}", resp.status());
         let body: Value = json_body(resp).await;
-        body["access_token"].as_str().expect("access_token").to_string()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     /// Deploys `flows` as a full deployment (API v1).

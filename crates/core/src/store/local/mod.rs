@@ -17,8 +17,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Conditional, ListPage, Metadata, Object, ObjectInfo, PutMode, Store};
+use super::{Conditional, Leftover, ListPage, Metadata, Object, ObjectInfo, PutMode, Store};
 use crate::error::{Error, Result};
+
+mod leftovers;
 
 const META_DIR: &str = ".jvmeta";
 const LOCK_FILE: &str = ".jvlock";
@@ -292,7 +294,7 @@ impl LocalStore {
             .parent()
             .ok_or_else(|| Error::internal(format!("{} has no parent", path.display())))?;
         fs::create_dir_all(dir).map_err(|e| self.io_err("create", dir, e))?;
-        super::atomic::write_atomic(path, &format!("{HIDDEN_PREFIX}tmp-"), bytes, |_| Ok(()))
+        super::atomic::write_atomic(path, leftovers::TEMP_PREFIX, bytes, |_| Ok(()))
             .map_err(|e| self.io_err("write", path, e))
     }
 
@@ -522,6 +524,16 @@ impl Store for LocalStore {
     async fn check(&self) -> Result<()> {
         let this = self.clone();
         blocking(move || this.check_sync()).await
+    }
+
+    async fn leftovers(&self, prefix: &str, grace: Duration) -> Result<Vec<Leftover>> {
+        let (this, prefix) = (self.clone(), prefix.to_string());
+        blocking(move || this.leftovers_sync(&prefix, grace)).await
+    }
+
+    async fn remove_leftover(&self, leftover: &Leftover, grace: Duration) -> Result<bool> {
+        let (this, leftover) = (self.clone(), leftover.clone());
+        blocking(move || this.remove_leftover_sync(&leftover, grace)).await
     }
 }
 
