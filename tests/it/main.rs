@@ -9,6 +9,7 @@ mod harness;
 
 mod cli_output;
 mod cli_release;
+mod crash_repair;
 mod exit_codes;
 mod http_api;
 mod http_conn;
