@@ -27,6 +27,7 @@ struct Recorded {
     backups: BTreeSet<u64>,
     releases: BTreeSet<u64>,
     restores_from: BTreeSet<u64>,
+    promotes: BTreeSet<u64>,
     pruned: Vec<(u64, u64)>,
     pins: BTreeMap<u64, Vec<DateTime<Utc>>>,
 }
@@ -52,7 +53,8 @@ impl Recorded {
                 .entry(e.version.unwrap_or(0))
                 .or_default()
                 .push(e.at),
-            Action::Promote | Action::Unpin => {}
+            Action::Promote => self.promotes.extend(e.version),
+            Action::Unpin => {}
         }
     }
 
@@ -164,6 +166,9 @@ impl Vault {
                         event: Box::new(event),
                     },
                 ));
+            }
+            if meta.trigger == Trigger::Promote && !recorded.promotes.contains(&v) {
+                gaps.push(self.promote_gap(meta, &reconstruct));
             }
         }
         for (v, entry) in &index {
@@ -389,6 +394,47 @@ impl Vault {
             ));
         }
         Ok(())
+    }
+
+    /// The missing promote event of a snapshot copied by `promote`: where it came from
+    /// is in its source, `promote:<app>/<env>@v<n>`.
+    fn promote_gap(
+        &self,
+        meta: &SnapshotMeta,
+        reconstruct: &(
+             dyn Fn(Action, DateTime<Utc>, Option<u64>, String, Value) -> (String, Event) + Sync
+         ),
+    ) -> Gap {
+        let v = meta.version;
+        let (from, from_version) = meta
+            .source
+            .as_deref()
+            .and_then(|s| s.strip_prefix("promote:"))
+            .and_then(|s| s.rsplit_once("@v"))
+            .map_or((None, None), |(env, n)| (Some(env), n.parse::<u64>().ok()));
+        let details = json!({
+            "from": from, "from_version": from_version, "created": true,
+            "note": "whether the copy was also released is in the release history",
+        });
+        let source = format!("the metadata of snapshot v{v} ({})", meta.key);
+        let (key, event) = reconstruct(Action::Promote, meta.created_at, Some(v), source, details);
+        let event = Event {
+            actor: Actor {
+                who: meta.author.clone(),
+                ..event.actor
+            },
+            ..event
+        };
+        gap(
+            GapKind::MissingEvent,
+            &meta.key,
+            Some(v),
+            format!("promoted snapshot v{v} has no promote event"),
+            Fix::WriteEvent {
+                key,
+                event: Box::new(event),
+            },
+        )
     }
 
     /// Reads every audit event of `env` (an unreadable one is logged and skipped).

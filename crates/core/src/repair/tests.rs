@@ -311,3 +311,49 @@ async fn the_commands_own_records_leave_no_gap() {
     let gaps = vault.find_gaps(&env, Duration::ZERO).await.unwrap();
     assert!(gaps.is_empty(), "{gaps:#?}");
 }
+
+/// A promote killed before its event: the copy's source names where it came from.
+#[tokio::test]
+async fn a_promote_without_its_event_is_rebuilt_from_the_copy() {
+    let (_dir, store, vault, env) = local_vault();
+    let staging = EnvRef::parse("crm", "staging").unwrap();
+    vault
+        .backup(&staging, BackupRequest::new("{\"s\":1}", Trigger::Manual))
+        .await
+        .unwrap();
+    vault
+        .promote(
+            &env.app,
+            &staging.env,
+            &env.env,
+            crate::PromoteRequest::new(actor()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        vault
+            .find_gaps(&env, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    delete_events(store.as_ref(), &env, Action::Promote, Some(1)).await;
+    let gaps = vault.find_gaps(&env, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        kinds(&gaps),
+        BTreeMap::from([("missing_event", 1)]),
+        "{gaps:#?}"
+    );
+    vault.repair_env(&env, &now_opts()).await.unwrap();
+    let events = vault.events(&env, 10).await.unwrap();
+    let promote = events.iter().find(|e| e.action == Action::Promote).unwrap();
+    assert_eq!(promote.details["from"], "crm/staging");
+    assert_eq!(promote.details["from_version"], 1);
+    assert!(
+        vault
+            .find_gaps(&env, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
