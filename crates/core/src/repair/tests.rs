@@ -357,3 +357,55 @@ async fn a_promote_without_its_event_is_rebuilt_from_the_copy() {
             .is_empty()
     );
 }
+
+/// With the default grace period, a repair running beside writers takes nothing of
+/// theirs for a gap: it writes nothing, and the writers' own records all arrive.
+#[tokio::test]
+async fn repair_beside_running_writers_touches_nothing_of_theirs() {
+    let (_dir, _store, vault, env) = local_vault();
+    let writers = async {
+        for i in 0..20 {
+            vault
+                .backup(
+                    &env,
+                    BackupRequest::new(format!("{{\"n\":{i}}}"), Trigger::Manual),
+                )
+                .await
+                .unwrap();
+            if i % 5 == 4 {
+                vault
+                    .release(&env, ReleaseRequest::new(i + 1, actor()))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let repairs = async {
+        let mut written = 0;
+        for _ in 0..10 {
+            let r = vault
+                .repair_env(&env, &RepairOptions::new(actor()))
+                .await
+                .unwrap();
+            written += r.repaired.len() + r.failed.len();
+            tokio::task::yield_now().await;
+        }
+        written
+    };
+    let ((), written) = tokio::join!(writers, repairs);
+    assert_eq!(written, 0);
+    let events = vault.events(&env, 100).await.unwrap();
+    assert_eq!(
+        events.len(),
+        24,
+        "20 backups and 4 releases, each recorded once"
+    );
+    assert!(events.iter().all(|e| e.actor.via != "repair"));
+    assert!(
+        vault
+            .find_gaps(&env, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
