@@ -85,6 +85,7 @@ fn render_step(step: &Step) -> String {
         Step::ConfigFile => "--config".into(),
         Step::FromFile => "--from FILE".into(),
         Step::LaterTime => "a later --at".into(),
+        Step::SaveLiveTo => "--save-live-to FILE".into(),
         other => match command(other) {
             Some(cmd) => format!("`{cmd}`"),
             None => format!("{other:?}"),

@@ -26,6 +26,7 @@ mod pin;
 mod promote;
 mod prune;
 mod release;
+mod repair;
 mod restore;
 mod serve;
 mod verify;
@@ -116,8 +117,12 @@ pub enum Command {
     Pin(pin::PinArgs),
     /// Let a pinned snapshot be pruned again.
     Unpin(pin::PinArgs),
-    /// Check that every snapshot decompresses and matches its checksum.
+    /// Check that every snapshot decompresses and matches its checksum, and name the
+    /// gaps interrupted writes left.
     Verify(verify::VerifyArgs),
+    /// Close the gaps interrupted writes left: index entries, release records, audit
+    /// events, temporary files.
+    Repair(repair::RepairArgs),
     /// List an environment's audit events, newest first.
     Events(events::EventsArgs),
     /// Check the store, its conditional writes and the live targets.
@@ -177,6 +182,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Pin(a) => pin::run(&ctx, a, true).await,
         Command::Unpin(a) => pin::run(&ctx, a, false).await,
         Command::Verify(a) => verify::run(&ctx, a).await,
+        Command::Repair(a) => repair::run(&ctx, a).await,
         Command::Events(a) => events::run(&ctx, a).await,
         Command::Doctor(a) => doctor::run(&ctx, a).await,
         Command::Config(c) => config_cmd::run(&ctx, c),

@@ -56,6 +56,11 @@ pub struct RestoreArgs {
     /// Write the configuration to this file and leave live alone.
     #[arg(long, value_name = "FILE")]
     pub to: Option<PathBuf>,
+    /// Save what is live to this new file instead of as a pre-restore snapshot in the
+    /// store (for a store that can't be written, such as a read-only copy); it is read
+    /// back and checked before anything is pushed. An existing file is refused.
+    #[arg(long, value_name = "FILE", conflicts_with = "to")]
+    pub save_live_to: Option<PathBuf>,
     /// Who restores.
     #[arg(long)]
     pub author: Option<String>,
@@ -89,6 +94,16 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
         Some(path) => Arc::new(FileTarget::new(path.clone())),
         None => jetvault_core::live::open_configured(&ctx.config, &env).await?,
     };
+    if let Some(path) = &args.save_live_to
+        && std::fs::symlink_metadata(path).is_ok()
+    {
+        return Err(Error::invalid(format!(
+            "{} exists; --save-live-to takes a new file, so that no earlier copy of live \
+             is overwritten (nothing was changed)",
+            path.display()
+        ))
+        .into());
+    }
     let plan = vault.plan_restore(&env, target.as_ref(), &source).await?;
 
     if args.dry_run {
@@ -109,6 +124,12 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
     if needs_consent && !args.yes {
         if !ctx.json() || std::io::stdin().is_terminal() {
             print_plan(&plan, args.to.is_some(), args.publish);
+            if let Some(path) = &args.save_live_to {
+                eprintln!(
+                    "  instead   what is live will be saved to {}, not in the store",
+                    path.display()
+                );
+            }
         }
         match confirm()? {
             Consent::Yes => {}
@@ -139,6 +160,10 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
         req.allow_unreadable_live = args.overwrite_unreadable_live;
         req.publish = args.publish;
         req.message = args.message.clone();
+        req.save_live_to = args
+            .save_live_to
+            .clone()
+            .map(|p| Arc::new(FileTarget::new(p)) as Arc<dyn LiveTarget>);
         vault.restore(&env, target.as_ref(), req).await?
     };
     let undo: Vec<String> = report
@@ -370,6 +395,11 @@ fn print_report(r: &RestoreReport, undo: &[String], to_file: bool) {
             }
         }
         PreRestore::NotNeeded => {}
+        PreRestore::SavedElsewhere { target, sha256, .. } => println!(
+            "what was live before is saved in {target} (sha256 {}; read back and verified), \
+             not in the store",
+            &sha256[..12]
+        ),
     }
     match &r.published {
         Some(p) if p.changed => println!("published v{} as release {}", p.version, p.label),
@@ -378,6 +408,9 @@ fn print_report(r: &RestoreReport, undo: &[String], to_file: bool) {
     }
     match undo {
         [] if r.pushed => match &r.pre_restore {
+            PreRestore::SavedElsewhere { target, .. } => {
+                println!("to undo: put the content of {target} back as the live configuration")
+            }
             PreRestore::Impossible {
                 overridden_unreadable: true,
                 ..

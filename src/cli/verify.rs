@@ -1,4 +1,5 @@
-//! `jetvault verify`: read snapshots back and check them; list the bad ones.
+//! `jetvault verify`: read snapshots back and check them; list the bad ones and the
+//! gaps interrupted writes left (which `jetvault repair` closes).
 
 use clap::Args;
 use jetvault_core::verify::{VerifyOptions, VerifyReport};
@@ -16,6 +17,11 @@ pub struct VerifyArgs {
     /// Check only N randomly chosen snapshots per environment (the latest always).
     #[arg(long)]
     pub sample: Option<usize>,
+    /// Name only gaps (missing index entries, release records, audit events; leftover
+    /// temporary files) older than this, so that a writer still running is not
+    /// reported: e.g. 10m, 30s, 0s.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,6 +54,7 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
     }
     let opts = VerifyOptions {
         sample: args.sample,
+        grace: args.grace,
     };
     let single = envs.len() == 1;
     let mut rows = Vec::new();
@@ -85,6 +92,13 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
             Row::Failed { .. } => 0,
         })
         .sum();
+    let gaps: usize = rows
+        .iter()
+        .map(|r| match r {
+            Row::Checked(r) => r.gaps.len(),
+            Row::Failed { .. } => 0,
+        })
+        .sum();
     let failed = rows
         .iter()
         .filter(|r| matches!(r, Row::Failed { .. }))
@@ -117,17 +131,29 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
                             println!("  {v:<8} {}: {}", b.key, b.reason);
                         }
                     }
+                    if !r.gaps.is_empty() {
+                        println!(
+                            "{}: {} GAPS left by interrupted writes (`jetvault repair` closes \
+                             them):",
+                            r.env,
+                            r.gaps.len()
+                        );
+                        for g in &r.gaps {
+                            println!("  {:<22} {}: {}", g.kind.as_str(), g.key, g.detail);
+                        }
+                    }
                 }
             }
         }
         if rows.len() > 1 {
             println!(
-                "{} environments, {checked} snapshots checked, {bad} bad, {failed} not verified",
+                "{} environments, {checked} snapshots checked, {bad} bad, {gaps} gaps, \
+                 {failed} not verified",
                 rows.len()
             );
         }
     }
-    Ok(if bad > 0 {
+    Ok(if bad > 0 || gaps > 0 {
         exit::CORRUPT
     } else if failed > 0 {
         exit::PARTIAL

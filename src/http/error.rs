@@ -138,6 +138,7 @@ fn render_step(step: &Step) -> String {
         Step::Pin(_, v) => format!("pinning v{v} (an operator's task; no route)"),
         Step::Verify => "verifying the store (an operator's task; no route)".into(),
         Step::Doctor => "GET /readyz".into(),
+        Step::SaveLiveTo => "a store the service can write".into(),
         other => format!("{other:?}"),
     }
 }

@@ -11,6 +11,7 @@ mod harness;
 mod cli_output;
 mod cli_release;
 mod console;
+mod crash_repair;
 mod diff_keyed;
 mod exit_codes;
 mod http_api;

@@ -125,6 +125,9 @@ pub enum Step {
     Doctor,
     /// Pin this version of the environment.
     Pin(EnvName, u64),
+    /// Save what is live somewhere other than the store before restoring (CLI
+    /// `--save-live-to FILE`), for a store that can't be written.
+    SaveLiveTo,
 }
 
 /// An environment a [`Step`] names: its app and env ids as text. (Errors sit below the

@@ -21,6 +21,7 @@ pub mod meta;
 pub mod pin;
 pub mod promote;
 pub mod release;
+pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod selector;

@@ -1,7 +1,8 @@
 //! Verification: reads stored snapshots back and checks every one of them (it
 //! decompresses, its size and sha256 match its metadata, the metadata parses, its key
 //! names the version the metadata states, the content is JSON), and that every version
-//! a release or a pin names has a snapshot.
+//! a release or a pin names has a snapshot. It also names the gaps a killed writer
+//! left (see [`crate::repair`]), which `repair` closes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,14 +13,27 @@ use crate::error::{ErrorKind, Result};
 use crate::id::EnvRef;
 use crate::layout;
 use crate::meta::SnapshotMeta;
+use crate::repair::Gap;
 use crate::snapshot::decode_snapshot;
 use crate::vault::Vault;
 
 /// How much to check.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct VerifyOptions {
     /// Check only this many randomly chosen snapshots (the latest always, on top).
     pub sample: Option<usize>,
+    /// Name only gaps older than this ([`crate::repair::DEFAULT_GRACE`]), so that a
+    /// running writer's next records are not taken for missing ones.
+    pub grace: std::time::Duration,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self {
+            sample: None,
+            grace: crate::repair::DEFAULT_GRACE,
+        }
+    }
 }
 
 /// A snapshot that failed a check.
@@ -49,6 +63,9 @@ pub struct VerifyReport {
     /// Objects that failed, with the reason; also releases and pins that name a
     /// version with no snapshot.
     pub bad: Vec<BadSnapshot>,
+    /// What a killed writer left missing or behind (index entries, release records,
+    /// audit events, temporary files); `repair` closes these.
+    pub gaps: Vec<Gap>,
 }
 
 /// How many snapshots are checked at once.
@@ -114,6 +131,7 @@ impl Vault {
             ok: 0,
             vanished: 0,
             bad: Vec::new(),
+            gaps: Vec::new(),
         };
         for r in results {
             match r? {
@@ -124,6 +142,12 @@ impl Vault {
         }
         report.bad.extend(dangling);
         report.bad.sort_by(|a, b| a.key.cmp(&b.key));
+        report.gaps = match self.find_gaps(env, opts.grace).await {
+            Ok(gaps) => gaps,
+            // An unreadable release record is in `bad` already.
+            Err(e) if e.kind() == ErrorKind::Corrupt => Vec::new(),
+            Err(e) => return Err(e),
+        };
         Ok(report)
     }
 

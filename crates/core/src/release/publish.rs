@@ -252,7 +252,7 @@ impl Vault {
     }
 
     /// Makes sure `release` has its history entry and label key (create-only).
-    async fn repair_history(&self, env: &EnvRef, release: &Release) -> Result<()> {
+    pub(crate) async fn repair_history(&self, env: &EnvRef, release: &Release) -> Result<()> {
         let body = release.encode()?;
         let (history_key, label_key) = (
             layout::release_key(env, release.seq),

@@ -45,6 +45,9 @@ impl Vault {
         // 2. Save what is live now (reading it again while it fails).
         let pre_restore = match self.read_live_retrying(target, req.live_retry).await {
             Ok(current) if codec::sha256_hex(&current) == snapshot.sha256 => PreRestore::NotNeeded,
+            Ok(current) if req.save_live_to.is_some() => {
+                self.save_live_copy(env, &req, current).await?
+            }
             Ok(current) => {
                 let mut backup = BackupRequest::new(current, Trigger::PreRestore);
                 backup.actor = req.actor.clone();
@@ -57,10 +60,12 @@ impl Vault {
                         impossible(env, &req, &where_, NoSnapshot::Unsnapshottable(e))?
                     }
                     Err(e) => {
-                        return Err(e.context(format!(
-                            "cannot save the live configuration of {env} before restoring; \
-                             nothing was pushed"
-                        )));
+                        return Err(e
+                            .context(format!(
+                                "cannot save the live configuration of {env} before \
+                                 restoring; nothing was pushed"
+                            ))
+                            .with_next(super::save_copy::store_unwritable_hint()));
                     }
                 }
             }

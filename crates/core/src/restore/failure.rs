@@ -201,6 +201,9 @@ impl LiveAfter {
 
 /// Where what was live before is kept, or why there is nothing to go back to.
 fn undo_text(pre_restore: &PreRestore) -> String {
+    if let PreRestore::SavedElsewhere { target, .. } = pre_restore {
+        return format!("what was live before is saved in {target}");
+    }
     match pre_restore.snapshot() {
         Some(m) => format!("what was live before is saved as v{}", m.version),
         None => "live was missing or unreadable before the restore, so there is no earlier \

@@ -22,6 +22,7 @@
 mod apply;
 mod failure;
 mod plan;
+mod save_copy;
 #[cfg(test)]
 mod tests;
 
@@ -110,6 +111,11 @@ pub struct RestoreRequest {
     pub publish: bool,
     /// Why (kept in the event, and the release notes when publishing).
     pub message: Option<String>,
+    /// Save what is live to this target (a new file) instead of as a `pre-restore`
+    /// snapshot in the store: for a store that can't be written, such as a read-only
+    /// copy used for disaster recovery. The copy is read back and checked before
+    /// anything is pushed.
+    pub save_live_to: Option<std::sync::Arc<dyn crate::live::LiveTarget>>,
 }
 
 impl RestoreRequest {
@@ -124,6 +130,7 @@ impl RestoreRequest {
             live_retry: LiveRetry::default(),
             publish: false,
             message: None,
+            save_live_to: None,
         }
     }
 }
@@ -186,6 +193,16 @@ pub enum PreRestore {
     },
     /// Nothing was overwritten (live already held the snapshot, or a copy to a file).
     NotNeeded,
+    /// It was saved outside the store, where the caller asked
+    /// ([`RestoreRequest::save_live_to`]), and read back.
+    SavedElsewhere {
+        /// Where.
+        target: String,
+        /// sha256 of what was saved (what was live).
+        sha256: String,
+        /// Its size in bytes.
+        size: u64,
+    },
 }
 
 impl PreRestore {
@@ -194,7 +211,7 @@ impl PreRestore {
     pub fn snapshot(&self) -> Option<&SnapshotMeta> {
         match self {
             Self::Saved { snapshot } | Self::Reused { snapshot } => Some(snapshot),
-            Self::Impossible { .. } | Self::NotNeeded => None,
+            Self::Impossible { .. } | Self::NotNeeded | Self::SavedElsewhere { .. } => None,
         }
     }
 }

@@ -163,6 +163,8 @@ impl Vault {
                         "deleted": deleted,
                         "failed": failed.len(),
                         "error": first.report(),
+                        "oldest_deleted": doomed.last(),
+                        "newest_deleted": doomed.first(),
                     }));
                 self.record_event_or_log(&event).await;
                 return Err(Error::new(

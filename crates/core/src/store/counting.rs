@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Conditional, ListPage, Metadata, Object, ObjectInfo, PutMode, Store};
+use super::{Conditional, Leftover, ListPage, Metadata, Object, ObjectInfo, PutMode, Store};
 use crate::error::Result;
 
 /// Request counts by operation.
@@ -131,5 +132,13 @@ impl Store for CountingStore {
     async fn check(&self) -> Result<()> {
         bump(&self.counts.check);
         self.inner.check().await
+    }
+
+    async fn leftovers(&self, prefix: &str, grace: Duration) -> Result<Vec<Leftover>> {
+        self.inner.leftovers(prefix, grace).await
+    }
+
+    async fn remove_leftover(&self, leftover: &Leftover, grace: Duration) -> Result<bool> {
+        self.inner.remove_leftover(leftover, grace).await
     }
 }

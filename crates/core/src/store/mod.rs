@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -135,6 +136,42 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Checks that the store is reachable and its bucket or directory exists.
     async fn check(&self) -> Result<()>;
+
+    /// Files that writers killed mid-write left under `prefix` (a `/`-terminated key
+    /// prefix), last written more than `grace` ago, so that a running writer's are not
+    /// named. A store that writes each object in one request leaves none (the default).
+    async fn leftovers(&self, prefix: &str, grace: Duration) -> Result<Vec<Leftover>> {
+        let _ = (prefix, grace);
+        Ok(Vec::new())
+    }
+
+    /// Deletes a leftover that [`Store::leftovers`] named, if it still is one and older
+    /// than `grace`; returns whether it was deleted. Never touches an object.
+    async fn remove_leftover(&self, leftover: &Leftover, grace: Duration) -> Result<bool> {
+        let _ = (leftover, grace);
+        Ok(false)
+    }
+}
+
+/// What a killed writer left behind in a store (see [`Store::leftovers`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Leftover {
+    /// Its path relative to the store's root (not an object key: stores hide it).
+    pub path: String,
+    /// What it is.
+    pub kind: LeftoverKind,
+    /// When it was last written.
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// The kinds of [`Leftover`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftoverKind {
+    /// A temporary file of an atomic write that was never renamed into place.
+    TempFile,
+    /// The metadata of an object whose content was never written (or was deleted).
+    OrphanMetadata,
 }
 
 /// Options that apply when opening a store from a URL.
