@@ -29,6 +29,8 @@ pub struct EnvConfig {
     pub schedule: Option<String>,
     /// What prune keeps.
     pub retention: Option<RetentionPolicy>,
+    /// jq filters between the platform's export format and what is stored.
+    pub filter: Option<super::FilterConfig>,
 }
 
 /// The HTTP method that imports a configuration into an HTTP live target.

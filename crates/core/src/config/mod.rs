@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::id::{AppId, EnvRef};
 
 mod apps;
+mod filter;
 pub mod layers;
 mod secret;
 mod size;
@@ -21,6 +22,7 @@ mod validate;
 
 pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
+pub use filter::{FilterConfig, FilterSource};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
 pub use validate::check_cron;
@@ -165,7 +167,7 @@ impl Config {
             .map_err(|e| e.context(format!("config file {}", path.display())))
     }
 
-    /// Makes relative file paths in the config (live files, token files) relative to
+    /// Makes relative file paths in the config (live files, token files, jq files) relative to
     /// `dir`, the config file's directory, so a config works from any working directory.
     pub fn resolve_paths(&mut self, dir: &Path) {
         let fix = |p: &mut PathBuf| {
@@ -187,6 +189,9 @@ impl Config {
                         ..
                     }) => fix(p),
                     _ => {}
+                }
+                if let Some(filter) = &mut env.filter {
+                    filter.resolve_paths(dir);
                 }
             }
         }
