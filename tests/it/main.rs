@@ -14,6 +14,7 @@ mod http_api;
 mod http_conn;
 mod http_restore_route;
 mod live_http;
+mod platform_examples;
 mod prune_cli;
 mod release_race;
 mod restore_cli;
