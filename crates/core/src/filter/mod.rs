@@ -152,19 +152,37 @@ impl EnvFilters {
     /// # Errors
     /// `InvalidInput` if either is not JSON, `Config` if the ignore paths fail.
     pub fn same(&self, a: &[u8], b: &[u8]) -> Result<bool> {
-        let strip = |raw: &[u8]| -> Result<Val> {
-            let v = value::parse(raw, "a document to compare")?;
-            match &self.ignore {
-                None => Ok(v),
-                Some(ignore) => ignore.run(v, Vec::new()),
-            }
-        };
-        Ok(strip(a)? == strip(b)?)
+        Ok(self.strip(a)? == self.strip(b)?)
+    }
+
+    /// A document (JSON text) without the ignored paths.
+    fn strip(&self, raw: &[u8]) -> Result<Normalized> {
+        let v = value::parse(raw, "a document to compare")?;
+        Ok(Normalized(match &self.ignore {
+            None => v,
+            Some(ignore) => ignore.run(v, Vec::new())?,
+        }))
     }
 }
 
-/// Whether two documents are equal once `filters`' ignore paths are left out, off the
-/// async threads; false without filters or ignore paths.
+/// A document without its environment's ignored paths, to compare with another: equal
+/// when the documents are equal but for those paths, whatever the order of object keys.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Normalized(Val);
+
+/// Parses `raw` and leaves out `filters`' ignore paths, off the async threads.
+///
+/// # Errors
+/// As [`EnvFilters::same`].
+pub async fn normalized(filters: &Arc<EnvFilters>, raw: Bytes) -> Result<Normalized> {
+    let filters = Arc::clone(filters);
+    tokio::task::spawn_blocking(move || filters.strip(&raw))
+        .await
+        .map_err(|e| Error::internal(format!("comparison task failed: {e}")))?
+}
+
+/// Whether two documents are equal once `filters`' ignore paths are left out (both
+/// parsed at once, off the async threads); false without filters or ignore paths.
 ///
 /// # Errors
 /// As [`EnvFilters::same`].
@@ -172,9 +190,8 @@ pub async fn equal_ignoring(filters: Option<Arc<EnvFilters>>, a: Bytes, b: Bytes
     let Some(filters) = filters.filter(|f| !f.ignore_paths().is_empty()) else {
         return Ok(false);
     };
-    tokio::task::spawn_blocking(move || filters.same(&a, &b))
-        .await
-        .map_err(|e| Error::internal(format!("comparison task failed: {e}")))?
+    let (a, b) = tokio::join!(normalized(&filters, a), normalized(&filters, b));
+    Ok(a? == b?)
 }
 
 /// Compiles the filters of every configured environment, as opening their live targets

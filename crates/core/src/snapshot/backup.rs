@@ -145,16 +145,21 @@ impl Vault {
         latest: &SnapshotMeta,
         req: &BackupRequest,
     ) -> bool {
-        if req
+        let Some(filters) = req
             .filters
             .as_ref()
-            .is_none_or(|f| f.ignore_paths().is_empty())
-        {
+            .filter(|f| !f.ignore_paths().is_empty())
+        else {
             return false;
-        }
+        };
         let compared = async {
-            let (_, stored) = self.get(env, latest.version).await?;
-            filter::equal_ignoring(req.filters.clone(), req.raw.clone(), stored).await
+            // The new document is parsed while the latest is fetched.
+            let (stored, new) = tokio::join!(
+                self.get(env, latest.version),
+                filter::normalized(filters, req.raw.clone())
+            );
+            let (_, stored) = stored?;
+            Ok::<_, Error>(filter::normalized(filters, stored).await? == new?)
         };
         compared.await.unwrap_or_else(|e| {
             tracing::warn!(%env, version = latest.version, error = %e.report(),
