@@ -4,13 +4,14 @@
 # {"responseMeta", "data", "errorDisplay"}) is backed up to S3 (LocalStack on loopback)
 # as a whole process, by `jetvault backup bench production`:
 #   - plain:    no filter: the envelope is stored as it is;
-#   - filtered: read filter `.data` and four ignore paths (two through arrays of 60 and 8
-#               items), so that every backup also reads the latest snapshot back and
-#               compares both documents without the ignored paths (the worst case: the
-#               content changed, so the comparison cannot stop at the sha256).
+#   - read:     read filter `.data`: the document is parsed, unwrapped and written again;
+#   - filtered: `.data` and four ignore paths (two through arrays of 60 and 8 items), so
+#               that every backup also reads the latest snapshot back and compares both
+#               documents without the ignored paths (the worst case: the content changed,
+#               so the comparison cannot stop at the sha256).
 # Every run backs up a new variant (another application name), so every run writes a
-# snapshot. The two run in alternating rounds (plain first in odd rounds, filtered first
-# in even ones) so that drift in this shared machine falls on both. Prints Markdown.
+# snapshot. The modes run in rounds, their order rotating from round to round, so that
+# drift in this shared machine falls on all. Prints Markdown.
 #
 #   bench/filters.sh [RUNS] [ROUNDS]   (default 10 runs per round, 3 rounds; needs
 #                                       hyperfine, python3)
@@ -33,16 +34,18 @@ else
   JV=$(realpath "$target/release/jetvault")
 fi
 
-eval "$(localstack/localstack.sh start jv-plain jv-filtered)"
+eval "$(localstack/localstack.sh start jv-plain jv-read jv-filtered)"
 work=$(mktemp -d)
 cleanup() { localstack/localstack.sh stop "$LOCALSTACK_PID" "$LOCALSTACK_DIR" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_ENDPOINT_URL=$LOCALSTACK_ENDPOINT
+modes=(plain read filtered)
 
-# Variants: one per run of each mode, warm-ups and the first backups included.
-count=$((2 * ROUNDS * (RUNS + 2) + 4))
-python3 - "$FILE" "$work" "$count" <<'PY'
+# Variants: one per run of each mode (warm-ups and the first backup included), each mode
+# taking its own range, so that no two runs back up the same content.
+per_mode=$((ROUNDS * (RUNS + 1) + 2))
+python3 - "$FILE" "$work" $((3 * per_mode)) <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
 for i in range(int(sys.argv[3])):
@@ -52,64 +55,71 @@ for i in range(int(sys.argv[3])):
         json.dump(envelope, f, indent=2)
 PY
 
-for mode in plain filtered; do
-  cat >"$work/$mode.toml" <<EOF
+for i in "${!modes[@]}"; do
+  mode=${modes[$i]}
+  cat >"$work/$mode.toml" <<TOML
 store = "s3://jv-$mode"
 [s3]
 force_path_style = true
 [apps.bench.envs.production.live]
 kind = "file"
 path = "$work/live-$mode.json"
-EOF
-  echo 0 >"$work/n-$mode"
+TOML
+  echo $((i * per_mode)) >"$work/n-$mode"
 done
-cat >>"$work/filtered.toml" <<'EOF'
+printf '[apps.bench.envs.production.filter]\nread = ".data"\n' >>"$work/read.toml"
+cat >>"$work/filtered.toml" <<'TOML'
 [apps.bench.envs.production.filter]
 read = ".data"
 ignore = [".modifiedResources", ".exportedApplication.lastDeployedAt",
           ".actionList[].gitSyncId", ".pageList[].gitSyncId"]
-EOF
+TOML
 # The next variant into a mode's live file (hyperfine's --prepare, not timed).
-cat >"$work/next.sh" <<'EOF'
+cat >"$work/next.sh" <<'SH'
 #!/usr/bin/env bash
 dir=$(dirname "$0"); n=$(cat "$dir/n-$1"); echo $((n + 1)) >"$dir/n-$1"
 cp "$dir/v$n.json" "$dir/live-$1.json"
-EOF
+SH
 chmod +x "$work/next.sh"
-# The second mode takes its variants from the upper half, so no two runs share content.
-echo $((count / 2)) >"$work/n-filtered"
 
-for mode in plain filtered; do
+# One backup each first, so that the runs find a latest snapshot to compare with.
+for mode in "${modes[@]}"; do
   "$work/next.sh" "$mode"
   "$JV" --config "$work/$mode.toml" backup bench production >/dev/null
 done
 
 for round in $(seq 1 "$ROUNDS"); do
-  if ((round % 2)); then order=(plain filtered); else order=(filtered plain); fi
   args=()
-  for mode in "${order[@]}"; do
-    args+=(--command-name "$mode" --prepare "$work/next.sh $mode" "$JV --config $work/$mode.toml backup bench production")
+  for k in 0 1 2; do
+    mode=${modes[$(((round - 1 + k) % 3))]}
+    args+=(--command-name "$mode" --prepare "$work/next.sh $mode"
+      "$JV --config $work/$mode.toml backup bench production")
   done
   hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$work/r$round.json" "${args[@]}" \
     >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log" >&2; exit 1; }
 done
+live_size=$(stat -c %s "$work/v0.json")
 
-python3 - "$work" "$ROUNDS" "$RUNS" <<'PY'
+python3 - "$work" "$ROUNDS" "$RUNS" "$live_size" <<'PY'
 import json, statistics, sys
-work, rounds, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-per = {"plain": [], "filtered": []}
-ratios = []
+work, rounds, runs, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+modes = ["plain", "read", "filtered"]
+per = {m: [] for m in modes}
+ratios = {m: [] for m in modes}
 for r in range(1, rounds + 1):
     res = {x["command"]: x["times"] for x in json.load(open(f"{work}/r{r}.json"))["results"]}
-    for k in per:
-        per[k].extend(res[k])
-    ratios.append(statistics.median(res["filtered"]) / statistics.median(res["plain"]))
-med = {k: statistics.median(v) for k, v in per.items()}
-print(f"| backup of the 1.32 MB export | wall (median of {rounds}x{runs}) | vs plain |")
-print("|---|---:|---:|")
-print(f"| plain: no filter | {med['plain']*1e3:.1f} ms | 1.000 |")
-print(f"| filtered: read `.data` + 4 ignore paths | {med['filtered']*1e3:.1f} ms | "
-      f"**{med['filtered']/med['plain']:.3f}** |")
+    for m in modes:
+        per[m].extend(res[m])
+        ratios[m].append(statistics.median(res[m]) / statistics.median(res["plain"]))
+med = {m: statistics.median(v) for m, v in per.items()}
+desc = {"plain": "no filter (the envelope is stored)",
+        "read": "read filter `.data`",
+        "filtered": "read filter `.data` + 4 ignore paths, content changed"}
+print(f"live file: {size:,} bytes")
 print()
-print("per round (filtered / plain, medians): " + " ".join(f"{x:.3f}" for x in ratios))
+print(f"| `jetvault backup` of the export | wall (median of {rounds}x{runs}) | vs no filter | per round |")
+print("|---|---:|---:|---|")
+for m in modes:
+    rr = " ".join(f"{x:.3f}" for x in ratios[m])
+    print(f"| {desc[m]} | {med[m]*1e3:.1f} ms | **{med[m]/med['plain']:.3f}** | {rr} |")
 PY
