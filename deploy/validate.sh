@@ -2,8 +2,9 @@
 # Validates every deployment file with real validators, offline once the tools are
 # installed:
 #
-#   configs     every *.toml in examples/, deploy/ and localstack/, and the TOML inside
-#               the Kubernetes ConfigMap: `jetvault config check` of the built binary
+#   configs     every *.toml in examples/, examples/platforms/, deploy/ and localstack/,
+#               and the TOML inside the Kubernetes ConfigMap: `jetvault config check` of
+#               the built binary
 #   kubernetes  yamllint; kubernetes-validate --strict against the Kubernetes JSON
 #               schemas (several versions); cross-references (check_refs.py)
 #   systemd     systemd-analyze verify (no warning allowed), systemd-analyze security
@@ -115,7 +116,7 @@ run() {
 check_configs() {
   local r=$1 rc=0 files=() out=$TMP/configs
   mkdir -p "$out" && rm -f "$out"/*
-  files+=("$r"/examples/*.toml "$r"/localstack/*.toml)
+  files+=("$r"/examples/*.toml "$r"/examples/platforms/*.toml "$r"/localstack/*.toml)
   while IFS= read -r f; do files+=("$f"); done < <(find "$r/deploy" -name '*.toml' | sort)
   if [[ -d $r/deploy/kubernetes ]]; then
     while IFS= read -r f; do files+=("$f"); done < <(py extract-toml "$r/deploy/kubernetes" "$out")

@@ -160,12 +160,12 @@ impl Scheduler {
             let Some(schedule) = &env_config.schedule else {
                 continue;
             };
-            let Some(live) = &env_config.live else {
+            if env_config.live.is_none() {
                 tracing::warn!(%env, "schedule set but no live target: not scheduled; add \
                     [apps.{}.envs.{}.live] to the config", env.app, env.env);
                 continue;
-            };
-            let target = jetvault_core::live::open(&env, live, &config.s3).await?;
+            }
+            let target = jetvault_core::live::open_configured(config, &env).await?;
             let retention = env_config.retention.clone().filter(|p| {
                 let empty = jetvault_core::retention::policy_is_empty(p);
                 if empty {

@@ -10,8 +10,8 @@ use super::{Ctx, exit};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check config files: syntax, unknown keys, values, cron expressions; warn of
-    /// secret files others may read and of live target secrets that can't be read.
+    /// Check config files: syntax, unknown keys, values, cron expressions, jq filters;
+    /// warn of secret files others may read and of live target secrets that can't be read.
     Check {
         /// Files to check (default: the --config file).
         files: Vec<PathBuf>,
@@ -32,7 +32,13 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
     };
     let mut failed = 0;
     for file in &files {
-        match Config::load(file) {
+        // Filters compile here as they would when each live target is opened.
+        let checked = Config::load(file).and_then(|c| {
+            jetvault_core::filter::check_all(&c)
+                .map_err(|e| e.context(format!("config file {}", file.display())))?;
+            Ok(c)
+        });
+        match checked {
             Ok(c) => {
                 for warning in c.secret_file_warnings() {
                     tracing::warn!("{}: {warning}", file.display());

@@ -368,6 +368,9 @@ fn print_report(r: &RestoreReport, undo: &[String], to_file: bool) {
             Verification::EquivalentJson => {
                 "read back as the same JSON (the target reformatted the bytes)"
             }
+            Verification::EqualIgnoring => {
+                "read back as the same JSON but for the filter's ignore paths"
+            }
             Verification::NotPushed => "not pushed",
         };
         println!(

@@ -313,7 +313,7 @@ pub async fn backup(
     State(state): State<AppState>,
     OptionalJson(body): OptionalJson<BackupBody>,
 ) -> Result<Response, ApiError> {
-    let live = configured_live(&state, &env)
+    configured_live(&state, &env)
         .map_err(|e| e.with_hint("or upload the configuration with POST .../snapshots"))?;
     let mut req = BackupRequest::new(bytes::Bytes::new(), Trigger::Api);
     req.actor = who.actor();
@@ -326,7 +326,7 @@ pub async fn backup(
         .run(async move {
             let started = Instant::now();
             let result = async {
-                let target = jetvault_core::live::open(&e, &live, &s.config.s3).await?;
+                let target = jetvault_core::live::open_configured(&s.config, &e).await?;
                 s.vault.backup_from_live(&e, target.as_ref(), req).await
             }
             .await;

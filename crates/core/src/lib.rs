@@ -13,6 +13,7 @@ pub mod envs;
 pub mod error;
 pub mod etag;
 pub mod events;
+pub mod filter;
 pub mod id;
 pub mod index;
 pub mod layout;

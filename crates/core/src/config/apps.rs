@@ -32,6 +32,8 @@ pub struct EnvConfig {
     pub retention: Option<RetentionPolicy>,
     /// How `diff` compares versions: the identity keys of array items.
     pub diff: Option<super::DiffConfig>,
+    /// jq filters between the platform's export format and what is stored.
+    pub filter: Option<super::FilterConfig>,
 }
 
 /// The HTTP method that imports a configuration into an HTTP live target.

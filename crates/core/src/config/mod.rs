@@ -13,6 +13,7 @@ use crate::id::{AppId, EnvRef};
 
 mod apps;
 mod diff;
+mod filter;
 pub mod layers;
 mod live_auth;
 mod secret;
@@ -25,6 +26,7 @@ pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use diff::DiffConfig;
 pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource};
+pub use filter::{FilterConfig, FilterSource};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
 pub use validate::{check_cron, next_run};
@@ -185,7 +187,7 @@ impl Config {
             .map_err(|e| e.context(format!("config file {}", path.display())))
     }
 
-    /// Makes relative file paths in the config (live files, token files) relative to
+    /// Makes relative file paths in the config (live files, token files, jq files) relative to
     /// `dir`, the config file's directory, so a config works from any working directory.
     pub fn resolve_paths(&mut self, dir: &Path) {
         let fix = |p: &mut PathBuf| {
@@ -219,6 +221,9 @@ impl Config {
                             .for_each(fix);
                     }
                     _ => {}
+                }
+                if let Some(filter) = &mut env.filter {
+                    filter.resolve_paths(dir);
                 }
             }
         }

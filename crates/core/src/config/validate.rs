@@ -44,6 +44,9 @@ impl Config {
                     ))
                 })?;
             }
+            if let Some(filter) = &env.filter {
+                filter.check(&format!("apps.{}.envs.{}.filter", env_ref.app, env_ref.env))?;
+            }
             if let Some(LiveConfig::Http {
                 url,
                 write_url,

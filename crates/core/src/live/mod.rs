@@ -9,9 +9,11 @@ use bytes::Bytes;
 
 use crate::config::{Config, LiveConfig, S3Options};
 use crate::error::{Error, Hint, Result, Step};
+use crate::filter::{self, EnvFilters};
 use crate::id::EnvRef;
 
 pub mod file;
+pub mod filtered;
 pub mod http;
 pub mod s3;
 
@@ -26,9 +28,16 @@ pub trait LiveTarget: Send + Sync + fmt::Debug {
 
     /// Replaces the live configuration with `bytes`.
     async fn write(&self, bytes: Bytes) -> Result<()>;
+
+    /// The environment's filters, when this target applies them; comparisons of what
+    /// it holds then leave the ignored paths out.
+    fn filters(&self) -> Option<Arc<EnvFilters>> {
+        None
+    }
 }
 
-/// Builds the live target an environment's config describes.
+/// Builds the live target an environment's config describes, without the environment's
+/// filters ([`open_configured`] applies them).
 ///
 /// `store_s3` gives S3 targets the store's endpoint settings when they set none.
 ///
@@ -46,11 +55,12 @@ pub async fn open(
     }
 }
 
-/// Builds the live target of a configured environment.
+/// Builds the live target of a configured environment, through its filters when it has
+/// any (compiled here, once per target).
 ///
 /// # Errors
 /// `NotFound` if the environment is not in the config, `Config` if it has no live
-/// target or the target can't be built.
+/// target, the target can't be built or a filter does not compile.
 pub async fn open_configured(config: &Config, env: &EnvRef) -> Result<Arc<dyn LiveTarget>> {
     let env_config = config.env(env).ok_or_else(|| {
         Error::not_found(format!("{env} is not in the config")).with_next(Hint::steps(
@@ -70,5 +80,16 @@ pub async fn open_configured(config: &Config, env: &EnvRef) -> Result<Arc<dyn Li
             [Step::FromFile],
         ))
     })?;
-    open(env, live, &config.s3).await
+    let target = open(env, live, &config.s3).await?;
+    match &env_config.filter {
+        None => Ok(target),
+        Some(f) => {
+            let filters = EnvFilters::compile(&filter::table_key(env), f)?;
+            Ok(Arc::new(filtered::FilteredTarget::new(
+                target,
+                Arc::new(filters),
+                config.snapshots.max_size.0,
+            )))
+        }
+    }
 }

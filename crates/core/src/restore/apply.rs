@@ -6,6 +6,7 @@ use super::{PreRestore, Published, RestoreReport, RestoreRequest, Undo, Verifica
 use crate::codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Action, Actor, Event};
+use crate::filter;
 use crate::id::EnvRef;
 use crate::live::LiveTarget;
 use crate::meta::{SnapshotMeta, Trigger};
@@ -45,11 +46,20 @@ impl Vault {
         // 2. Save what is live now (reading it again while it fails).
         let pre_restore = match self.read_live_retrying(target, req.live_retry).await {
             Ok(current) if codec::sha256_hex(&current) == snapshot.sha256 => PreRestore::NotNeeded,
+            // Equal but for ignored paths (a version counter): nothing worth pushing.
+            Ok(current)
+                if filter::equal_ignoring(target.filters(), current.clone(), raw.clone())
+                    .await
+                    .unwrap_or(false) =>
+            {
+                PreRestore::NotNeeded
+            }
             Ok(current) if req.save_live_to.is_some() => {
                 self.save_live_copy(env, &req, current).await?
             }
             Ok(current) => {
                 let mut backup = BackupRequest::new(current, Trigger::PreRestore);
+                backup.filters = target.filters();
                 backup.actor = req.actor.clone();
                 backup.source = Some(where_.clone());
                 backup.message = Some(format!("live configuration before restoring v{v}"));

@@ -7,6 +7,7 @@ use super::{LiveState, PreRestore, RestoreRequest, Verification};
 use crate::codec;
 use crate::error::{Error, ErrorKind, Hint, Result, Step};
 use crate::events::{Action, Event};
+use crate::filter;
 use crate::id::EnvRef;
 use crate::live::LiveTarget;
 use crate::meta::SnapshotMeta;
@@ -62,6 +63,7 @@ impl Vault {
             return Ok(Verification::Sha256);
         }
         let expected = raw;
+        let (back_, expected_) = (back.clone(), expected.clone());
         let equal = tokio::task::spawn_blocking(move || {
             match (
                 serde_json::from_slice::<serde_json::Value>(&back),
@@ -75,6 +77,12 @@ impl Vault {
         .unwrap_or(false);
         if equal {
             return Ok(Verification::EquivalentJson);
+        }
+        if filter::equal_ignoring(target.filters(), back_, expected_)
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(Verification::EqualIgnoring);
         }
         let state = LiveAfter {
             text: format!(

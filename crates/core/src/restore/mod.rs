@@ -224,6 +224,9 @@ pub enum Verification {
     Sha256,
     /// Read back as equal JSON with other bytes (the target reformats what it stores).
     EquivalentJson,
+    /// Read back equal once the environment's ignore paths are left out (the platform
+    /// changed a version counter or a timestamp as it saved).
+    EqualIgnoring,
     /// Nothing was pushed.
     NotPushed,
 }

@@ -7,6 +7,7 @@ use super::{LiveRetry, LiveState, RestorePlan};
 use crate::codec;
 use crate::diff::Diff;
 use crate::error::{ErrorKind, Result};
+use crate::filter;
 use crate::id::EnvRef;
 use crate::live::LiveTarget;
 use crate::meta::SnapshotMeta;
@@ -45,8 +46,14 @@ impl Vault {
             ))
         })?;
         let (live, live_raw) = self.read_live(target).await;
-        let already_live =
+        let mut already_live =
             matches!(&live, LiveState::Present { sha256, .. } if *sha256 == snapshot.sha256);
+        if let Some(current) = live_raw.as_ref().filter(|_| !already_live) {
+            // Equal but for the filter's ignore paths: restore would push nothing.
+            already_live = filter::equal_ignoring(target.filters(), current.clone(), raw.clone())
+                .await
+                .unwrap_or(false);
+        }
         let diff = match &live_raw {
             Some(current) if matches!(live, LiveState::Present { json: true, .. }) => {
                 let (current, new) = (current.clone(), raw.clone());

@@ -8,6 +8,7 @@ use super::{BackupOutcome, BackupRequest};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::events::{Action, Event};
+use crate::filter;
 use crate::id::EnvRef;
 use crate::layout;
 use crate::live::LiveTarget;
@@ -83,7 +84,7 @@ impl Vault {
             };
             if let Some(latest) = &latest
                 && !req.force
-                && latest.sha256 == meta.sha256
+                && (latest.sha256 == meta.sha256 || self.equal_ignoring(env, latest, &req).await)
             {
                 return Ok(BackupOutcome::Unchanged(latest.clone()));
             }
@@ -135,6 +136,38 @@ impl Vault {
         )))
     }
 
+    /// Whether `req.raw` equals the latest snapshot once the ignore paths of
+    /// `req.filters` are left out; false without ignore paths, and when either side
+    /// can't be compared (a new snapshot is then the safe outcome).
+    async fn equal_ignoring(
+        &self,
+        env: &EnvRef,
+        latest: &SnapshotMeta,
+        req: &BackupRequest,
+    ) -> bool {
+        let Some(filters) = req
+            .filters
+            .as_ref()
+            .filter(|f| !f.ignore_paths().is_empty())
+        else {
+            return false;
+        };
+        let compared = async {
+            // The new document is parsed while the latest is fetched.
+            let (stored, new) = tokio::join!(
+                self.get(env, latest.version),
+                filter::normalized(filters, req.raw.clone())
+            );
+            let (_, stored) = stored?;
+            Ok::<_, Error>(filter::normalized(filters, stored).await? == new?)
+        };
+        compared.await.unwrap_or_else(|e| {
+            tracing::warn!(%env, version = latest.version, error = %e.report(),
+                "cannot compare with the latest snapshot ignoring paths; taking a new one");
+            false
+        })
+    }
+
     /// Reads `target` and snapshots what it holds (see [`Vault::backup`]).
     ///
     /// # Errors
@@ -151,6 +184,7 @@ impl Vault {
             .map_err(|e| e.context(format!("reading the live configuration of {env}")))?;
         req.raw = raw;
         req.source = Some(target.describe());
+        req.filters = target.filters();
         self.backup(env, req).await
     }
 }

@@ -11,12 +11,15 @@ mod read;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::Serialize;
 
 use crate::codec;
 use crate::error::{Error, Hint, Result, Step};
 use crate::events::Actor;
+use crate::filter::EnvFilters;
 use crate::id::EnvRef;
 pub use crate::meta::{SnapshotMeta, Trigger};
 
@@ -35,6 +38,9 @@ pub struct BackupRequest {
     pub source: Option<String>,
     /// Write a snapshot even if the content equals the latest.
     pub force: bool,
+    /// The live target's filters: with ignore paths, content that equals the latest
+    /// once they are left out is unchanged.
+    pub filters: Option<Arc<EnvFilters>>,
 }
 
 impl BackupRequest {
@@ -48,6 +54,7 @@ impl BackupRequest {
             message: None,
             source: None,
             force: false,
+            filters: None,
         }
     }
 }

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Benchmark: what live-target filters add to one backup of the 1.32 MB export. The same
+# live file (tests/data/appsmith-ce-automation-test.json inside an API envelope,
+# {"responseMeta", "data", "errorDisplay"}) is backed up to S3 (LocalStack on loopback)
+# as a whole process, by `jetvault backup bench production`:
+#   - plain:    no filter: the envelope is stored as it is;
+#   - read:     read filter `.data`: the document is parsed, unwrapped and written again;
+#   - filtered: `.data` and four ignore paths (two through arrays of 60 and 8 items), so
+#               that every backup also reads the latest snapshot back and compares both
+#               documents without the ignored paths (the worst case: the content changed,
+#               so the comparison cannot stop at the sha256).
+# Every run backs up a new variant (another application name), so every run writes a
+# snapshot. The modes run in rounds, their order rotating from round to round, so that
+# drift in this shared machine falls on all. Prints Markdown.
+#
+#   bench/filters.sh [RUNS] [ROUNDS]   (default 10 runs per round, 3 rounds; needs
+#                                       hyperfine, python3)
+#
+# Uses $JETVAULT_BIN, else $CARGO_TARGET_DIR/release/jetvault (built here if missing),
+# and localstack/localstack.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-10}
+ROUNDS=${2:-3}
+FILE=tests/data/appsmith-ce-automation-test.json
+for tool in hyperfine python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install hyperfine python3" >&2; exit 2; }
+done
+if [[ -n ${JETVAULT_BIN:-} ]]; then
+  JV=$(realpath "$JETVAULT_BIN")
+else
+  target=${CARGO_TARGET_DIR:-target}
+  cargo build --release --quiet --bin jetvault
+  JV=$(realpath "$target/release/jetvault")
+fi
+
+eval "$(localstack/localstack.sh start jv-plain jv-read jv-filtered)"
+work=$(mktemp -d)
+cleanup() { localstack/localstack.sh stop "$LOCALSTACK_PID" "$LOCALSTACK_DIR" >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ENDPOINT_URL=$LOCALSTACK_ENDPOINT
+modes=(plain read filtered)
+
+# Variants: one per run of each mode (warm-ups and the first backup included), each mode
+# taking its own range, so that no two runs back up the same content.
+per_mode=$((ROUNDS * (RUNS + 1) + 2))
+python3 - "$FILE" "$work" $((3 * per_mode)) <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for i in range(int(sys.argv[3])):
+    doc["exportedApplication"]["name"] = f"bench variant {i}"
+    envelope = {"responseMeta": {"status": 200, "success": True}, "data": doc, "errorDisplay": ""}
+    with open(f"{sys.argv[2]}/v{i}.json", "w") as f:
+        json.dump(envelope, f, indent=2)
+PY
+
+for i in "${!modes[@]}"; do
+  mode=${modes[$i]}
+  cat >"$work/$mode.toml" <<TOML
+store = "s3://jv-$mode"
+[s3]
+force_path_style = true
+[apps.bench.envs.production.live]
+kind = "file"
+path = "$work/live-$mode.json"
+TOML
+  echo $((i * per_mode)) >"$work/n-$mode"
+done
+printf '[apps.bench.envs.production.filter]\nread = ".data"\n' >>"$work/read.toml"
+cat >>"$work/filtered.toml" <<'TOML'
+[apps.bench.envs.production.filter]
+read = ".data"
+ignore = [".modifiedResources", ".exportedApplication.lastDeployedAt",
+          ".actionList[].gitSyncId", ".pageList[].gitSyncId"]
+TOML
+# The next variant into a mode's live file (hyperfine's --prepare, not timed).
+cat >"$work/next.sh" <<'SH'
+#!/usr/bin/env bash
+dir=$(dirname "$0"); n=$(cat "$dir/n-$1"); echo $((n + 1)) >"$dir/n-$1"
+cp "$dir/v$n.json" "$dir/live-$1.json"
+SH
+chmod +x "$work/next.sh"
+
+# One backup each first, so that the runs find a latest snapshot to compare with.
+for mode in "${modes[@]}"; do
+  "$work/next.sh" "$mode"
+  "$JV" --config "$work/$mode.toml" backup bench production >/dev/null
+done
+
+for round in $(seq 1 "$ROUNDS"); do
+  args=()
+  for k in 0 1 2; do
+    mode=${modes[$(((round - 1 + k) % 3))]}
+    args+=(--command-name "$mode" --prepare "$work/next.sh $mode"
+      "$JV --config $work/$mode.toml backup bench production")
+  done
+  hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$work/r$round.json" "${args[@]}" \
+    >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log" >&2; exit 1; }
+done
+live_size=$(stat -c %s "$work/v0.json")
+
+python3 - "$work" "$ROUNDS" "$RUNS" "$live_size" <<'PY'
+import json, statistics, sys
+work, rounds, runs, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+modes = ["plain", "read", "filtered"]
+per = {m: [] for m in modes}
+ratios = {m: [] for m in modes}
+for r in range(1, rounds + 1):
+    res = {x["command"]: x["times"] for x in json.load(open(f"{work}/r{r}.json"))["results"]}
+    for m in modes:
+        per[m].extend(res[m])
+        ratios[m].append(statistics.median(res[m]) / statistics.median(res["plain"]))
+med = {m: statistics.median(v) for m, v in per.items()}
+desc = {"plain": "no filter (the envelope is stored)",
+        "read": "read filter `.data`",
+        "filtered": "read filter `.data` + 4 ignore paths, content changed"}
+print(f"live file: {size:,} bytes")
+print()
+print(f"| `jetvault backup` of the export | wall (median of {rounds}x{runs}) | vs no filter | per round |")
+print("|---|---:|---:|---|")
+for m in modes:
+    rr = " ".join(f"{x:.3f}" for x in ratios[m])
+    print(f"| {desc[m]} | {med[m]*1e3:.1f} ms | **{med[m]/med['plain']:.3f}** | {rr} |")
+PY

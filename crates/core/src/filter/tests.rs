@@ -1,0 +1,267 @@
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::config::FilterConfig;
+use crate::error::ErrorKind;
+
+const AT: &str = "apps.flows.envs.prod.filter";
+
+fn filters(read: Option<&str>, write: Option<&str>, ignore: &[&str]) -> EnvFilters {
+    let config = FilterConfig {
+        read: read.map(str::to_string),
+        write: write.map(str::to_string),
+        ignore: ignore.iter().map(|s| (*s).to_string()).collect(),
+        ..FilterConfig::default()
+    };
+    EnvFilters::compile(AT, &config).unwrap()
+}
+
+fn compile_err(read: &str) -> crate::error::Error {
+    let config = FilterConfig {
+        read: Some(read.into()),
+        ..FilterConfig::default()
+    };
+    EnvFilters::compile(AT, &config).unwrap_err()
+}
+
+fn bytes(v: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).unwrap())
+}
+
+fn parsed(b: &[u8]) -> Value {
+    serde_json::from_slice(b).unwrap()
+}
+
+#[test]
+fn read_unwraps_and_writes_the_same_bytes_each_time_in_the_documents_key_order() {
+    let f = filters(Some(".flows"), None, &[]);
+    let exported = br#"{"rev":"9a1","flows":[{"id":"n1","type":"tab","z":"","label":"Flow 1"},{"id":"n2","type":"comment","name":"x","big":9007199254740993,"f":1.5,"e":-2.5e-3}]}"#;
+    let once = f.read(Bytes::from_static(exported)).unwrap();
+    let twice = f.read(Bytes::from_static(exported)).unwrap();
+    assert_eq!(once, twice, "same input, same bytes");
+    assert_eq!(
+        std::str::from_utf8(&once).unwrap(),
+        r#"[{"id":"n1","type":"tab","z":"","label":"Flow 1"},{"id":"n2","type":"comment","name":"x","big":9007199254740993,"f":1.5,"e":-0.0025}]"#,
+        "compact, keys in the export's order, integers exact, other numbers as 64-bit floats"
+    );
+}
+
+#[test]
+fn without_programs_bytes_pass_through_untouched() {
+    let f = filters(None, None, &[".version"]);
+    let odd = Bytes::from_static(b"{ \"b\": 1,\n  \"a\": 2 }\n");
+    assert_eq!(f.read(odd.clone()).unwrap(), odd);
+    assert_eq!(f.write(odd.clone(), None).unwrap(), odd);
+    assert!(!f.has_read() && !f.write_uses_live());
+}
+
+#[test]
+fn write_sees_live_as_exported_or_null_when_live_holds_nothing() {
+    let f = filters(None, Some("{flows: ., rev: $live.rev}"), &[]);
+    assert!(f.write_uses_live());
+    let doc = bytes(&json!([{"id": "n1"}]));
+    let live = bytes(&json!({"flows": [], "rev": "live-rev"}));
+    let out = f.write(doc.clone(), Some(&live)).unwrap();
+    assert_eq!(
+        parsed(&out),
+        json!({"flows": [{"id": "n1"}], "rev": "live-rev"})
+    );
+    let out = f.write(doc, None).unwrap();
+    assert_eq!(parsed(&out), json!({"flows": [{"id": "n1"}], "rev": null}));
+
+    let plain = filters(None, Some("{dashboard: ., overwrite: true}"), &[]);
+    assert!(
+        !plain.write_uses_live(),
+        "no $live: no read of live before a write"
+    );
+}
+
+#[test]
+fn a_program_must_yield_exactly_one_value() {
+    let none = filters(Some(".[] | select(.keep)"), None, &[]);
+    let e = none.read(bytes(&json!([{"keep": false}]))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(
+        e.message().contains("apps.flows.envs.prod.filter.read"),
+        "{e}"
+    );
+    assert!(e.message().contains("yields no value"), "{e}");
+
+    let two = filters(Some(".a, .b"), None, &[]);
+    let e = two.read(bytes(&json!({"a": 1, "b": 2}))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.message().contains("filter.read (`.a, .b`)"), "{e}");
+    assert!(e.message().contains("more than one value"), "{e}");
+
+    let fails = filters(Some(".flows"), None, &[]);
+    let e = fails.read(bytes(&json!([1, 2]))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.message().contains("fails: cannot index"), "{e}");
+}
+
+#[test]
+fn an_export_that_is_not_json_is_invalid_input() {
+    let f = filters(Some(".flows"), None, &[]);
+    let e = f.read(Bytes::from_static(b"<html>502</html>")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.message().contains("is not JSON"), "{e}");
+    let e = f.read(Bytes::from_static(b"{} {}")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "one document, no more");
+}
+
+#[test]
+fn syntax_errors_name_the_key_line_and_column() {
+    let e = compile_err("{flows: ., rev: $live.rev");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(
+        e.message()
+            .starts_with("apps.flows.envs.prod.filter.read: jq error at line 1, column "),
+        "{e}"
+    );
+
+    let e = compile_err(".flows\n| map(\n  select(.type == ))");
+    assert!(e.message().contains("line 3, column 19"), "{e}");
+    assert!(e.message().contains("expected term, found `)`"), "{e}");
+
+    let e = compile_err(".a | nosuchfilter(1)");
+    assert!(
+        e.message()
+            .contains("line 1, column 6: undefined filter `nosuchfilter`"),
+        "{e}"
+    );
+
+    // `$live` is for write filters only.
+    let e = compile_err(".flows | $live");
+    assert!(e.message().contains("undefined variable `$live`"), "{e}");
+}
+
+#[test]
+fn a_bad_ignore_path_is_named_by_its_index() {
+    let config = FilterConfig {
+        ignore: vec![".version".into(), ".nodes[.updatedAt".into()],
+        ..FilterConfig::default()
+    };
+    let e = EnvFilters::compile(AT, &config).unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("apps.flows.envs.prod.filter.ignore[1]: jq error at line 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn program_files_are_read_and_their_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("write.jq");
+    std::fs::write(&good, "# Node-RED API v2\n{flows: ., rev: $live.rev}\n").unwrap();
+    let bad = dir.path().join("read.jq");
+    std::fs::write(&bad, "# unwrap\n\n.flows |\n").unwrap();
+    let config = FilterConfig {
+        write_file: Some(good),
+        ..FilterConfig::default()
+    };
+    let f = EnvFilters::compile(AT, &config).unwrap();
+    assert!(f.write_uses_live());
+    let out = f.write(bytes(&json!([])), Some(br#"{"rev":"r"}"#)).unwrap();
+    assert_eq!(parsed(&out), json!({"flows": [], "rev": "r"}));
+
+    let config = FilterConfig {
+        read_file: Some(bad.clone()),
+        ..FilterConfig::default()
+    };
+    let e = EnvFilters::compile(AT, &config).unwrap_err();
+    let expected = format!(
+        "{} (apps.flows.envs.prod.filter.read_file): jq error at line 4, column 1",
+        bad.display()
+    );
+    assert!(e.message().starts_with(&expected), "{e}");
+
+    let config = FilterConfig {
+        read_file: Some(dir.path().join("missing.jq")),
+        ..FilterConfig::default()
+    };
+    let e = EnvFilters::compile(AT, &config).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(
+        e.message()
+            .contains("filter.read_file: cannot read jq file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn inline_and_file_together_is_a_config_error() {
+    let text = r#"
+[apps.a.envs.e.live]
+kind = "file"
+path = "live.json"
+[apps.a.envs.e.filter]
+write = "{flows: .}"
+write_file = "write.jq"
+"#;
+    let e = crate::config::Config::parse(text).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(
+        e.message()
+            .contains("apps.a.envs.e.filter: set at most one of `write` and `write_file`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ignore_paths_leave_fields_out_of_comparisons_only() {
+    let f = filters(None, None, &[".version", ".nodes[].updatedAt"]);
+    let a = json!({"title": "t", "version": 3, "nodes": [{"id": 1, "updatedAt": "mon"}]});
+    let b = json!({"nodes": [{"updatedAt": "tue", "id": 1}], "version": 4, "title": "t"});
+    let c = json!({"title": "T", "version": 3, "nodes": [{"id": 1, "updatedAt": "mon"}]});
+    assert!(f.same(&bytes(&a), &bytes(&b)).unwrap());
+    assert!(
+        !f.same(&bytes(&a), &bytes(&c)).unwrap(),
+        "a real change is seen"
+    );
+    assert_eq!(
+        f.normalize(&a).unwrap(),
+        json!({"title": "t", "nodes": [{"id": 1}]})
+    );
+    // A document without `.nodes` keeps everything but the paths it has.
+    assert_eq!(
+        f.normalize(&json!({"version": 1, "x": null})).unwrap(),
+        json!({"x": null})
+    );
+    // Reading stores everything: ignore is for comparisons.
+    assert_eq!(parsed(&f.read(bytes(&a)).unwrap()), a);
+
+    let none = filters(None, None, &[]);
+    assert!(!none.same(&bytes(&a), &bytes(&b)).unwrap());
+    assert_eq!(none.normalize(&a).unwrap(), a);
+}
+
+#[test]
+fn check_all_compiles_every_environment() {
+    let text = r#"
+[apps.a.envs.ok.live]
+kind = "file"
+path = "a.json"
+[apps.a.envs.ok.filter]
+read = ".flows"
+[apps.a.envs.plain.live]
+kind = "file"
+path = "b.json"
+[apps.b.envs.bad.live]
+kind = "file"
+path = "c.json"
+[apps.b.envs.bad.filter]
+write = "{flows: ., rev: $live.rev"
+"#;
+    let config = crate::config::Config::parse(text).unwrap();
+    let e = check_all(&config).unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("apps.b.envs.bad.filter.write: jq error"),
+        "{e}"
+    );
+    let config =
+        crate::config::Config::parse(&text.replace("$live.rev\"", "$live.rev}\"")).unwrap();
+    assert_eq!(check_all(&config).unwrap(), 2);
+}
