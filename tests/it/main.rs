@@ -20,6 +20,7 @@ mod http_restore_route;
 mod live_http;
 mod live_n8n;
 mod live_oauth;
+mod node_red;
 mod platform_examples;
 mod prune_cli;
 mod release_race;

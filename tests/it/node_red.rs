@@ -22,9 +22,15 @@ const PASSWORD_VAR: &str = "NODE_RED_PASSWORD";
 
 /// The example config pointed at `url`.
 fn example_config(url: &str) -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/platforms/node-red.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/platforms/node-red.toml"
+    );
     let text = std::fs::read_to_string(path).expect("examples/platforms/node-red.toml");
-    assert!(text.contains(DEFAULT_URL), "the example uses Node-RED's default URL");
+    assert!(
+        text.contains(DEFAULT_URL),
+        "the example uses Node-RED's default URL"
+    );
     // The example names no store: the test world gives one.
     text.replace(DEFAULT_URL, url)
 }
@@ -66,8 +72,7 @@ async fn round_trip(app: &str) {
     let jv = world(&nr, &nr.url);
     let flow = http_endpoint_flow();
     nr.deploy(&flow).await;
-    let (status, before) = nr.get("/hello").await;
-    assert_eq!(status, 200, "{before}");
+    let before = nr.wait_for("/hello", 200).await;
     assert!(before.contains("Hello World!"), "{before}");
 
     let v1 = ok(&jv, &nr, &["--json", "backup", app, env]).json();
@@ -75,7 +80,7 @@ async fn round_trip(app: &str) {
 
     // An edit in the editor, backed up.
     nr.deploy(&with_page(&flow, "<h1>Edited</h1>")).await;
-    assert!(nr.get("/hello").await.1.contains("Edited"));
+    assert!(nr.wait_for("/hello", 200).await.contains("Edited"));
     let v2 = ok(&jv, &nr, &["--json", "backup", app, env]).json();
     assert_eq!(v2["version"], 2, "{v2}");
 
@@ -83,20 +88,27 @@ async fn round_trip(app: &str) {
     let diff = ok(&jv, &nr, &["diff", app, env, "1", "2"]).stdout;
     let lines: Vec<&str> = diff
         .lines()
-        .filter(|l| l.starts_with(['+', '-', '~']))
+        .filter(|l| {
+            ["+ /", "- /", "~ /", "> /"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
         .collect();
     assert_eq!(lines.len(), 1, "{diff}");
     assert!(lines[0].contains(TEMPLATE_ID), "{diff}");
 
-    ok(&jv, &nr, &["release", app, env, "1", "--label", "before-edit"]);
+    ok(
+        &jv,
+        &nr,
+        &["release", app, env, "1", "--label", "before-edit"],
+    );
 
     // The disaster: every flow gone.
     nr.wipe().await;
-    assert_eq!(nr.get("/hello").await.0, 404);
+    nr.wait_for("/hello", 404).await;
 
-    let r = ok(&jv, &nr, &["restore", app, env, "release", "--yes"]);
-    let (status, after) = nr.get("/hello").await;
-    assert_eq!(status, 200, "{}", r.text());
+    ok(&jv, &nr, &["restore", app, env, "release", "--yes"]);
+    let after = nr.wait_for("/hello", 200).await;
     assert_eq!(after, before, "GET /hello answers as before the wipe");
 
     // History tells the truth: the newest snapshot is what is live, and an unchanged
@@ -129,12 +141,18 @@ async fn restore_through_a_503_proxy_is_refused() {
     let jv = world(&nr, &proxy.endpoint);
     let flow = http_endpoint_flow();
     nr.deploy(&flow).await;
+    nr.wait_for("/hello", 200).await;
     ok(&jv, &nr, &["backup", "node-red-v1", "production"]);
     let edited = with_page(&flow, "<h1>Unsaved work</h1>");
     nr.deploy(&edited).await;
+    nr.wait_for("/hello", 200).await;
 
     proxy.set(Mode::Unavailable);
-    let r = run(&jv, &nr, &["restore", "node-red-v1", "production", "1", "--yes"]);
+    let r = run(
+        &jv,
+        &nr,
+        &["restore", "node-red-v1", "production", "1", "--yes"],
+    );
     assert_eq!(r.code, 5, "{}", r.text());
     assert!(r.stderr.contains("503"), "{}", r.stderr);
     assert!(
@@ -145,5 +163,5 @@ async fn restore_through_a_503_proxy_is_refused() {
         "nothing was pushed"
     );
     proxy.set(Mode::Pass);
-    assert!(nr.get("/hello").await.1.contains("Unsaved work"));
+    assert!(nr.wait_for("/hello", 200).await.contains("Unsaved work"));
 }

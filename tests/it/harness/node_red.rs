@@ -109,6 +109,25 @@ impl NodeRed {
     }
 }
 
+impl NodeRed {
+    /// Polls `path` until it answers `status` (a deploy starts the flows a moment after
+    /// `POST /flows` returns); the last answer's body.
+    pub async fn wait_for(&self, path: &str, status: u16) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let (got, body) = self.get(path).await;
+            if got == status {
+                return body;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "GET {path} still answers {got}, not {status}: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Node-RED's own example flow "Create an HTTP endpoint" (`GET /hello` answers a page),
 /// from the corpus, on a tab of its own as the editor exports it.
 pub fn http_endpoint_flow() -> Value {
