@@ -34,7 +34,7 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<u8> {
     let vault = ctx.vault().await?;
     let (a, a_name) = side(ctx, &vault, &env, &args.a).await?;
     let (b, b_name) = side(ctx, &vault, &env, &args.b).await?;
-    let mut options = DiffOptions::for_env(&ctx.config, &env);
+    let mut options = DiffOptions::for_env(&ctx.config, &env)?;
     if args.no_keys {
         options = options.keys(Vec::<String>::new());
     } else if !args.keys.is_empty() {

@@ -227,7 +227,7 @@ pub async fn diff(
     let ((_, raw_a), (_, raw_b)) =
         futures::try_join!(state.vault.get(&env, a), state.vault.get(&env, b.version))?;
     let b_version = b.version;
-    let options = DiffOptions::for_env(&state.config, &env);
+    let options = DiffOptions::for_env(&state.config, &env)?;
     let diff = tokio::task::spawn_blocking(move || {
         options.between(&raw_a, &raw_b, &format!("v{a}"), &format!("v{b_version}"))
     })

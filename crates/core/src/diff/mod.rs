@@ -9,12 +9,14 @@
 //! subsequence stays, so one inserted item is one change.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Config, DiffConfig};
 use crate::error::{Error, Result};
+use crate::filter::EnvFilters;
 use crate::id::EnvRef;
 
 mod identity;
@@ -75,16 +77,30 @@ pub enum Change {
     },
 }
 
-/// How two documents are compared; [`DiffOptions::default`] tries [`DEFAULT_KEYS`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How two documents are compared; [`DiffOptions::default`] tries [`DEFAULT_KEYS`] and
+/// leaves nothing out.
+#[derive(Debug, Clone)]
 pub struct DiffOptions {
     keys: Vec<String>,
+    /// The environment's filters, whose `ignore` paths are left out of both documents.
+    ignore: Option<Arc<EnvFilters>>,
 }
+
+impl PartialEq for DiffOptions {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys
+            && self.ignore.as_ref().map(|f| f.ignore_paths())
+                == other.ignore.as_ref().map(|f| f.ignore_paths())
+    }
+}
+
+impl Eq for DiffOptions {}
 
 impl Default for DiffOptions {
     fn default() -> Self {
         Self {
             keys: DEFAULT_KEYS.map(String::from).to_vec(),
+            ignore: None,
         }
     }
 }
@@ -113,18 +129,40 @@ impl DiffOptions {
         }
     }
 
-    /// The options configured for `env` in `config`.
+    /// Leaves the `ignore` paths of `filters` out of both documents (version counters,
+    /// timestamps: stored, but no change worth reading).
     #[must_use]
-    pub fn for_env(config: &Config, env: &EnvRef) -> Self {
-        Self::from_config(config.env(env).and_then(|e| e.diff.as_ref()))
+    pub fn ignoring(mut self, filters: Arc<EnvFilters>) -> Self {
+        self.ignore = (!filters.ignore_paths().is_empty()).then_some(filters);
+        self
+    }
+
+    /// The options configured for `env` in `config`: its `diff` keys, and the `ignore`
+    /// paths of its `filter` table.
+    ///
+    /// # Errors
+    /// `Config` if the environment's filters do not compile.
+    pub fn for_env(config: &Config, env: &EnvRef) -> Result<Self> {
+        let env_config = config.env(env);
+        let options = Self::from_config(env_config.and_then(|e| e.diff.as_ref()));
+        match env_config.and_then(|e| e.filter.as_ref()) {
+            Some(filter) if !filter.ignore.is_empty() => Ok(options.ignoring(Arc::new(
+                EnvFilters::compile(&crate::filter::table_key(env), filter)?,
+            ))),
+            _ => Ok(options),
+        }
     }
 
     /// Compares two raw JSON documents; `a_name` and `b_name` name them in errors.
     ///
     /// # Errors
-    /// `InvalidInput` if either is not JSON.
+    /// `InvalidInput` if either is not JSON; `Config` if the ignore paths fail on one.
     pub fn between(&self, a: &[u8], b: &[u8], a_name: &str, b_name: &str) -> Result<Diff> {
-        let (a, b) = (parse(a, a_name)?, parse(b, b_name)?);
+        let (mut a, mut b) = (parse(a, a_name)?, parse(b, b_name)?);
+        if let Some(filters) = &self.ignore {
+            a = filters.normalize(&a)?;
+            b = filters.normalize(&b)?;
+        }
         Ok(self.values(&a, &b))
     }
 

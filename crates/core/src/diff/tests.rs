@@ -218,3 +218,28 @@ fn changing_one_property_of_a_real_flow_is_one_line() {
     );
     applies(&d, &a, &c);
 }
+
+/// The environment's `ignore` paths are left out of the readable diff (a version
+/// counter that moves at every save is no change worth reading).
+#[test]
+fn ignored_paths_are_left_out() {
+    let config = crate::config::FilterConfig {
+        ignore: vec![".version".into(), ".nodes[].updatedAt".into()],
+        ..crate::config::FilterConfig::default()
+    };
+    let filters = Arc::new(EnvFilters::compile("apps.a.envs.e.filter", &config).unwrap());
+    let options = DiffOptions::default().ignoring(filters);
+    let a = br#"{"version": 4, "nodes": [{"id": "n1", "name": "a", "updatedAt": "t1"}]}"#;
+    let b = br#"{"version": 9, "nodes": [{"id": "n1", "name": "a", "updatedAt": "t2"}]}"#;
+    let d = options.between(a, b, "a", "b").unwrap();
+    assert!(d.changes().is_empty(), "{:?}", d.changes());
+    let c = br#"{"version": 10, "nodes": [{"id": "n1", "name": "b", "updatedAt": "t3"}]}"#;
+    let d = options.between(a, c, "a", "c").unwrap();
+    assert_eq!(
+        lines(&d),
+        vec![r#"~ /nodes/[id=n1]/name: "a" -> "b""#.to_string()]
+    );
+    // Without the filters every counter shows.
+    let d = DiffOptions::default().between(a, c, "a", "c").unwrap();
+    assert_eq!(d.changes().len(), 3);
+}
