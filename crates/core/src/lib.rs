@@ -23,6 +23,7 @@ pub mod promote;
 pub mod release;
 pub mod restore;
 pub mod retention;
+pub mod schema;
 pub mod selector;
 pub mod snapshot;
 pub mod store;

@@ -29,6 +29,8 @@ pub struct EnvConfig {
     pub schedule: Option<String>,
     /// What prune keeps.
     pub retention: Option<RetentionPolicy>,
+    /// The JSON Schema the configuration must satisfy.
+    pub schema: Option<super::schema::SchemaConfig>,
 }
 
 /// The HTTP method that imports a configuration into an HTTP live target.

@@ -13,6 +13,7 @@ use crate::id::{AppId, EnvRef};
 
 mod apps;
 pub mod layers;
+mod schema;
 mod secret;
 mod size;
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod validate;
 
 pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
+pub use schema::{OnBackup, SchemaConfig};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
 pub use validate::check_cron;
@@ -187,6 +189,9 @@ impl Config {
                         ..
                     }) => fix(p),
                     _ => {}
+                }
+                if let Some(schema) = &mut env.schema {
+                    fix(&mut schema.file);
                 }
             }
         }

@@ -44,7 +44,11 @@ impl Vault {
                 "refusing to restore {source} of {env} (nothing was pushed)"
             ))
         })?;
-        let (live, live_raw) = self.read_live(target).await;
+        let (schema_violations, (live, live_raw)) = tokio::join!(
+            self.options().schemas.check_blocking(env, raw.clone()),
+            self.read_live(target)
+        );
+        let schema_violations = schema_violations?;
         let already_live =
             matches!(&live, LiveState::Present { sha256, .. } if *sha256 == snapshot.sha256);
         let diff = match &live_raw {
@@ -65,6 +69,7 @@ impl Vault {
             live,
             already_live,
             changes: diff.as_ref().map(|d| d.changes().to_vec()),
+            schema_violations,
             diff,
             snapshot,
             raw,

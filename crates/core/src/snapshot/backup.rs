@@ -6,12 +6,13 @@ use chrono::{SubsecRound, Utc};
 
 use super::{BackupOutcome, BackupRequest};
 use crate::codec;
+use crate::config::OnBackup;
 use crate::error::{Error, Result};
 use crate::events::{Action, Event};
 use crate::id::EnvRef;
 use crate::layout;
 use crate::live::LiveTarget;
-use crate::meta::{MAX_FREE_TEXT_METADATA, SnapshotMeta, encode_text};
+use crate::meta::{MAX_FREE_TEXT_METADATA, MAX_SCHEMA_ERROR_METADATA, SnapshotMeta, encode_text};
 use crate::store::PutMode;
 use crate::vault::Vault;
 
@@ -41,13 +42,33 @@ impl Vault {
         let level = self.options().compression_level;
         let raw = req.raw.clone();
         let what = format!("configuration for {env}");
-        let (sha256, compressed) = tokio::task::spawn_blocking(move || {
-            codec::check_json(&raw, &what)?;
-            Ok::<_, Error>((codec::sha256_hex(&raw), codec::compress(&raw, level)?))
-        })
-        .await
-        .map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
+        // The schema check (when the environment has a schema) runs beside the JSON
+        // check and compression; a document that is not JSON is named by the former.
+        let (encoded, violations) = tokio::join!(
+            tokio::task::spawn_blocking(move || {
+                codec::check_json(&raw, &what)?;
+                Ok::<_, Error>((codec::sha256_hex(&raw), codec::compress(&raw, level)?))
+            }),
+            self.options().schemas.check_blocking(env, req.raw.clone())
+        );
+        let (sha256, compressed) =
+            encoded.map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
         let compressed = Bytes::from(compressed);
+        let violations = violations?;
+        let schema_overridden = match &violations {
+            Some(v) if req.trigger.may_refuse_on_schema() => {
+                let refuse = self
+                    .options()
+                    .schemas
+                    .get(env)
+                    .is_some_and(|s| s.on_backup() == OnBackup::Refuse);
+                if refuse && !req.skip_schema_check {
+                    return Err(v.refusal(&format!("to back up {env} (nothing was written)"), env));
+                }
+                refuse
+            }
+            _ => false,
+        };
 
         let mut meta = SnapshotMeta {
             version: 0,
@@ -60,6 +81,12 @@ impl Vault {
             message: req.message.clone(),
             source: req.source.clone(),
             key: String::new(),
+            restored_from: req.restored_from,
+            schema_errors: violations.as_ref().map(|v| v.count),
+            schema_error: violations
+                .as_ref()
+                .and_then(|v| v.first.first())
+                .map(|first| schema_error_metadata(&first.to_string())),
         };
         let free_text: usize = [&meta.author, &meta.message, &meta.source]
             .iter()
@@ -110,6 +137,9 @@ impl Vault {
                             "sha256": meta.sha256,
                             "size": meta.size,
                             "source": meta.source,
+                            "restored_from": meta.restored_from,
+                            "schema_violations": violations,
+                            "schema_check_skipped": schema_overridden,
                         }));
                     // Both are written after the claim, at once: the event for the audit
                     // log, the index entry so that listings need no HEAD for it.
@@ -152,5 +182,17 @@ impl Vault {
         req.raw = raw;
         req.source = Some(target.describe());
         self.backup(env, req).await
+    }
+}
+
+/// The first schema violation, shortened until it fits the metadata once encoded.
+fn schema_error_metadata(text: &str) -> String {
+    let mut max = MAX_SCHEMA_ERROR_METADATA;
+    loop {
+        let short = crate::schema::shorten(text, max);
+        if encode_text(&short).len() <= MAX_SCHEMA_ERROR_METADATA || max == 0 {
+            return short;
+        }
+        max /= 2;
     }
 }

@@ -35,6 +35,11 @@ pub struct BackupRequest {
     pub source: Option<String>,
     /// Write a snapshot even if the content equals the latest.
     pub force: bool,
+    /// For trigger `restore`: the version restored (kept in the metadata).
+    pub restored_from: Option<u64>,
+    /// Store a configuration that fails the environment's schema although its
+    /// `on_backup` is `refuse` (flagged in the metadata, recorded in the event).
+    pub skip_schema_check: bool,
 }
 
 impl BackupRequest {
@@ -48,6 +53,8 @@ impl BackupRequest {
             message: None,
             source: None,
             force: false,
+            restored_from: None,
+            skip_schema_check: false,
         }
     }
 }
