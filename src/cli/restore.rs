@@ -310,6 +310,14 @@ fn print_dry_run(plan: &RestorePlan, to_file: bool, width: usize) {
         if to_file { "writing" } else { "restoring" },
         snapshot_line(plan)
     );
+    if let Some(v) = &plan.schema_violations {
+        println!(
+            "the snapshot FAILS the environment's JSON Schema ({}); a restore needs \
+             --skip-schema-check:\n{}",
+            v.summary(),
+            v.listing()
+        );
+    }
     match (&plan.live, &plan.diff) {
         _ if plan.already_live => {
             println!("{} already holds v{v}: nothing would change", plan.target)
