@@ -13,6 +13,7 @@ use crate::id::EnvRef;
 use crate::layout;
 use crate::live::LiveTarget;
 use crate::meta::{MAX_FREE_TEXT_METADATA, MAX_SCHEMA_ERROR_METADATA, SnapshotMeta, encode_text};
+use crate::schema::Violations;
 use crate::store::PutMode;
 use crate::vault::Vault;
 
@@ -28,8 +29,11 @@ impl Vault {
     /// no gaps and no duplicates whatever the number of writers.
     ///
     /// # Errors
-    /// `TooLarge` over the size limit, `InvalidInput` if the content is not JSON or the
-    /// message is too long (nothing is written in these cases), store errors otherwise.
+    /// `TooLarge` over the size limit, `InvalidInput` if the content is not JSON, the
+    /// message is too long, or the content fails the environment's JSON Schema whose
+    /// `on_backup` is `refuse` (for a trigger that may be refused, without
+    /// `skip_schema_check`; otherwise it is stored and flagged): nothing is written in
+    /// these cases; store errors otherwise.
     pub async fn backup(&self, env: &EnvRef, req: BackupRequest) -> Result<BackupOutcome> {
         let limit = self.options().max_size;
         if req.raw.len() as u64 > limit {
@@ -39,36 +43,26 @@ impl Vault {
                 req.raw.len()
             )));
         }
+        // The schema check (when the environment has a schema) starts now on a thread of
+        // its own and is awaited only before the first write: it overlaps the JSON check,
+        // compression and the read of the latest snapshot. Content equal to the latest
+        // is not checked again (it was when it was stored).
+        let mut schema_check = self.options().schemas.get(env).map(|_| {
+            let (schemas, env, raw) =
+                (self.options().schemas.clone(), env.clone(), req.raw.clone());
+            tokio::task::spawn_blocking(move || schemas.check(&env, &raw))
+        });
         let level = self.options().compression_level;
         let raw = req.raw.clone();
         let what = format!("configuration for {env}");
-        // The schema check (when the environment has a schema) runs beside the JSON
-        // check and compression; a document that is not JSON is named by the former.
-        let (encoded, violations) = tokio::join!(
-            tokio::task::spawn_blocking(move || {
-                codec::check_json(&raw, &what)?;
-                Ok::<_, Error>((codec::sha256_hex(&raw), codec::compress(&raw, level)?))
-            }),
-            self.options().schemas.check_blocking(env, req.raw.clone())
-        );
-        let (sha256, compressed) =
-            encoded.map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
+        let (sha256, compressed) = tokio::task::spawn_blocking(move || {
+            codec::check_json(&raw, &what)?;
+            Ok::<_, Error>((codec::sha256_hex(&raw), codec::compress(&raw, level)?))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
         let compressed = Bytes::from(compressed);
-        let violations = violations?;
-        let schema_overridden = match &violations {
-            Some(v) if req.trigger.may_refuse_on_schema() => {
-                let refuse = self
-                    .options()
-                    .schemas
-                    .get(env)
-                    .is_some_and(|s| s.on_backup() == OnBackup::Refuse);
-                if refuse && !req.skip_schema_check {
-                    return Err(v.refusal(&format!("to back up {env} (nothing was written)"), env));
-                }
-                refuse
-            }
-            _ => false,
-        };
+        let (mut violations, mut schema_overridden) = (None, false);
 
         let mut meta = SnapshotMeta {
             version: 0,
@@ -82,11 +76,8 @@ impl Vault {
             source: req.source.clone(),
             key: String::new(),
             restored_from: req.restored_from,
-            schema_errors: violations.as_ref().map(|v| v.count),
-            schema_error: violations
-                .as_ref()
-                .and_then(|v| v.first.first())
-                .map(|first| schema_error_metadata(&first.to_string())),
+            schema_errors: None,
+            schema_error: None,
         };
         let free_text: usize = [&meta.author, &meta.message, &meta.source]
             .iter()
@@ -113,6 +104,19 @@ impl Vault {
                 && latest.sha256 == meta.sha256
             {
                 return Ok(BackupOutcome::Unchanged(latest.clone()));
+            }
+            if let Some(check) = schema_check.take() {
+                violations = check
+                    .await
+                    .map_err(|e| Error::internal(format!("schema check task failed: {e}")))??;
+                if let Some(v) = &violations {
+                    schema_overridden = self.refuse_on_schema(env, &req, v)?;
+                    meta.schema_errors = Some(v.count);
+                    meta.schema_error = v
+                        .first
+                        .first()
+                        .map(|first| schema_error_metadata(&first.to_string()));
+                }
             }
             meta.version = latest.as_ref().map_or(1, |l| l.version + 1);
             meta.key = layout::snapshot_key(env, meta.version);
@@ -163,6 +167,27 @@ impl Vault {
             "could not claim a version for {env} after {MAX_CLAIM_ATTEMPTS} attempts: too \
              many concurrent writers; try again"
         )))
+    }
+
+    /// Whether `violations` refuse this backup: `Err` when the environment's
+    /// `on_backup` is `refuse`, the trigger may be refused and the caller did not
+    /// override; `Ok(true)` when the override let it through.
+    fn refuse_on_schema(
+        &self,
+        env: &EnvRef,
+        req: &BackupRequest,
+        violations: &Violations,
+    ) -> Result<bool> {
+        let refuse = req.trigger.may_refuse_on_schema()
+            && self
+                .options()
+                .schemas
+                .get(env)
+                .is_some_and(|s| s.on_backup() == OnBackup::Refuse);
+        if refuse && !req.skip_schema_check {
+            return Err(violations.refusal(&format!("to back up {env} (nothing was written)"), env));
+        }
+        Ok(refuse)
     }
 
     /// Reads `target` and snapshots what it holds (see [`Vault::backup`]).
