@@ -554,6 +554,9 @@ mod tests {
             message: None,
             source: None,
             key: String::new(),
+            restored_from: None,
+            schema_errors: None,
+            schema_error: None,
         };
         m.record_backup(
             &env,

@@ -27,6 +27,10 @@ pub struct BackupArgs {
     /// Write a snapshot even if nothing changed since the latest.
     #[arg(long)]
     pub force: bool,
+    /// Store it even if it fails the environment's JSON Schema with `on_backup =
+    /// "refuse"` (flagged in its metadata, recorded in the audit event).
+    #[arg(long)]
+    pub skip_schema_check: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: BackupArgs) -> anyhow::Result<u8> {
@@ -36,6 +40,7 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> anyhow::Result<u8> {
     req.actor = ctx.actor(args.author.as_deref());
     req.message = args.message;
     req.force = args.force;
+    req.skip_schema_check = args.skip_schema_check;
     let outcome = match &args.from {
         Some(path) => {
             req.raw = read_input(path, vault.options().max_size)?;

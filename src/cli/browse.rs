@@ -82,7 +82,7 @@ pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<u8> {
             human_size(s.stored_size),
             s.trigger.as_str(),
             truncate(s.author.as_deref().unwrap_or("-"), 20),
-            s.message.as_deref().unwrap_or("")
+            list_message(s)
         );
     }
     if snapshots.len() == args.limit
@@ -91,6 +91,21 @@ pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<u8> {
         println!("(more: --before {})", last.version);
     }
     Ok(exit::OK)
+}
+
+/// The MESSAGE column: the message, after a mark for a snapshot that failed its
+/// environment's schema.
+fn list_message(s: &SnapshotMeta) -> String {
+    let message = s.message.as_deref().unwrap_or("");
+    match s.schema_errors {
+        Some(n) => format!(
+            "[schema: {n} error{}] {message}",
+            if n == 1 { "" } else { "s" }
+        )
+        .trim_end()
+        .to_string(),
+        None => message.to_string(),
+    }
 }
 
 pub async fn show(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<u8> {
@@ -109,7 +124,10 @@ pub async fn show(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<u8> {
 fn print_meta(env: &str, m: &SnapshotMeta, store: &str) {
     println!("snapshot    {env} v{}", m.version);
     println!("created_at  {}", m.created_at.to_rfc3339());
-    println!("trigger     {}", m.trigger);
+    match m.restored_from {
+        Some(v) => println!("trigger     {} (of v{v})", m.trigger),
+        None => println!("trigger     {}", m.trigger),
+    }
     println!("author      {}", m.author.as_deref().unwrap_or("-"));
     println!("message     {}", m.message.as_deref().unwrap_or("-"));
     println!("source      {}", m.source.as_deref().unwrap_or("-"));
@@ -122,6 +140,16 @@ fn print_meta(env: &str, m: &SnapshotMeta, store: &str) {
         m.size as f64 / m.stored_size.max(1) as f64
     );
     println!("object      {} in {store}", m.key);
+    if let Some(n) = m.schema_errors {
+        println!(
+            "schema      FAILED: {n} violation{} of the environment's schema{}",
+            if n == 1 { "" } else { "s" },
+            m.schema_error
+                .as_deref()
+                .map(|e| format!("; first: {e}"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 pub async fn cat(ctx: &Ctx, args: CatArgs) -> anyhow::Result<u8> {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use jetvault_core::config::Config;
+use jetvault_core::schema::Schemas;
 use jetvault_core::store::redact_url;
 
 use super::{Ctx, exit};
@@ -32,14 +33,19 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
     };
     let mut failed = 0;
     for file in &files {
-        // Filters compile here as they would when each live target is opened.
-        let checked = Config::load(file).and_then(|c| {
+        // Filters and schemas compile here as they would when each live target is opened
+        // and when the service starts, naming the file and the error.
+        let loaded = Config::load(file).and_then(|c| {
             jetvault_core::filter::check_all(&c)
                 .map_err(|e| e.context(format!("config file {}", file.display())))?;
-            Ok(c)
+            let schemas = Schemas::from_config(&c)
+                .compile_all()
+                .map_err(|e| e.context(format!("config file {}", file.display())))?
+                .len();
+            Ok((c, schemas))
         });
-        match checked {
-            Ok(c) => {
+        match loaded {
+            Ok((c, schemas)) => {
                 for warning in c.secret_file_warnings() {
                     tracing::warn!("{}: {warning}", file.display());
                 }
@@ -50,8 +56,13 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
                 }
                 let envs = c.envs().count();
                 let scheduled = c.envs().filter(|(_, e)| e.schedule.is_some()).count();
+                let schemas = match schemas {
+                    0 => String::new(),
+                    1 => ", 1 JSON Schema".into(),
+                    n => format!(", {n} JSON Schemas"),
+                };
                 println!(
-                    "{}: ok ({} apps, {envs} environments, {scheduled} scheduled; store {})",
+                    "{}: ok ({} apps, {envs} environments, {scheduled} scheduled{schemas}; store {})",
                     file.display(),
                     c.apps.len(),
                     c.store

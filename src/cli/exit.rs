@@ -75,6 +75,7 @@ fn render_step(step: &Step) -> String {
     match step {
         Step::Confirm => "--yes".into(),
         Step::OverrideUnreadableLive => "--overwrite-unreadable-live".into(),
+        Step::SkipSchemaCheck => "--skip-schema-check".into(),
         Step::IfMatch(etag) => format!("--if-match {etag}"),
         Step::NoIfMatch => "omit --if-match".into(),
         Step::Label => "--label".into(),

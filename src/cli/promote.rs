@@ -38,6 +38,10 @@ pub struct PromoteArgs {
     /// Who promotes.
     #[arg(long)]
     pub author: Option<String>,
+    /// Copy (and release) even if the snapshot fails the target's JSON Schema
+    /// (recorded in the audit event).
+    #[arg(long)]
+    pub skip_schema_check: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: PromoteArgs) -> anyhow::Result<u8> {
@@ -52,6 +56,7 @@ pub async fn run(ctx: &Ctx, args: PromoteArgs) -> anyhow::Result<u8> {
         message: args.message,
         if_match: args.if_match,
         force: args.force,
+        skip_schema_check: args.skip_schema_check,
         ..PromoteRequest::new(ctx.actor(args.author.as_deref()))
     };
     let vault = ctx.vault().await?;

@@ -25,6 +25,10 @@ pub struct ReleaseArgs {
     /// Who publishes.
     #[arg(long)]
     pub author: Option<String>,
+    /// Publish even if the snapshot fails the environment's JSON Schema (recorded in
+    /// the audit event).
+    #[arg(long)]
+    pub skip_schema_check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +72,7 @@ pub async fn release(ctx: &Ctx, args: ReleaseArgs) -> anyhow::Result<u8> {
         label,
         notes: args.notes,
         if_match: args.if_match,
+        skip_schema_check: args.skip_schema_check,
         ..ReleaseRequest::new(version, ctx.actor(args.author.as_deref()))
     };
     let pointer = vault.release(&env, req).await?;

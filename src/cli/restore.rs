@@ -12,7 +12,7 @@ use jetvault_core::error::{Hint, Step};
 use jetvault_core::live::LiveTarget;
 use jetvault_core::live::file::FileTarget;
 use jetvault_core::restore::{
-    LiveState, PreRestore, RestorePlan, RestoreReport, RestoreRequest, Verification,
+    LiveState, PreRestore, Recorded, RestorePlan, RestoreReport, RestoreRequest, Verification,
 };
 use jetvault_core::selector::parse_time;
 use jetvault_core::{Error, Label, Selector};
@@ -50,6 +50,10 @@ pub struct RestoreArgs {
     /// Recorded in the audit event.
     #[arg(long, conflicts_with = "to")]
     pub overwrite_unreadable_live: bool,
+    /// Restore even if the snapshot fails the environment's JSON Schema (recorded in
+    /// the audit event).
+    #[arg(long, conflicts_with = "to")]
+    pub skip_schema_check: bool,
     /// Also move the release pointer to the restored snapshot.
     #[arg(long, conflicts_with = "to")]
     pub publish: bool,
@@ -159,6 +163,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
         req.allow_missing_live = true;
         req.allow_unreadable_live = args.overwrite_unreadable_live;
         req.publish = args.publish;
+        req.skip_schema_check = args.skip_schema_check;
         req.message = args.message.clone();
         req.save_live_to = args
             .save_live_to
@@ -178,6 +183,20 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
         print_json(&value)?;
     } else {
         print_report(&report, &undo, args.to.is_some());
+    }
+    if let Recorded::Failed { error } = &report.recorded {
+        let backup = Hint::steps(
+            "to record what is live, back it up",
+            [Step::Backup((&env).into())],
+        );
+        eprintln!(
+            "error: {error}; the restore itself succeeded, but the latest snapshot is still \
+             the one from before the restore; {}",
+            exit::render_hint(&backup)
+        );
+        if report.publish_error.is_none() {
+            return Ok(exit::PARTIAL);
+        }
     }
     if let Some(e) = &report.publish_error {
         let publish = Hint::steps(
@@ -316,6 +335,14 @@ fn print_dry_run(plan: &RestorePlan, to_file: bool, width: usize) {
         if to_file { "writing" } else { "restoring" },
         snapshot_line(plan)
     );
+    if let Some(v) = &plan.schema_violations {
+        println!(
+            "the snapshot FAILS the environment's JSON Schema ({}); a restore needs \
+             --skip-schema-check:\n{}",
+            v.summary(),
+            v.listing()
+        );
+    }
     match (&plan.live, &plan.diff) {
         _ if plan.already_live => {
             println!("{} already holds v{v}: nothing would change", plan.target)
@@ -403,6 +430,18 @@ fn print_report(r: &RestoreReport, undo: &[String], to_file: bool) {
              not in the store",
             &sha256[..12]
         ),
+    }
+    match &r.recorded {
+        Recorded::Saved { snapshot } => println!(
+            "what is live now is recorded as v{} (trigger restore, of v{v}): the latest snapshot",
+            snapshot.version
+        ),
+        Recorded::Latest { snapshot } if snapshot.version != v => println!(
+            "what is live now equals v{}, the latest snapshot",
+            snapshot.version
+        ),
+        Recorded::Latest { .. } => println!("v{v} is the latest snapshot"),
+        Recorded::Failed { .. } | Recorded::NotRecorded => {}
     }
     match &r.published {
         Some(p) if p.changed => println!("published v{} as release {}", p.version, p.label),

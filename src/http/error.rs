@@ -115,6 +115,7 @@ fn render_step(step: &Step) -> String {
     match step {
         Step::Confirm => "\"allow_missing_live\": true".into(),
         Step::OverrideUnreadableLive => "\"allow_unreadable_live\": true".into(),
+        Step::SkipSchemaCheck => "\"skip_schema_check\": true".into(),
         Step::IfMatch(etag) => format!("If-Match: {etag}"),
         Step::NoIfMatch => "no If-Match header".into(),
         Step::Label => "a \"label\" field".into(),

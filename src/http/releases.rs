@@ -170,6 +170,10 @@ pub struct ReleaseBody {
     pub label: Option<String>,
     /// Release notes.
     pub notes: Option<String>,
+    /// Publish even if the snapshot fails the environment's JSON Schema (without it:
+    /// 400 naming the violations); recorded in the audit event.
+    #[serde(default)]
+    pub skip_schema_check: bool,
 }
 
 fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -204,7 +208,8 @@ fn released(pointer: &ReleasePointer, status: StatusCode) -> Response {
     request_body = ReleaseBody,
     responses(
         (status = 201, description = "Published; ETag is the new pointer's", body = Release),
-        (status = 400, description = "Invalid id, label or body", body = ErrorBody),
+        (status = 400, description = "Invalid id, label or body, or the snapshot fails the \
+            environment's JSON Schema (the message names the violations)", body = ErrorBody),
         (status = 404, description = "No such snapshot", body = ErrorBody),
         (status = 409, description = "The label is taken", body = ErrorBody),
         (status = 412, description = "If-Match is stale, or another release won the race", body = ErrorBody),
@@ -223,6 +228,7 @@ pub async fn release(
     req.notes = body.notes;
     req.if_match = if_match(&headers)?;
     req.kind = ReleaseKind::Release;
+    req.skip_schema_check = body.skip_schema_check;
     let s = state.clone();
     let e = env.clone();
     let pointer = state
@@ -306,6 +312,10 @@ pub struct PromoteBody {
     /// Write a new snapshot even if the target's latest has the same content.
     #[serde(default)]
     pub force: bool,
+    /// Copy (and release) even if the snapshot fails the target's JSON Schema (without
+    /// it: 400 naming the violations); recorded in the audit event.
+    #[serde(default)]
+    pub skip_schema_check: bool,
 }
 
 /// Copies a snapshot from one environment into another as a new snapshot (trigger
@@ -318,7 +328,8 @@ pub struct PromoteBody {
     responses(
         (status = 201, description = "A snapshot was written or a release published"),
         (status = 200, description = "The target already had this content; nothing written"),
-        (status = 400, description = "Invalid id or body", body = ErrorBody),
+        (status = 400, description = "Invalid id or body, or the snapshot fails the target's \
+            JSON Schema (the message names the violations)", body = ErrorBody),
         (status = 404, description = "No such source snapshot", body = ErrorBody),
         (status = 409, description = "The label is taken", body = ErrorBody),
         (status = 412, description = "If-Match is stale", body = ErrorBody),
@@ -340,6 +351,7 @@ pub async fn promote(
     req.notes = body.notes;
     req.message = body.message;
     req.force = body.force;
+    req.skip_schema_check = body.skip_schema_check;
     req.if_match = if_match(&headers)?;
     let s = state.clone();
     let target = EnvRef {

@@ -56,6 +56,10 @@ pub struct RestoreBody {
     /// nothing is pushed.
     #[serde(default)]
     pub allow_unreadable_live: bool,
+    /// Restore even if the snapshot fails the environment's JSON Schema (without it:
+    /// 400 naming the violations, nothing pushed); recorded in the audit event.
+    #[serde(default)]
+    pub skip_schema_check: bool,
     /// Why (kept in the audit event, and the release notes when publishing).
     pub message: Option<String>,
 }
@@ -65,16 +69,17 @@ pub struct RestoreBody {
 #[serde(untagged)]
 pub enum RestoreResponse {
     /// `dry_run`: what would be done, with the changes from live to the snapshot.
-    Plan(RestorePlan),
+    Plan(Box<RestorePlan>),
     /// What was done, and what undoes it (`undo`: `{"action": "restore", "version": 4}`
     /// restores what was live before, `{"action": "rollback"}` rolls the release back).
-    Report(RestoreReport),
+    Report(Box<RestoreReport>),
 }
 
 /// Restores a snapshot to the environment's live target (from the config file's
 /// `live`): checks the snapshot (size, sha256, JSON), saves what is live as a
-/// `pre-restore` snapshot, pushes, reads back and confirms, records an audit event.
-/// With `dry_run`, returns the plan and the diff and changes nothing.
+/// `pre-restore` snapshot, pushes, reads back and confirms, records what live holds
+/// as the newest snapshot (trigger `restore`; the report's `recorded`), records an
+/// audit event. With `dry_run`, returns the plan and the diff and changes nothing.
 #[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/restore", tag = "restore",
     params(EnvPath),
     request_body = RestoreBody,
@@ -82,7 +87,8 @@ pub enum RestoreResponse {
         (status = 200, description = "The restore report (`undo` lists what undoes it; \
             `publish_error` is set if the restore succeeded but publishing failed), or with \
             `dry_run` the plan (`changes`: from live to the snapshot)", body = RestoreResponse),
-        (status = 400, description = "Invalid id or malformed body", body = ErrorBody),
+        (status = 400, description = "Invalid id or malformed body, or the snapshot fails the \
+            environment's JSON Schema and `skip_schema_check` is off (nothing was pushed)", body = ErrorBody),
         (status = 404, description = "No such version, label or time (the message names the \
             nearest), or the environment has no live target in the config", body = ErrorBody),
         (status = 412, description = "Live is missing and `allow_missing_live` is off, or \
@@ -110,12 +116,16 @@ pub async fn restore(
             .vault
             .plan_restore(&env, target.as_ref(), &body.source.0)
             .await?;
-        return Ok(json_response(StatusCode::OK, &RestoreResponse::Plan(plan)));
+        return Ok(json_response(
+            StatusCode::OK,
+            &RestoreResponse::Plan(Box::new(plan)),
+        ));
     }
     let mut req = RestoreRequest::new(body.source.0, who.actor());
     req.allow_missing_live = body.allow_missing_live;
     req.allow_unreadable_live = body.allow_unreadable_live;
     req.publish = body.publish;
+    req.skip_schema_check = body.skip_schema_check;
     req.message = body.message;
     let s = state.clone();
     let e = env.clone();
@@ -148,6 +158,6 @@ pub async fn restore(
         token = who.name(), "restored through the API");
     Ok(json_response(
         StatusCode::OK,
-        &RestoreResponse::Report(report),
+        &RestoreResponse::Report(Box::new(report)),
     ))
 }

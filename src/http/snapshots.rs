@@ -291,6 +291,10 @@ pub struct BackupBody {
     /// Write a snapshot even if the configuration equals the latest.
     #[serde(default)]
     pub force: bool,
+    /// Store it even if it fails the environment's JSON Schema with `on_backup =
+    /// "refuse"` (flagged in its metadata, recorded in the audit event).
+    #[serde(default)]
+    pub skip_schema_check: bool,
 }
 
 /// Snapshots the environment's live configuration (from the config file's `live`).
@@ -301,7 +305,8 @@ pub struct BackupBody {
     responses(
         (status = 201, description = "A snapshot was written", body = BackupOutcome),
         (status = 200, description = "Unchanged since the latest snapshot; nothing written", body = BackupOutcome),
-        (status = 400, description = "Invalid id or malformed body", body = ErrorBody),
+        (status = 400, description = "Invalid id or malformed body, or the configuration fails \
+            the environment's JSON Schema with `on_backup = \"refuse\"` (nothing written)", body = ErrorBody),
         (status = 404, description = "The environment is not in the config or has no live target", body = ErrorBody),
         (status = 413, description = "The live configuration is over snapshots.max_size", body = ErrorBody),
         (status = 503, description = "The live target or the store is unreachable", body = ErrorBody),
@@ -319,6 +324,7 @@ pub async fn backup(
     req.actor = who.actor();
     req.message = body.message;
     req.force = body.force;
+    req.skip_schema_check = body.skip_schema_check;
     let s = state.clone();
     let e = env.clone();
     let outcome = state

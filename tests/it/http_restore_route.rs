@@ -215,8 +215,13 @@ async fn scenario_restore(f: &Fixture) {
     assert_eq!(report["undo"], json!([{"action": "restore", "version": 4}]));
     assert_eq!(report["published"], Value::Null);
 
+    assert_eq!(report["recorded"]["kind"], "saved");
+    assert_eq!(report["recorded"]["snapshot"]["version"], 5);
+    assert_eq!(report["recorded"]["snapshot"]["trigger"], "restore");
+    assert_eq!(report["recorded"]["snapshot"]["restored_from"], 2);
+
     assert_eq!(f.live_bytes(), corpus(MEDIUM).to_vec());
-    assert_eq!(f.versions().await, [4, 3, 2, 1]);
+    assert_eq!(f.versions().await, [5, 4, 3, 2, 1]);
     let (meta, raw) = f.store.vault().await.get(&env_ref(), 4).await.unwrap();
     assert_eq!(
         raw,
@@ -233,12 +238,21 @@ async fn scenario_restore(f: &Fixture) {
     assert_eq!(events[0]["actor"]["via"], "api");
     assert_eq!(events[0]["details"]["outcome"], "restored");
     assert_eq!(events[0]["details"]["message"], "the import broke the app");
+    assert_eq!(events[0]["details"]["recorded"]["snapshot"]["version"], 5);
     assert_eq!(f.restores("restored").await, 1);
 
-    // `latest` (the pre-restore snapshot, v4) with publish: the release moves and is
-    // served at once.
+    // `latest` is what is live now (v5): nothing to push, nothing written.
+    let r = f.restore(json!({"source": "latest"})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["restored"]["version"], 5);
+    assert_eq!(r.json()["pushed"], false);
+    assert_eq!(r.json()["recorded"]["kind"], "latest");
+    assert_eq!(f.versions().await, [5, 4, 3, 2, 1]);
+
+    // The pre-restore snapshot (v4) with publish: the release moves and is served at
+    // once.
     let r = f
-        .restore(json!({"source": "latest", "publish": true}))
+        .restore(json!({"source": {"version": 4}, "publish": true}))
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     let report = r.json();
@@ -263,7 +277,7 @@ async fn scenario_restore(f: &Fixture) {
     assert_eq!(report["pushed"], false);
     assert_eq!(report["verified"], "not_pushed");
     assert_eq!(report["undo"], json!([]));
-    assert_eq!(f.restores("already_live").await, 1);
+    assert_eq!(f.restores("already_live").await, 2);
     assert_eq!(f.restores("restored").await, 2);
 }
 

@@ -29,6 +29,7 @@ mod restore_http;
 mod restore_s3;
 mod s3_backup;
 mod s3_live;
+mod schema_cli;
 mod secrets;
 mod serve_scheduler;
 mod serve_stalled_store;

@@ -117,8 +117,12 @@ fn s3_stopping_mid_backup_or_restore(backend: Backend) {
     assert_eq!(r["pre_restore"]["snapshot"]["version"], 4);
     assert_eq!(std::fs::read(&live).unwrap(), corpus(A));
     let list = versions(&jv);
-    assert_eq!(list[0]["sha256"], sha256(&big));
-    assert_eq!(list[0]["trigger"], "pre-restore");
+    assert_eq!(list[1]["sha256"], sha256(&big));
+    assert_eq!(list[1]["trigger"], "pre-restore");
+    // v5 records what live holds after the restore: v1's content.
+    assert_eq!(list[0]["sha256"], sha256(&corpus(A)));
+    assert_eq!(list[0]["trigger"], "restore");
+    assert_eq!(list[0]["restored_from"], 1);
     jv.ok(&["verify"]);
     // And the earlier content still round-trips.
     jv.ok(&["restore", "crm", "production", "2", "--yes"]);

@@ -91,6 +91,9 @@ pub enum Step {
     /// Restore over a live configuration that can't be read or snapshotted, unsaved
     /// (CLI `--overwrite-unreadable-live`, HTTP `allow_unreadable_live`).
     OverrideUnreadableLive,
+    /// Go on although the configuration fails the environment's JSON Schema (recorded
+    /// in the audit event).
+    SkipSchemaCheck,
     /// Retry naming the release pointer's current ETag (CLI `--if-match`, HTTP `If-Match`).
     IfMatch(String),
     /// Retry without naming a release pointer ETag (there is no release yet).

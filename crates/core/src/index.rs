@@ -10,7 +10,10 @@
 //! The payload is compact binary, base64url without padding: a format byte, the raw
 //! sha256 (32 bytes), LEB128 varints for size, stored size and creation time (ms), a
 //! trigger byte, then author, message and source as length-prefixed UTF-8 (length + 1;
-//! 0 for none).
+//! 0 for none). Format 2, written only for a snapshot that has them, appends
+//! `restored_from` and `schema_errors` as varints (n + 1; 0 for none) and the first
+//! schema violation as text; an older build ignores such entries and reads the
+//! snapshot with a HEAD.
 //!
 //! The varints stay hand-written (two short functions): no crate in the dependency tree
 //! does unsigned LEB128 over a byte slice, and one more crate for twenty lines would
@@ -29,13 +32,16 @@ use crate::meta::{SnapshotMeta, Trigger};
 use crate::vault::Vault;
 
 const FORMAT: u8 = 1;
-const TRIGGERS: [Trigger; 6] = [
+/// Format 1 plus `restored_from`, `schema_errors` and `schema_error`.
+const FORMAT_2: u8 = 2;
+const TRIGGERS: [Trigger; 7] = [
     Trigger::Manual,
     Trigger::Schedule,
     Trigger::Api,
     Trigger::Upload,
     Trigger::PreRestore,
     Trigger::Promote,
+    Trigger::Restore,
 ];
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -91,8 +97,10 @@ fn get_text(input: &mut &[u8]) -> Option<Option<String>> {
 #[must_use]
 pub fn encode(meta: &SnapshotMeta) -> Option<String> {
     let sha = hex::decode(&meta.sha256).ok().filter(|s| s.len() == 32)?;
+    let extended =
+        meta.restored_from.is_some() || meta.schema_errors.is_some() || meta.schema_error.is_some();
     let mut out = Vec::with_capacity(64);
-    out.push(FORMAT);
+    out.push(if extended { FORMAT_2 } else { FORMAT });
     out.extend_from_slice(&sha);
     put_varint(&mut out, meta.size);
     put_varint(&mut out, meta.stored_size);
@@ -104,6 +112,12 @@ pub fn encode(meta: &SnapshotMeta) -> Option<String> {
     put_text(&mut out, meta.author.as_ref());
     put_text(&mut out, meta.message.as_ref());
     put_text(&mut out, meta.source.as_ref());
+    if extended {
+        for n in [meta.restored_from, meta.schema_errors] {
+            put_varint(&mut out, n.map_or(Some(0), |n| n.checked_add(1))?);
+        }
+        put_text(&mut out, meta.schema_error.as_ref());
+    }
     Some(base64url(&out))
 }
 
@@ -114,7 +128,7 @@ pub fn decode(env: &EnvRef, version: u64, payload: &str) -> Option<SnapshotMeta>
     let bytes = unbase64url(payload)?;
     let mut input = bytes.as_slice();
     let (&format, rest) = input.split_first()?;
-    if format != FORMAT || rest.len() < 32 {
+    if (format != FORMAT && format != FORMAT_2) || rest.len() < 32 {
         return None;
     }
     let (sha, rest) = rest.split_at(32);
@@ -124,7 +138,7 @@ pub fn decode(env: &EnvRef, version: u64, payload: &str) -> Option<SnapshotMeta>
     let millis = i64::try_from(get_varint(&mut input)?).ok()?;
     let (&trigger, rest) = input.split_first()?;
     input = rest;
-    let meta = SnapshotMeta {
+    let mut meta = SnapshotMeta {
         version,
         sha256: hex::encode(sha),
         size,
@@ -135,7 +149,16 @@ pub fn decode(env: &EnvRef, version: u64, payload: &str) -> Option<SnapshotMeta>
         message: get_text(&mut input)?,
         source: get_text(&mut input)?,
         key: layout::snapshot_key(env, version),
+        restored_from: None,
+        schema_errors: None,
+        schema_error: None,
     };
+    if format == FORMAT_2 {
+        let optional = |n: u64| n.checked_sub(1);
+        meta.restored_from = optional(get_varint(&mut input)?);
+        meta.schema_errors = optional(get_varint(&mut input)?);
+        meta.schema_error = get_text(&mut input)?;
+    }
     input.is_empty().then_some(meta)
 }
 
@@ -248,6 +271,9 @@ mod tests {
             message: message.map(str::to_string),
             source: source.map(str::to_string),
             key: layout::snapshot_key(&env(), 41),
+            restored_from: None,
+            schema_errors: None,
+            schema_error: None,
         }
     }
 
@@ -310,12 +336,16 @@ mod tests {
     proptest! {
         #[test]
         fn round_trips(size in any::<u64>(), stored in any::<u64>(), ms in 0i64..4_000_000_000_000,
-                       t in 0usize..6, author in proptest::option::of(".{0,20}"),
-                       message in proptest::option::of(".{0,40}"), source in proptest::option::of(".{0,40}")) {
+                       t in 0usize..TRIGGERS.len(), author in proptest::option::of(".{0,20}"),
+                       message in proptest::option::of(".{0,40}"), source in proptest::option::of(".{0,40}"),
+                       restored_from in proptest::option::of(0u64..u64::MAX),
+                       schema_errors in proptest::option::of(0u64..u64::MAX),
+                       schema_error in proptest::option::of(".{0,40}")) {
             let m = SnapshotMeta {
                 size, stored_size: stored,
                 created_at: DateTime::from_timestamp_millis(ms).unwrap(),
                 trigger: TRIGGERS[t], author, message, source,
+                restored_from, schema_errors, schema_error,
                 ..meta(None, None, None)
             };
             let payload = encode(&m).unwrap();

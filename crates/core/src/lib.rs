@@ -25,6 +25,7 @@ pub mod release;
 pub mod repair;
 pub mod restore;
 pub mod retention;
+pub mod schema;
 pub mod selector;
 pub mod snapshot;
 pub mod store;

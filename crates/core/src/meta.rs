@@ -28,6 +28,9 @@ pub enum Trigger {
     PreRestore,
     /// A copy from another environment.
     Promote,
+    /// What a restore pushed and confirmed: the live configuration after the restore
+    /// (its metadata names the version restored, `restored_from`).
+    Restore,
 }
 
 impl Trigger {
@@ -41,7 +44,22 @@ impl Trigger {
             Self::Upload => "upload",
             Self::PreRestore => "pre-restore",
             Self::Promote => "promote",
+            Self::Restore => "restore",
         }
+    }
+}
+
+impl Trigger {
+    /// Whether a backup with this trigger may be refused by the environment's schema
+    /// (`on_backup = "refuse"`). The snapshots that restore and promote take for their
+    /// own safety (`pre-restore`, `restore`, `promote`) are always stored, and flagged
+    /// when they fail: those operations check the schema themselves.
+    #[must_use]
+    pub fn may_refuse_on_schema(self) -> bool {
+        matches!(
+            self,
+            Self::Manual | Self::Schedule | Self::Api | Self::Upload
+        )
     }
 }
 
@@ -61,6 +79,7 @@ impl FromStr for Trigger {
             "upload" => Self::Upload,
             "pre-restore" => Self::PreRestore,
             "promote" => Self::Promote,
+            "restore" => Self::Restore,
             other => return Err(Error::invalid(format!("unknown trigger {other:?}"))),
         })
     }
@@ -89,6 +108,18 @@ pub struct SnapshotMeta {
     pub source: Option<String>,
     /// The object's key in the store.
     pub key: String,
+    /// For a `restore` snapshot: the version that was restored. Absent otherwise (and
+    /// in metadata written before restores were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<u64>,
+    /// How many violations of the environment's JSON Schema the content had when it was
+    /// stored (`on_backup = "flag"`, or saved by a restore or promote); absent when it
+    /// passed or no schema was configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_errors: Option<u64>,
+    /// The first of those violations (`/json/pointer: message`), shortened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_error: Option<String>,
 }
 
 // User metadata keys (S3 stores them as `x-amz-meta-<key>`).
@@ -101,8 +132,14 @@ const M_AUTHOR: &str = "jetvault-author";
 const M_MESSAGE: &str = "jetvault-message";
 const M_SOURCE: &str = "jetvault-source";
 const M_CODEC: &str = "jetvault-codec";
+const M_RESTORED_FROM: &str = "jetvault-restored-from";
+const M_SCHEMA_ERRORS: &str = "jetvault-schema-errors";
+const M_SCHEMA_ERROR: &str = "jetvault-schema-error";
 
-/// S3 allows 2 KiB of user metadata in all; keep room for the fixed fields.
+/// The longest first schema violation kept in metadata, once encoded; with the fixed
+/// fields and [`MAX_FREE_TEXT_METADATA`] it keeps all user metadata under S3's 2 KiB.
+pub(crate) const MAX_SCHEMA_ERROR_METADATA: usize = 160;
+
 /// S3 allows 2 KiB of user metadata in all; keep room for the fixed fields.
 pub(crate) const MAX_FREE_TEXT_METADATA: usize = 1500;
 
@@ -140,6 +177,15 @@ impl SnapshotMeta {
             if let Some(v) = v {
                 m.insert(k.into(), encode_text(v));
             }
+        }
+        if let Some(v) = self.restored_from {
+            m.insert(M_RESTORED_FROM.into(), v.to_string());
+        }
+        if let Some(n) = self.schema_errors {
+            m.insert(M_SCHEMA_ERRORS.into(), n.to_string());
+        }
+        if let Some(text) = &self.schema_error {
+            m.insert(M_SCHEMA_ERROR.into(), encode_text(text));
         }
         m
     }
@@ -188,6 +234,11 @@ impl SnapshotMeta {
             .parse()
             .map_err(|_| bad(M_TRIGGER, &m[M_TRIGGER]))?;
         let text = |k: &str| m.get(k).map(|v| decode_text(v));
+        let number = |k: &str| {
+            m.get(k)
+                .map(|v| v.parse::<u64>().map_err(|_| bad(k, v)))
+                .transpose()
+        };
         Ok(Self {
             version,
             sha256,
@@ -199,6 +250,9 @@ impl SnapshotMeta {
             message: text(M_MESSAGE),
             source: text(M_SOURCE),
             key: info.key.clone(),
+            restored_from: number(M_RESTORED_FROM)?,
+            schema_errors: number(M_SCHEMA_ERRORS)?,
+            schema_error: text(M_SCHEMA_ERROR),
         })
     }
 }
@@ -227,6 +281,9 @@ mod tests {
             message: Some("line1\nline2 50%".into()),
             source: Some("https://x/export".into()),
             key: layout::snapshot_key(&env(), 7),
+            restored_from: Some(4),
+            schema_errors: Some(2),
+            schema_error: Some("/0/id: 7 is not of type \"string\"".into()),
         };
         let info = ObjectInfo {
             key: m.key.clone(),
@@ -247,6 +304,25 @@ mod tests {
         );
         assert_eq!(back.message, m.message);
         assert_eq!(back.author, m.author);
+        assert_eq!(back.restored_from, Some(4));
+        assert_eq!(back.schema_errors, Some(2));
+        assert_eq!(back.schema_error, m.schema_error);
+        // Metadata written before these fields existed still reads, without them.
+        let mut old = info.clone();
+        for k in [M_RESTORED_FROM, M_SCHEMA_ERRORS, M_SCHEMA_ERROR] {
+            old.metadata.remove(k);
+        }
+        let old = SnapshotMeta::from_object(&old).unwrap();
+        assert_eq!(
+            (old.restored_from, old.schema_errors, old.schema_error),
+            (None, None, None)
+        );
+        let mut bad = info.clone();
+        bad.metadata.insert(M_RESTORED_FROM.into(), "x".into());
+        assert_eq!(
+            SnapshotMeta::from_object(&bad).unwrap_err().kind(),
+            ErrorKind::Corrupt
+        );
         let mut wrong_key = info.clone();
         wrong_key.key = layout::snapshot_key(&env(), 8);
         assert_eq!(
@@ -273,6 +349,7 @@ mod tests {
             Trigger::Upload,
             Trigger::PreRestore,
             Trigger::Promote,
+            Trigger::Restore,
         ])
     }
 
@@ -284,12 +361,16 @@ mod tests {
             sha in "[0-9a-f]{64}",
             author in proptest::option::of("(?s).{0,30}"), message in proptest::option::of("(?s).{0,60}"),
             source in proptest::option::of("(?s).{0,30}"),
+            restored_from in proptest::option::of(proptest::num::u64::ANY),
+            schema_errors in proptest::option::of(proptest::num::u64::ANY),
+            schema_error in proptest::option::of("(?s).{0,30}"),
         ) {
             let m = SnapshotMeta {
                 version, sha256: sha, size, stored_size: 10,
                 created_at: DateTime::from_timestamp_millis(ms).unwrap(),
                 trigger, author, message, source,
                 key: layout::snapshot_key(&env(), version),
+                restored_from, schema_errors, schema_error,
             };
             let md = m.to_metadata();
             proptest::prop_assert!(md.values().all(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b))));

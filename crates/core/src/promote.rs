@@ -31,6 +31,9 @@ pub struct PromoteRequest {
     pub force: bool,
     /// Who promotes, through which front end.
     pub actor: Actor,
+    /// Copy (and release) even if the snapshot fails the target's JSON Schema
+    /// (recorded in the audit event).
+    pub skip_schema_check: bool,
 }
 
 impl PromoteRequest {
@@ -46,6 +49,7 @@ impl PromoteRequest {
             if_match: None,
             force: false,
             actor,
+            skip_schema_check: false,
         }
     }
 }
@@ -72,7 +76,9 @@ impl Vault {
     /// `InvalidInput` if `from` and `to` are the same; `NotFound` if the source has no
     /// such snapshot; `AlreadyExists`/`PreconditionFailed` for the release (its label and
     /// `if_match` are checked before the copy, but the release can still lose a race
-    /// after it: the error then names the snapshot written); errors of `backup`.
+    /// after it: the error then names the snapshot written); `InvalidInput` if the
+    /// snapshot fails the target's JSON Schema and `skip_schema_check` is off (nothing
+    /// is written); errors of `backup`.
     pub async fn promote(
         &self,
         app: &AppId,
@@ -111,6 +117,23 @@ impl Vault {
             }
         }
         let (_, raw) = self.get(&src, source.version).await?;
+        let schema_overridden = match self
+            .options()
+            .schemas
+            .check_blocking(&dst, raw.clone())
+            .await?
+        {
+            Some(v) if !req.skip_schema_check => {
+                return Err(v.refusal(
+                    &format!(
+                        "to promote {src} v{} into {dst} (nothing was written)",
+                        source.version
+                    ),
+                    &dst,
+                ));
+            }
+            found => found,
+        };
         let mut backup = BackupRequest::new(raw, Trigger::Promote);
         backup.actor = req.actor.clone();
         backup.source = Some(format!("promote:{src}@v{}", source.version));
@@ -130,6 +153,7 @@ impl Vault {
                 if_match: req.if_match.clone(),
                 actor: req.actor.clone(),
                 kind: ReleaseKind::Promote,
+                skip_schema_check: req.skip_schema_check,
             };
             let pointer = self.release(&dst, rreq).await.map_err(|e| {
                 e.context(format!(
@@ -153,6 +177,8 @@ impl Vault {
                 "from_version": source.version,
                 "created": matches!(snapshot, BackupOutcome::Created(_)),
                 "release": release.as_ref().map(|p| p.release.reference()),
+                "schema_check_skipped": schema_overridden.is_some(),
+                "schema_violations": schema_overridden,
             }));
         self.record_event_or_log(&event).await;
         Ok(PromoteOutcome {

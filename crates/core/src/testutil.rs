@@ -69,6 +69,9 @@ pub async fn put_snapshot(
         message: None,
         source: None,
         key: crate::layout::snapshot_key(env, v),
+        restored_from: None,
+        schema_errors: None,
+        schema_error: None,
     };
     store
         .put(

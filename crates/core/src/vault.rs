@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::layout::{FORMAT_VERSION, MARKER_KEY};
+use crate::schema::Schemas;
 use crate::store::{Metadata, PutMode, Store};
 
 /// What shapes the snapshots a vault writes.
@@ -20,6 +21,8 @@ pub struct VaultOptions {
     pub compression_level: i32,
     /// The largest configuration accepted, in bytes.
     pub max_size: u64,
+    /// The environments' JSON Schemas (none by default).
+    pub schemas: Schemas,
 }
 
 impl Default for VaultOptions {
@@ -27,6 +30,7 @@ impl Default for VaultOptions {
         Self {
             compression_level: 3,
             max_size: 64 * 1024 * 1024,
+            schemas: Schemas::default(),
         }
     }
 }
@@ -38,6 +42,7 @@ impl VaultOptions {
         Self {
             compression_level: config.snapshots.compression_level,
             max_size: config.snapshots.max_size.0,
+            schemas: Schemas::from_config(config),
         }
     }
 }

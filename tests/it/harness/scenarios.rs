@@ -176,22 +176,36 @@ pub fn drill(jv: &Jv) {
     assert!(r.stdout.contains("restored v2"), "{}", r.stdout);
     assert!(r.stdout.contains("no pre-restore snapshot"), "{}", r.stdout);
     assert!(r.stdout.contains("it is missing"), "{}", r.stdout);
-    assert_eq!(versions(jv).len(), 3, "nothing to save: live was gone");
+    // Nothing to save (live was gone); v4 records what the restore put back.
+    let list = versions(jv);
+    assert_eq!(list.len(), 4);
+    assert_eq!(list[0]["trigger"], "restore");
+    assert_eq!(list[0]["restored_from"], 2);
+    assert_eq!(list[0]["sha256"], want.as_str());
     let events = jv
         .ok(&["--json", "events", "crm", "production", "--limit", "1"])
         .json();
     assert_eq!(events[0]["action"], "restore");
     assert_eq!(events[0]["details"]["pre_restore"]["kind"], "impossible");
 
-    // With live present (and not the latest), the pre-restore snapshot is written and
-    // listed, and the printed undo command brings live back.
+    // `latest` is what is live: restoring it pushes nothing and writes nothing.
+    let r = jv.ok(&["restore", "crm", "production", "latest", "--yes"]);
+    assert!(r.stdout.contains("already holds v4"), "{}", r.stdout);
+    assert_eq!(versions(jv).len(), 4);
+
+    // Live equals the latest snapshot (v4): that is the undo point, no duplicate; v5
+    // records what is live after the restore, and the printed undo command brings
+    // live back.
     let r = jv.ok(&["--json", "restore", "crm", "production", "1", "--yes"]);
     let report = r.json();
-    assert_eq!(report["pre_restore"]["kind"], "saved");
+    assert_eq!(report["pre_restore"]["kind"], "reused");
     assert_eq!(report["pre_restore"]["snapshot"]["version"], 4);
+    assert_eq!(report["recorded"]["kind"], "saved");
+    assert_eq!(report["recorded"]["snapshot"]["version"], 5);
     let list = versions(jv);
-    assert_eq!(list[0]["trigger"], "pre-restore");
-    assert_eq!(list[0]["sha256"], want.as_str());
+    assert_eq!(list[0]["trigger"], "restore");
+    assert_eq!(list[0]["restored_from"], 1);
+    assert_eq!(list[1]["sha256"], want.as_str());
     let undo = report["undo"][0].as_str().unwrap().to_string();
     assert!(undo.ends_with("restore crm production 4 --yes"), "{undo}");
     let args: Vec<&str> = undo.split(' ').skip(1).collect();
@@ -217,7 +231,8 @@ pub fn drill(jv: &Jv) {
         .iter()
         .map(|u| u.as_str().unwrap())
         .collect();
-    // v5 saved live (v1's bytes) before the undo; v6 saved it (v2's bytes) before this.
+    // v5 recorded live (v1's bytes) after the restore of v1, v6 (v2's bytes) after the
+    // undo: the latest, so the undo point of this restore.
     assert!(
         undo[0].ends_with("restore crm production 6 --yes"),
         "{undo:?}"

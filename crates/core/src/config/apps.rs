@@ -34,6 +34,8 @@ pub struct EnvConfig {
     pub diff: Option<super::DiffConfig>,
     /// jq filters between the platform's export format and what is stored.
     pub filter: Option<super::FilterConfig>,
+    /// The JSON Schema the configuration must satisfy.
+    pub schema: Option<super::schema::SchemaConfig>,
 }
 
 /// The HTTP method that imports a configuration into an HTTP live target.

@@ -16,6 +16,7 @@ mod diff;
 mod filter;
 pub mod layers;
 mod live_auth;
+mod schema;
 mod secret;
 mod size;
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use diff::DiffConfig;
 pub use filter::{FilterConfig, FilterSource};
 pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource};
+pub use schema::{OnBackup, SchemaConfig};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
 pub use validate::{check_cron, next_run};
@@ -224,6 +226,9 @@ impl Config {
                 }
                 if let Some(filter) = &mut env.filter {
                     filter.resolve_paths(dir);
+                }
+                if let Some(schema) = &mut env.schema {
+                    fix(&mut schema.file);
                 }
             }
         }

@@ -183,6 +183,9 @@ pub struct ReleaseRequest {
     pub actor: Actor,
     /// What kind of release this is.
     pub kind: ReleaseKind,
+    /// Publish even if the snapshot fails the environment's JSON Schema (recorded in
+    /// the audit event).
+    pub skip_schema_check: bool,
 }
 
 impl ReleaseRequest {
@@ -196,6 +199,7 @@ impl ReleaseRequest {
             if_match: None,
             actor,
             kind: ReleaseKind::Release,
+            skip_schema_check: false,
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::events::{Action, Actor, Event};
 use crate::id::{EnvRef, Label};
 use crate::layout;
 use crate::meta::SnapshotMeta;
+use crate::schema::Violations;
 use crate::store::{Metadata, PutMode};
 use crate::vault::Vault;
 
@@ -28,6 +29,8 @@ pub(super) struct Publish {
     pub(super) kind: ReleaseKind,
     /// For a rollback: the base of the release gone back to.
     pub(super) base: Option<Option<u64>>,
+    /// The schema violations the caller overrode (`skip_schema_check`).
+    pub(super) schema_overridden: Option<Violations>,
 }
 
 /// Creates an immutable object unless it exists; an existing one is left as it is.
@@ -44,6 +47,35 @@ async fn create_if_missing(vault: &Vault, key: &str, body: Bytes) -> Result<()> 
 }
 
 impl Vault {
+    /// Checks snapshot `meta` against the environment's schema before it is published:
+    /// `None` if it passes (or there is no schema), the violations if it fails and
+    /// `skip` overrides the check.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the violations if it fails and `skip` is off; the errors of
+    /// reading the snapshot.
+    async fn check_schema_for(
+        &self,
+        env: &EnvRef,
+        meta: &SnapshotMeta,
+        skip: bool,
+    ) -> Result<Option<Violations>> {
+        if self.options().schemas.get(env).is_none() {
+            return Ok(None);
+        }
+        let (_, raw) = self.get(env, meta.version).await?;
+        match self.options().schemas.check_blocking(env, raw).await? {
+            Some(v) if !skip => Err(v.refusal(
+                &format!(
+                    "to release v{} of {env} (nothing was changed)",
+                    meta.version
+                ),
+                env,
+            )),
+            found => Ok(found),
+        }
+    }
+
     /// Publishes snapshot `req.version` as the environment's release.
     ///
     /// Moves the pointer by compare-and-swap on the etag read (create-only for the first
@@ -53,7 +85,8 @@ impl Vault {
     /// `NotFound` if the version does not exist; `AlreadyExists` if the label is taken
     /// (checked before anything is written); `PreconditionFailed` if `req.if_match` is
     /// not the pointer's etag (or there is no pointer) or another release won the race;
-    /// `InvalidInput` for bad notes; store errors otherwise.
+    /// `InvalidInput` for bad notes, or a snapshot that fails the environment's JSON
+    /// Schema without `skip_schema_check`; store errors otherwise.
     pub async fn release(&self, env: &EnvRef, req: ReleaseRequest) -> Result<ReleasePointer> {
         check_notes(req.notes.as_deref())?;
         if !(1..=layout::MAX_ORDINAL).contains(&req.version) {
@@ -68,6 +101,9 @@ impl Vault {
             self.snapshot_meta(env, req.version)
         )?;
         check_if_match(env, req.if_match.as_deref(), current.as_ref())?;
+        let schema_overridden = self
+            .check_schema_for(env, &meta, req.skip_schema_check)
+            .await?;
         self.publish(
             env,
             current,
@@ -78,6 +114,7 @@ impl Vault {
                 actor: req.actor,
                 kind: req.kind,
                 base: None,
+                schema_overridden,
             },
         )
         .await
@@ -138,6 +175,7 @@ impl Vault {
                 notes,
                 actor,
                 kind: ReleaseKind::Rollback,
+                schema_overridden: None,
                 base: Some(target.base),
             },
         )
@@ -246,6 +284,8 @@ impl Vault {
                 "previous": release.previous,
                 "base": release.base,
                 "etag": etag,
+                "schema_check_skipped": p.schema_overridden.is_some(),
+                "schema_violations": p.schema_overridden,
             }));
         self.record_event_or_log(&event).await;
         Ok(ReleasePointer { release, etag })

@@ -1,8 +1,9 @@
-//! Restoring: save what is live, push, confirm, publish if asked, record the event;
-//! and the copy to a file that changes nothing else.
+//! Restoring: save what is live, push, confirm, record what live now holds as the
+//! newest snapshot, publish if asked, record the event; and the copy to a file that
+//! changes nothing else.
 
 use super::failure::{NoSnapshot, impossible};
-use super::{PreRestore, Published, RestoreReport, RestoreRequest, Undo, Verification};
+use super::{PreRestore, Published, Recorded, RestoreReport, RestoreRequest, Undo, Verification};
 use crate::codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Action, Actor, Event};
@@ -41,6 +42,20 @@ impl Vault {
             ))
         })?;
         let v = snapshot.version;
+        let schema_overridden = match self
+            .options()
+            .schemas
+            .check_blocking(env, raw.clone())
+            .await?
+        {
+            Some(found) if !req.skip_schema_check => {
+                return Err(found.refusal(
+                    &format!("to restore v{v} of {env} (nothing was pushed)"),
+                    env,
+                ));
+            }
+            found => found,
+        };
         let where_ = target.describe();
 
         // 2. Save what is live now (reading it again while it fails).
@@ -92,14 +107,20 @@ impl Vault {
 
         // 3. Push and read back, unless live already holds the snapshot.
         let pushed = pre_restore != PreRestore::NotNeeded;
-        let verified = if pushed {
+        let (verified, live_now) = if pushed {
             self.push_and_confirm(env, target, &snapshot, raw, &pre_restore, &req)
                 .await?
         } else {
-            Verification::NotPushed
+            (Verification::NotPushed, raw)
         };
 
-        // 4. Publish, if asked; the restore stands whatever happens here.
+        // 4. What live holds now becomes the newest snapshot; the restore stands
+        //    whatever happens here.
+        let recorded = self
+            .record_restored(env, &snapshot, live_now, &where_, &req)
+            .await;
+
+        // 5. Publish, if asked; the restore stands whatever happens here.
         let (mut published, mut publish_error) = (None, None);
         if req.publish {
             match self.publish_restored(env, &snapshot, &req).await {
@@ -124,6 +145,7 @@ impl Vault {
             verified,
             published,
             publish_error,
+            recorded,
             undo,
         };
         let event = Event::now(Action::Restore, env, &req.actor)
@@ -141,12 +163,50 @@ impl Vault {
                 "verified": report.verified,
                 "published": report.published,
                 "publish_error": report.publish_error,
+                "recorded": report.recorded,
+                "schema_check_skipped": schema_overridden.is_some(),
+                "schema_violations": schema_overridden,
                 "message": req.message,
                 "undo": report.undo,
             }));
         self.record_event_or_log(&event).await;
         tracing::info!(%env, version = v, target = %report.target, pushed, "restored");
         Ok(report)
+    }
+
+    /// Saves what live holds after a restore (`live_now`, as read back) as the newest
+    /// snapshot, trigger `restore`, unless the latest snapshot already holds it. A
+    /// failure is reported, not returned: live is restored and verified, and the
+    /// snapshots written before (the pre-restore one included) are untouched.
+    async fn record_restored(
+        &self,
+        env: &EnvRef,
+        snapshot: &SnapshotMeta,
+        live_now: bytes::Bytes,
+        where_: &str,
+        req: &RestoreRequest,
+    ) -> Recorded {
+        let v = snapshot.version;
+        let mut backup = BackupRequest::new(live_now, Trigger::Restore);
+        backup.actor = req.actor.clone();
+        backup.source = Some(where_.to_string());
+        backup.message = Some(format!("restored v{v}"));
+        backup.restored_from = Some(v);
+        match self.backup(env, backup).await {
+            Ok(BackupOutcome::Created(m)) => Recorded::Saved { snapshot: m },
+            Ok(BackupOutcome::Unchanged(m)) => Recorded::Latest { snapshot: m },
+            Err(e) => {
+                tracing::warn!(%env, version = v, error = %e.report(),
+                    "restored, but cannot record the restored configuration as a snapshot");
+                Recorded::Failed {
+                    error: e
+                        .context(format!(
+                            "recording what {env} holds after restoring v{v} as its newest                              snapshot"
+                        ))
+                        .report(),
+                }
+            }
+        }
     }
 
     /// Publishes the restored snapshot as the release (`publish`), unless it already
@@ -170,6 +230,7 @@ impl Vault {
         }
         let mut release = ReleaseRequest::new(snapshot.version, req.actor.clone());
         release.kind = ReleaseKind::Restore;
+        release.skip_schema_check = req.skip_schema_check;
         release.notes = Some(
             req.message
                 .clone()
@@ -234,6 +295,7 @@ impl Vault {
             verified: Verification::Sha256,
             published: None,
             publish_error: None,
+            recorded: Recorded::NotRecorded,
             undo: Vec::new(),
         })
     }

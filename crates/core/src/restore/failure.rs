@@ -17,6 +17,7 @@ impl Vault {
     /// Writes the snapshot to `target`, reads it back and compares. On failure, reads
     /// live again to say what state it is in, records a failed-restore event, and
     /// returns an error that names the state, with the restore that undoes it as a hint.
+    /// On success, also returns what was read back: what live holds now.
     pub(super) async fn push_and_confirm(
         &self,
         env: &EnvRef,
@@ -25,7 +26,7 @@ impl Vault {
         raw: Bytes,
         pre_restore: &PreRestore,
         req: &RestoreRequest,
-    ) -> Result<Verification> {
+    ) -> Result<(Verification, Bytes)> {
         let v = snapshot.version;
         let where_ = target.describe();
         if let Err(e) = target.write(raw.clone()).await {
@@ -60,9 +61,9 @@ impl Vault {
             }
         };
         if codec::sha256_hex(&back) == snapshot.sha256 {
-            return Ok(Verification::Sha256);
+            return Ok((Verification::Sha256, back));
         }
-        let expected = raw;
+        let (expected, live_now) = (raw, back.clone());
         let (back_, expected_) = (back.clone(), expected.clone());
         let equal = tokio::task::spawn_blocking(move || {
             match (
@@ -76,13 +77,13 @@ impl Vault {
         .await
         .unwrap_or(false);
         if equal {
-            return Ok(Verification::EquivalentJson);
+            return Ok((Verification::EquivalentJson, live_now));
         }
         if filter::equal_ignoring(target.filters(), back_, expected_)
             .await
             .unwrap_or(false)
         {
-            return Ok(Verification::EqualIgnoring);
+            return Ok((Verification::EqualIgnoring, live_now));
         }
         let state = LiveAfter {
             text: format!(

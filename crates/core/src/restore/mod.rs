@@ -2,8 +2,9 @@
 //!
 //! One code path for the CLI and the HTTP API: [`Vault::plan_restore`] (what a restore
 //! would do, the dry run) and [`Vault::restore`] (do it). A restore
-//! 1. resolves and reads the snapshot, checking its size, sha256 and that it is JSON
-//!    (any failure: nothing is written anywhere);
+//! 1. resolves and reads the snapshot, checking its size, sha256, that it is JSON and
+//!    that it passes the environment's JSON Schema unless `skip_schema_check` (any
+//!    failure: nothing is written anywhere);
 //! 2. saves what is live now as a `pre-restore` snapshot, or reuses the latest snapshot
 //!    when live holds exactly its bytes (immutable, identical: nothing can be lost);
 //!    live that can't be read is read again (see [`LiveRetry`]); when live is missing
@@ -11,7 +12,10 @@
 //!    be read or snapshotted only with the explicit `allow_unreadable_live`;
 //! 3. pushes the snapshot to the live target, reads it back and compares sha256 (or,
 //!    for a target that reformats what it stores, JSON equality);
-//! 4. records an audit event, and reports what was done and what undoes it.
+//! 4. records what live now holds as the newest snapshot (trigger `restore`, naming
+//!    the version restored), unless the latest snapshot already holds it, so that
+//!    `latest` is what is live and the next unchanged backup writes nothing;
+//! 5. records an audit event, and reports what was done and what undoes it.
 //!
 //! A failure after the pre-restore snapshot says what state live is in (read back
 //! after the failure) and, as a hint, the restore that undoes it.
@@ -21,6 +25,8 @@
 
 mod apply;
 mod failure;
+#[cfg(test)]
+mod history_tests;
 mod plan;
 mod save_copy;
 #[cfg(test)]
@@ -36,6 +42,7 @@ use crate::error::Step;
 use crate::events::Actor;
 use crate::id::EnvRef;
 use crate::meta::SnapshotMeta;
+use crate::schema::Violations;
 use crate::selector::Selector;
 
 /// What the live target holds now.
@@ -80,6 +87,10 @@ pub struct RestorePlan {
     pub already_live: bool,
     /// The changes from live to the snapshot, when both are JSON.
     pub changes: Option<Vec<Change>>,
+    /// The snapshot's violations of the environment's JSON Schema: a restore refuses
+    /// it unless the check is skipped explicitly (absent: it passes, or no schema).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_violations: Option<Violations>,
     /// The same as a readable diff (`None` when live is missing or not JSON).
     #[serde(skip)]
     pub diff: Option<Diff>,
@@ -109,6 +120,10 @@ pub struct RestoreRequest {
     pub live_retry: LiveRetry,
     /// Also publish the restored snapshot as the environment's release.
     pub publish: bool,
+    /// Restore even if the snapshot fails the environment's JSON Schema (recorded in
+    /// the audit event). Off: such a restore fails with `InvalidInput` and nothing is
+    /// written anywhere.
+    pub skip_schema_check: bool,
     /// Why (kept in the event, and the release notes when publishing).
     pub message: Option<String>,
     /// Save what is live to this target (a new file) instead of as a `pre-restore`
@@ -129,6 +144,7 @@ impl RestoreRequest {
             allow_unreadable_live: false,
             live_retry: LiveRetry::default(),
             publish: false,
+            skip_schema_check: false,
             message: None,
             save_live_to: None,
         }
@@ -264,8 +280,48 @@ pub struct RestoreReport {
     /// Why publishing failed, when the restore itself succeeded (publishing the
     /// restored version again is the step to offer).
     pub publish_error: Option<String>,
+    /// How the history records what live holds after the restore.
+    pub recorded: Recorded,
     /// What undoes the restore, in order (empty when there is nothing to undo).
     pub undo: Vec<Undo>,
+}
+
+/// How the history records what live holds after a restore: as its newest snapshot,
+/// so that `latest` is what is live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Recorded {
+    /// A new snapshot holds it (trigger `restore`, `restored_from` the version
+    /// restored).
+    Saved {
+        /// The new snapshot.
+        snapshot: SnapshotMeta,
+    },
+    /// The latest snapshot already holds it byte for byte; nothing was written.
+    Latest {
+        /// The latest snapshot.
+        snapshot: SnapshotMeta,
+    },
+    /// Writing the snapshot failed. The restore itself stands (live holds the restored
+    /// configuration, verified), but the latest snapshot is still the one before the
+    /// restore until a backup records live.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// Not recorded: a copy to a file, which leaves live alone.
+    NotRecorded,
+}
+
+impl Recorded {
+    /// The snapshot that holds what live holds now, if the history has one.
+    #[must_use]
+    pub fn snapshot(&self) -> Option<&SnapshotMeta> {
+        match self {
+            Self::Saved { snapshot } | Self::Latest { snapshot } => Some(snapshot),
+            Self::Failed { .. } | Self::NotRecorded => None,
+        }
+    }
 }
 
 /// One thing that undoes a restore, in the restored environment.

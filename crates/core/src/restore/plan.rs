@@ -45,7 +45,11 @@ impl Vault {
                 "refusing to restore {source} of {env} (nothing was pushed)"
             ))
         })?;
-        let (live, live_raw) = self.read_live(target).await;
+        let (schema_violations, (live, live_raw)) = tokio::join!(
+            self.options().schemas.check_blocking(env, raw.clone()),
+            self.read_live(target)
+        );
+        let schema_violations = schema_violations?;
         let mut already_live =
             matches!(&live, LiveState::Present { sha256, .. } if *sha256 == snapshot.sha256);
         if let Some(current) = live_raw.as_ref().filter(|_| !already_live) {
@@ -72,6 +76,7 @@ impl Vault {
             live,
             already_live,
             changes: diff.as_ref().map(|d| d.changes().to_vec()),
+            schema_violations,
             diff,
             snapshot,
             raw,

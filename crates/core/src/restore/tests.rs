@@ -107,7 +107,15 @@ async fn restores_reusing_the_latest_when_live_equals_it() {
     let pre = report.pre_restore.snapshot().unwrap();
     assert!(matches!(report.pre_restore, PreRestore::Reused { .. }));
     assert_eq!(pre.version, 3);
-    assert_eq!(f.versions().await, 3, "no duplicate of v3");
+    // No duplicate of v3; v4 records what is live now (v1's content).
+    assert_eq!(f.versions().await, 4);
+    let Recorded::Saved { snapshot } = &report.recorded else {
+        panic!("{:?}", report.recorded)
+    };
+    assert_eq!(
+        (snapshot.version, snapshot.trigger, snapshot.restored_from),
+        (4, Trigger::Restore, Some(1))
+    );
     assert_eq!(report.undo, vec![Undo::Restore { version: 3 }]);
     let events = f.vault.events(&f.env, 10).await.unwrap();
     let restore = events.iter().find(|e| e.action == Action::Restore).unwrap();
@@ -194,6 +202,11 @@ async fn already_live_pushes_nothing() {
     assert_eq!(report.pre_restore, PreRestore::NotNeeded);
     assert_eq!(report.verified, Verification::NotPushed);
     assert!(report.undo.is_empty());
+    assert!(
+        matches!(&report.recorded, Recorded::Latest { snapshot } if snapshot.version == 3),
+        "{:?}",
+        report.recorded
+    );
     assert_eq!(f.versions().await, 3);
 }
 
@@ -224,7 +237,8 @@ async fn missing_live_needs_consent() {
     assert!(matches!(report.pre_restore, PreRestore::Impossible { .. }));
     assert!(report.undo.is_empty());
     assert_eq!(f.live_sha().unwrap(), codec::sha256_hex(&corpus(B)));
-    assert_eq!(f.versions().await, 3);
+    assert_eq!(f.versions().await, 4, "v4 records what is live now");
+    assert_eq!(report.recorded.snapshot().unwrap().restored_from, Some(2));
 }
 
 #[tokio::test]
@@ -574,6 +588,7 @@ async fn restore_copy_writes_a_file_and_leaves_live_alone() {
         .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), corpus(B));
     assert_eq!(report.pre_restore, PreRestore::NotNeeded);
+    assert_eq!(report.recorded, Recorded::NotRecorded);
     assert_eq!(f.live_sha().unwrap(), codec::sha256_hex(&corpus(C)));
     assert_eq!(f.versions().await, 3);
 }

@@ -6,13 +6,15 @@ use chrono::{SubsecRound, Utc};
 
 use super::{BackupOutcome, BackupRequest};
 use crate::codec;
+use crate::config::OnBackup;
 use crate::error::{Error, Result};
 use crate::events::{Action, Event};
 use crate::filter;
 use crate::id::EnvRef;
 use crate::layout;
 use crate::live::LiveTarget;
-use crate::meta::{MAX_FREE_TEXT_METADATA, SnapshotMeta, encode_text};
+use crate::meta::{MAX_FREE_TEXT_METADATA, MAX_SCHEMA_ERROR_METADATA, SnapshotMeta, encode_text};
+use crate::schema::Violations;
 use crate::store::PutMode;
 use crate::vault::Vault;
 
@@ -28,8 +30,11 @@ impl Vault {
     /// no gaps and no duplicates whatever the number of writers.
     ///
     /// # Errors
-    /// `TooLarge` over the size limit, `InvalidInput` if the content is not JSON or the
-    /// message is too long (nothing is written in these cases), store errors otherwise.
+    /// `TooLarge` over the size limit, `InvalidInput` if the content is not JSON, the
+    /// message is too long, or the content fails the environment's JSON Schema whose
+    /// `on_backup` is `refuse` (for a trigger that may be refused, without
+    /// `skip_schema_check`; otherwise it is stored and flagged): nothing is written in
+    /// these cases; store errors otherwise.
     pub async fn backup(&self, env: &EnvRef, req: BackupRequest) -> Result<BackupOutcome> {
         let limit = self.options().max_size;
         if req.raw.len() as u64 > limit {
@@ -39,6 +44,15 @@ impl Vault {
                 req.raw.len()
             )));
         }
+        // The schema check (when the environment has a schema) starts now on a thread of
+        // its own and is awaited only before the first write: it overlaps the JSON check,
+        // compression and the read of the latest snapshot. Content equal to the latest
+        // is not checked again (it was when it was stored).
+        let mut schema_check = self.options().schemas.get(env).map(|_| {
+            let (schemas, env, raw) =
+                (self.options().schemas.clone(), env.clone(), req.raw.clone());
+            tokio::task::spawn_blocking(move || schemas.check(&env, &raw))
+        });
         let level = self.options().compression_level;
         let raw = req.raw.clone();
         let what = format!("configuration for {env}");
@@ -49,6 +63,7 @@ impl Vault {
         .await
         .map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
         let compressed = Bytes::from(compressed);
+        let (mut violations, mut schema_overridden) = (None, false);
 
         let mut meta = SnapshotMeta {
             version: 0,
@@ -61,6 +76,9 @@ impl Vault {
             message: req.message.clone(),
             source: req.source.clone(),
             key: String::new(),
+            restored_from: req.restored_from,
+            schema_errors: None,
+            schema_error: None,
         };
         let free_text: usize = [&meta.author, &meta.message, &meta.source]
             .iter()
@@ -88,6 +106,19 @@ impl Vault {
             {
                 return Ok(BackupOutcome::Unchanged(latest.clone()));
             }
+            if let Some(check) = schema_check.take() {
+                violations = check
+                    .await
+                    .map_err(|e| Error::internal(format!("schema check task failed: {e}")))??;
+                if let Some(v) = &violations {
+                    schema_overridden = self.refuse_on_schema(env, &req, v)?;
+                    meta.schema_errors = Some(v.count);
+                    meta.schema_error = v
+                        .first
+                        .first()
+                        .map(|first| schema_error_metadata(&first.to_string()));
+                }
+            }
             meta.version = latest.as_ref().map_or(1, |l| l.version + 1);
             meta.key = layout::snapshot_key(env, meta.version);
             meta.created_at = Utc::now().trunc_subsecs(3);
@@ -111,6 +142,9 @@ impl Vault {
                             "sha256": meta.sha256,
                             "size": meta.size,
                             "source": meta.source,
+                            "restored_from": meta.restored_from,
+                            "schema_violations": violations,
+                            "schema_check_skipped": schema_overridden,
                         }));
                     // Both are written after the claim, at once: the event for the audit
                     // log, the index entry so that listings need no HEAD for it.
@@ -168,6 +202,27 @@ impl Vault {
         })
     }
 
+    /// Whether `violations` refuse this backup: `Err` when the environment's
+    /// `on_backup` is `refuse`, the trigger may be refused and the caller did not
+    /// override; `Ok(true)` when the override let it through.
+    fn refuse_on_schema(
+        &self,
+        env: &EnvRef,
+        req: &BackupRequest,
+        violations: &Violations,
+    ) -> Result<bool> {
+        let refuse = req.trigger.may_refuse_on_schema()
+            && self
+                .options()
+                .schemas
+                .get(env)
+                .is_some_and(|s| s.on_backup() == OnBackup::Refuse);
+        if refuse && !req.skip_schema_check {
+            return Err(violations.refusal(&format!("to back up {env} (nothing was written)"), env));
+        }
+        Ok(refuse)
+    }
+
     /// Reads `target` and snapshots what it holds (see [`Vault::backup`]).
     ///
     /// # Errors
@@ -186,5 +241,17 @@ impl Vault {
         req.source = Some(target.describe());
         req.filters = target.filters();
         self.backup(env, req).await
+    }
+}
+
+/// The first schema violation, shortened until it fits the metadata once encoded.
+fn schema_error_metadata(text: &str) -> String {
+    let mut max = MAX_SCHEMA_ERROR_METADATA;
+    loop {
+        let short = crate::schema::shorten(text, max);
+        if encode_text(&short).len() <= MAX_SCHEMA_ERROR_METADATA || max == 0 {
+            return short;
+        }
+        max /= 2;
     }
 }

@@ -41,6 +41,11 @@ pub struct BackupRequest {
     /// The live target's filters: with ignore paths, content that equals the latest
     /// once they are left out is unchanged.
     pub filters: Option<Arc<EnvFilters>>,
+    /// For trigger `restore`: the version restored (kept in the metadata).
+    pub restored_from: Option<u64>,
+    /// Store a configuration that fails the environment's schema although its
+    /// `on_backup` is `refuse` (flagged in the metadata, recorded in the event).
+    pub skip_schema_check: bool,
 }
 
 impl BackupRequest {
@@ -55,6 +60,8 @@ impl BackupRequest {
             source: None,
             force: false,
             filters: None,
+            restored_from: None,
+            skip_schema_check: false,
         }
     }
 }
