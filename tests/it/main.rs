@@ -22,6 +22,7 @@ mod live_n8n;
 mod live_oauth;
 mod prune_cli;
 mod release_race;
+mod restore_all;
 mod restore_cli;
 mod restore_http;
 mod restore_s3;
