@@ -28,6 +28,7 @@ mod prune;
 mod release;
 mod repair;
 mod restore;
+mod restore_all;
 mod serve;
 mod verify;
 
@@ -111,6 +112,8 @@ pub enum Command {
     Promote(promote::PromoteArgs),
     /// Push a snapshot back to the live configuration.
     Restore(restore::RestoreArgs),
+    /// Restore many environments to one point in time (plan, run, resume, undo).
+    RestoreAll(restore_all::RestoreAllArgs),
     /// Delete old snapshots by retention policy.
     Prune(prune::PruneArgs),
     /// Keep a snapshot from being pruned.
@@ -178,6 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Rollback(a) => release::rollback(&ctx, a).await,
         Command::Promote(a) => promote::run(&ctx, a).await,
         Command::Restore(a) => restore::run(&ctx, a).await,
+        Command::RestoreAll(a) => restore_all::run(&ctx, a).await,
         Command::Prune(a) => prune::run(&ctx, a).await,
         Command::Pin(a) => pin::run(&ctx, a, true).await,
         Command::Unpin(a) => pin::run(&ctx, a, false).await,

@@ -24,6 +24,7 @@ mod node_red;
 mod platform_examples;
 mod prune_cli;
 mod release_race;
+mod restore_all;
 mod restore_cli;
 mod restore_http;
 mod restore_s3;

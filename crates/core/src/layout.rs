@@ -9,6 +9,7 @@
 //! apps/<app>/envs/<env>/labels/<label>.json                 label index, immutable
 //! apps/<app>/envs/<env>/pins/<ord(v)>-v<v>                  pinned versions
 //! apps/<app>/envs/<env>/events/<ord(ms)>-<id>.json          audit events, immutable
+//! runs/restore-all/<run>.json                               restore-all run record (CAS)
 //! ```
 //! `ord(n)` is `9999999999 - n` in ten digits, so that a listing in key order (the only
 //! order S3 has) starts with the newest: the latest version is the first key of one LIST.
@@ -169,6 +170,15 @@ pub fn events_prefix(env: &EnvRef) -> String {
 pub fn event_key(env: &EnvRef, at: DateTime<Utc>, id: &str) -> String {
     let ms = at.timestamp_millis().clamp(0, MAX_MILLIS);
     format!("{}{:013}-{id}.json", events_prefix(env), MAX_MILLIS - ms)
+}
+
+/// The prefix of restore-all run records.
+pub const RESTORE_ALL_RUNS_PREFIX: &str = "runs/restore-all/";
+
+/// The key of restore-all run `id`'s record.
+#[must_use]
+pub fn restore_all_run_key(id: &str) -> String {
+    format!("{RESTORE_ALL_RUNS_PREFIX}{id}.json")
 }
 
 #[cfg(test)]

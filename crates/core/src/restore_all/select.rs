@@ -1,0 +1,193 @@
+//! Which environments a restore-all covers, and which version each goes to.
+
+use std::sync::Arc;
+
+use super::{Point, SkipReason};
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::{AppId, EnvRef};
+use crate::live::LiveTarget;
+use crate::vault::Vault;
+
+/// The environments to cover: those of `apps` (all apps when empty) whose env name (or
+/// `app/env`, when the pattern has a `/`) matches `pattern` (`*` any run of
+/// characters, `?` one; all when `None`).
+#[derive(Debug, Clone, Default)]
+pub struct EnvFilter {
+    /// Only these apps (none: every app).
+    pub apps: Vec<AppId>,
+    /// A glob over env names, or over `app/env` when it holds a `/`.
+    pub pattern: Option<String>,
+}
+
+impl EnvFilter {
+    /// Whether `env` is covered.
+    #[must_use]
+    pub fn matches(&self, env: &EnvRef) -> bool {
+        if !self.apps.is_empty() && !self.apps.contains(&env.app) {
+            return false;
+        }
+        match &self.pattern {
+            None => true,
+            Some(p) if p.contains('/') => glob(p, &env.to_string()),
+            Some(p) => glob(p, env.env.as_str()),
+        }
+    }
+}
+
+/// Glob matching with `*` and `?`.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// An environment and its live target, or why it has none.
+#[derive(Debug, Clone)]
+pub struct EnvTarget {
+    /// The environment.
+    pub env: EnvRef,
+    /// Its live target, or why there is none.
+    pub target: std::result::Result<Arc<dyn LiveTarget>, String>,
+}
+
+impl Vault {
+    /// The environments `filter` covers among those in the store and those in
+    /// `config`, with their live targets (or why they have none), in id order.
+    ///
+    /// # Errors
+    /// Store errors while listing the stored environments.
+    pub async fn restore_all_targets(
+        &self,
+        config: &Config,
+        filter: &EnvFilter,
+    ) -> Result<Vec<EnvTarget>> {
+        let mut envs: Vec<EnvRef> = self.stored_envs().await?;
+        envs.extend(config.envs().map(|(e, _)| e));
+        envs.sort();
+        envs.dedup();
+        envs.retain(|e| filter.matches(e));
+        let mut out = Vec::with_capacity(envs.len());
+        for env in envs {
+            let target = crate::live::open_configured(config, &env)
+                .await
+                .map_err(|e| e.report());
+            out.push(EnvTarget { env, target });
+        }
+        Ok(out)
+    }
+
+    /// The version `point` names for `env`.
+    ///
+    /// # Errors
+    /// `NotFound` (with the skip reason to give) when there is none; store errors.
+    pub async fn resolve_point(
+        &self,
+        env: &EnvRef,
+        point: &Point,
+    ) -> std::result::Result<u64, (Option<SkipReason>, Error)> {
+        let not_found = |reason: SkipReason| {
+            move |e: Error| {
+                if e.kind() == ErrorKind::NotFound {
+                    (Some(reason), e)
+                } else {
+                    (None, e)
+                }
+            }
+        };
+        match point {
+            Point::At(t) => self
+                .snapshot_at(env, *t)
+                .await
+                .map(|m| m.version)
+                .map_err(not_found(SkipReason::NoSnapshot)),
+            Point::CurrentRelease => match self.current_release(env).await {
+                Ok(Some(p)) => Ok(p.release.version),
+                Ok(None) => Err((
+                    Some(SkipReason::NoRelease),
+                    Error::not_found(format!("{env} has no release")),
+                )),
+                Err(e) => Err((None, e)),
+            },
+            Point::ReleaseAt(t) => {
+                let releases = self
+                    .releases(env, usize::MAX)
+                    .await
+                    .map_err(|e| (None, e))?;
+                releases
+                    .iter()
+                    .find(|r| r.released_at <= *t)
+                    .map(|r| r.version)
+                    .ok_or_else(|| {
+                        let oldest = releases.last().map_or_else(
+                            || "it has no release".to_string(),
+                            |r| {
+                                format!("its oldest release is from {}", r.released_at.to_rfc3339())
+                            },
+                        );
+                        (
+                            Some(SkipReason::NoRelease),
+                            Error::not_found(format!(
+                                "{env} had no release at {}: {oldest}",
+                                t.to_rfc3339()
+                            )),
+                        )
+                    })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", "production"));
+        assert!(glob("prod*", "production"));
+        assert!(glob("*tion", "production"));
+        assert!(glob("p?oduction", "production"));
+        assert!(glob("*-eu-*", "crm-eu-1"));
+        assert!(!glob("prod", "production"));
+        assert!(!glob("staging*", "production"));
+        assert!(glob("", ""));
+        assert!(!glob("", "x"));
+    }
+
+    #[test]
+    fn filters() {
+        let env = |a: &str, e: &str| EnvRef::parse(a, e).unwrap();
+        let f = EnvFilter {
+            apps: vec![AppId::new("crm").unwrap()],
+            pattern: Some("prod*".into()),
+        };
+        assert!(f.matches(&env("crm", "production")));
+        assert!(!f.matches(&env("hr", "production")));
+        assert!(!f.matches(&env("crm", "staging")));
+        let f = EnvFilter {
+            apps: vec![],
+            pattern: Some("h*/d*".into()),
+        };
+        assert!(f.matches(&env("hr", "dev")));
+        assert!(!f.matches(&env("crm", "dev")));
+        assert!(EnvFilter::default().matches(&env("a", "b")));
+    }
+}
