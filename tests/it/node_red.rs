@@ -165,3 +165,58 @@ async fn restore_through_a_503_proxy_is_refused() {
     proxy.set(Mode::Pass);
     assert!(nr.wait_for("/hello", 200).await.contains("Unsaved work"));
 }
+
+/// `serve` backs up both API shapes every second for 12 s while Node-RED's tokens live
+/// 4 s: every scheduled backup succeeds, so the sign-in was renewed (before expiry, or
+/// once after a 401) again and again inside one process.
+#[tokio::test]
+async fn scheduled_backups_outlive_the_token() {
+    use crate::harness::StoreSpec;
+    use crate::harness::serve::{Server, client, send};
+
+    let Some(nr) = NodeRed::shared() else { return };
+    nr.deploy(&http_endpoint_flow()).await;
+    nr.wait_for("/hello", 200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreSpec::local(&dir.path().join("store"));
+    let password = dir.path().join("node-red-password");
+    std::fs::write(&password, &nr.password).unwrap();
+    let apps = example_config(&nr.url)
+        .replace(
+            &format!("password_env = \"{PASSWORD_VAR}\""),
+            &format!("password_file = {:?}", password.display().to_string()),
+        )
+        .replace(
+            "schedule = \"0 */15 * * * *\"",
+            "schedule = \"* * * * * *\"",
+        );
+    let server = Server::start(dir.path(), &format!("{}\n{apps}", store.toml()));
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let metrics = send(client().get(server.url("/metrics"))).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    for app in ["node-red", "node-red-v1"] {
+        let count = |result: &str| -> f64 {
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("jetvault_backups_total{")
+                        && l.contains(&format!("app=\"{app}\""))
+                        && l.contains("trigger=\"schedule\"")
+                        && l.contains(&format!("result=\"{result}\""))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let ok = count("created") + count("unchanged");
+        assert!(
+            ok >= 8.0,
+            "{app}: only {ok} scheduled backups succeeded:\n{text}\n{}",
+            server.stderr()
+        );
+        assert_eq!(
+            count("failed"),
+            0.0,
+            "{app}: a scheduled backup failed:\n{}",
+            server.stderr()
+        );
+    }
+}
