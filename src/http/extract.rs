@@ -20,9 +20,11 @@ use jetvault_core::id::{AppId, EnvRef};
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct EnvPath {
-    /// App id: `[a-z0-9][a-z0-9._-]{0,62}`.
+    /// App id: 1 to 63 of `a-z 0-9 . _ -`, starting with a letter or digit, no `..`.
+    #[param(pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$", min_length = 1, max_length = 63)]
     pub app: String,
-    /// Environment id: `[a-z0-9][a-z0-9._-]{0,62}`.
+    /// Environment id: the same rules as an app id.
+    #[param(pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$", min_length = 1, max_length = 63)]
     pub env: String,
 }
 
@@ -30,7 +32,8 @@ pub struct EnvPath {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct AppPath {
-    /// App id: `[a-z0-9][a-z0-9._-]{0,62}`.
+    /// App id: 1 to 63 of `a-z 0-9 . _ -`, starting with a letter or digit, no `..`.
+    #[param(pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$", min_length = 1, max_length = 63)]
     pub app: String,
 }
 
@@ -38,11 +41,15 @@ pub struct AppPath {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct VersionPath {
-    /// App id.
+    /// App id: 1 to 63 of `a-z 0-9 . _ -`, starting with a letter or digit, no `..`.
+    #[param(pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$", min_length = 1, max_length = 63)]
     pub app: String,
-    /// Environment id.
+    /// Environment id: the same rules as an app id.
+    #[param(pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$", min_length = 1, max_length = 63)]
     pub env: String,
-    /// A version number (`12` or `v12`) or `latest`.
+    /// A version number from 1 to 9999999999 (`12` or `v12`), `latest`, or `release`
+    /// (also `current_release`: the released snapshot).
+    #[param(pattern = r"^(v?0*[1-9][0-9]{0,9}|latest|release|current_release)$")]
     pub version: String,
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{CanOperate, CanRead};
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, OperateErrors, ReadErrors};
 use super::extract::{App, AppPath, Env, EnvPath, Json, Negotiation, OptionalJson, Q};
 use super::{AppState, config_response, json_response, not_modified};
 use jetvault_core::Selector;
@@ -22,11 +22,12 @@ const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;
 
 /// The current release (from memory, revalidated at most every `pointer_ttl`).
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases", operation_id = "get_release",
     params(EnvPath,
         ("If-None-Match" = Option<String>, Header, description = "The ETag of the pointer the client has"),
         ("Cache-Control" = Option<String>, Header, description = "`no-cache`: read the pointer from the store now rather than from memory (before a conditional release, so that its If-Match is current)")),
     responses(
+        ReadErrors,
         (status = 200, description = "The release; ETag identifies the pointer (pass it as If-Match to release over it)", body = Release),
         (status = 304, description = "The client's pointer is current"),
         (status = 503, description = "The store is unavailable and no pointer is in memory", body = ErrorBody),
@@ -82,11 +83,12 @@ fn mark_stale(mut res: Response, stale: Option<std::time::Duration>) -> Response
 
 /// The released configuration, byte for byte (ETag = `"<sha256>"`); the stored zstd
 /// bytes as they are when the client accepts zstd.
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release/config", tag = "releases",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release/config", tag = "releases", operation_id = "get_release_config",
     params(EnvPath,
         ("If-None-Match" = Option<String>, Header, description = "`\"<sha256>\"` of the configuration the client has"),
         ("Accept-Encoding" = Option<String>, Header, description = "With `zstd`, the stored zstd frame is sent as it is (Content-Encoding: zstd)")),
     responses(
+        ReadErrors,
         (status = 200, description = "The released configuration", content_type = "application/json", body = Object),
         (status = 304, description = "The client's configuration is current"),
         (status = 503, description = "The store is unavailable and nothing is in memory", body = ErrorBody),
@@ -127,15 +129,17 @@ pub async fn config(
 #[into_params(parameter_in = Query)]
 pub struct ReleasesQuery {
     /// How many releases (1 to 1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Only releases numbered below this one.
     pub before: Option<u64>,
 }
 
 /// The release history, newest first.
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/releases", tag = "releases",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/releases", tag = "releases", operation_id = "list_releases",
     params(EnvPath, ReleasesQuery),
     responses(
+        ReadErrors,
         (status = 200, description = "Releases, newest first", body = Vec<Release>),
         (status = 400, description = "Invalid id or query", body = ErrorBody),
         (status = 404, description = "The environment has no snapshots", body = ErrorBody),
@@ -198,11 +202,12 @@ fn released(pointer: &ReleasePointer, status: StatusCode) -> Response {
 
 /// Publishes a snapshot as the environment's release. With `If-Match` (the pointer's
 /// ETag), only if no other release happened since.
-#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases",
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases", operation_id = "create_release",
     params(EnvPath,
         ("If-Match" = Option<String>, Header, description = "Publish only over this pointer (its ETag)")),
     request_body = ReleaseBody,
     responses(
+        OperateErrors,
         (status = 201, description = "Published; ETag is the new pointer's", body = Release),
         (status = 400, description = "Invalid id, label or body", body = ErrorBody),
         (status = 404, description = "No such snapshot", body = ErrorBody),
@@ -249,12 +254,14 @@ pub struct RollbackBody {
 }
 
 /// Goes back to the release before the current one, recorded as a new release.
-#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/rollback", tag = "releases",
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/rollback", tag = "releases", operation_id = "rollback_release",
     params(EnvPath,
         ("If-Match" = Option<String>, Header, description = "Roll back only from this pointer (its ETag)")),
     request_body(content = Option<RollbackBody>, description = "Optional"),
     responses(
+        OperateErrors,
         (status = 201, description = "Rolled back; ETag is the new pointer's", body = Release),
+        (status = 400, description = "Invalid id, If-Match or body", body = ErrorBody),
         (status = 404, description = "No release, or none before it", body = ErrorBody),
         (status = 412, description = "If-Match is stale, or another release won the race", body = ErrorBody),
     ),
@@ -311,11 +318,12 @@ pub struct PromoteBody {
 /// Copies a snapshot from one environment into another as a new snapshot (trigger
 /// `promote`), and optionally publishes it there. `If-Match` applies to the target's
 /// release pointer.
-#[utoipa::path(post, path = "/v1/apps/{app}/promote", tag = "releases",
+#[utoipa::path(post, path = "/v1/apps/{app}/promote", tag = "releases", operation_id = "promote",
     params(AppPath,
         ("If-Match" = Option<String>, Header, description = "Release only over this target pointer (its ETag)")),
     request_body = PromoteBody,
     responses(
+        OperateErrors,
         (status = 201, description = "A snapshot was written or a release published"),
         (status = 200, description = "The target already had this content; nothing written"),
         (status = 400, description = "Invalid id or body", body = ErrorBody),
