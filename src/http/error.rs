@@ -342,7 +342,13 @@ mod tests {
             ErrorCode::UnsafeStore,
         ]
         .iter()
-        .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_string())
+        .map(|c| {
+            serde_json::to_value(c)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
         for kind in [
             ErrorKind::InvalidInput,
@@ -361,7 +367,12 @@ mod tests {
         ] {
             assert!(codes.iter().any(|c| c == kind.code()), "{}", kind.code());
         }
-        for http in ["unauthorized", "forbidden", "not_found", "method_not_allowed"] {
+        for http in [
+            "unauthorized",
+            "forbidden",
+            "not_found",
+            "method_not_allowed",
+        ] {
             assert!(codes.iter().any(|c| c == http), "{http}");
         }
     }

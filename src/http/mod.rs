@@ -33,6 +33,7 @@ pub mod auth;
 pub mod cache;
 pub mod conn;
 pub mod console;
+pub mod doc;
 pub mod envs;
 pub mod error;
 pub mod extract;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{CanOperate, CanRead};
+use super::doc::SelectorInput;
 use super::error::{ApiError, ErrorBody, OperateErrors, ReadErrors};
 use super::extract::{App, AppPath, Env, EnvPath, Json, Negotiation, OptionalJson, Q};
 use super::{AppState, config_response, json_response, not_modified};
@@ -89,7 +90,7 @@ fn mark_stale(mut res: Response, stale: Option<std::time::Duration>) -> Response
         ("Accept-Encoding" = Option<String>, Header, description = "With `zstd`, the stored zstd frame is sent as it is (Content-Encoding: zstd)")),
     responses(
         ReadErrors,
-        (status = 200, description = "The released configuration", content_type = "application/json", body = Object),
+        (status = 200, description = "The released configuration", content_type = "application/json", body = Value),
         (status = 304, description = "The client's configuration is current"),
         (status = 503, description = "The store is unavailable and nothing is in memory", body = ErrorBody),
         (status = 400, description = "Invalid id", body = ErrorBody),
@@ -131,7 +132,8 @@ pub struct ReleasesQuery {
     /// How many releases (1 to 1000, default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// Only releases numbered below this one.
+    /// Only releases numbered below this one (1 to 9999999999).
+    #[param(minimum = 1, maximum = 9_999_999_999_u64)]
     pub before: Option<u64>,
 }
 
@@ -156,7 +158,8 @@ pub async fn history(
         Some(n) if (1..=MAX_PAGE).contains(&n) => n,
         Some(n) => return Err(Error::invalid(format!("limit={n}: use 1 to {MAX_PAGE}")).into()),
     };
-    let releases = state.vault.releases_page(&env, q.before, limit).await?;
+    let before = super::extract::before(q.before)?;
+    let releases = state.vault.releases_page(&env, before, limit).await?;
     if releases.is_empty() && state.vault.latest_version(&env).await?.is_none() {
         return Err(no_snapshots(&env).into());
     }
@@ -169,8 +172,14 @@ pub async fn history(
 pub struct ReleaseBody {
     /// The snapshot to publish.
     /// `12`, `"v12"`, `"latest"`, `"release"`, or a tagged form (see `RestoreSource`).
+    #[schema(value_type = SelectorInput)]
     pub version: Selector,
     /// The label, unique in the environment (default: the next release number).
+    #[schema(
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9_+-]|\.[A-Za-z0-9_+-])*\.?$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub label: Option<String>,
     /// Release notes.
     pub notes: Option<String>,
@@ -296,15 +305,31 @@ pub async fn rollback(
 #[serde(deny_unknown_fields)]
 pub struct PromoteBody {
     /// The environment to copy from.
+    #[schema(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub from: String,
     /// The environment to copy to.
+    #[schema(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub to: String,
     /// The source version (default: the source's release, else its latest).
+    #[schema(value_type = Option<SelectorInput>)]
     pub version: Option<Selector>,
     /// Also publish the copy as the target's release.
     #[serde(default)]
     pub release: bool,
     /// The label of that release.
+    #[schema(
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9_+-]|\.[A-Za-z0-9_+-])*\.?$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub label: Option<String>,
     /// Release notes.
     pub notes: Option<String>,

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::CanOperate;
+use super::doc::SelectorInput;
 use super::error::{ApiError, ErrorBody, OperateErrors};
 use super::extract::{Env, EnvPath, Json};
 use super::json_response;
@@ -27,6 +28,7 @@ use jetvault_core::restore::{RestorePlan, RestoreReport, RestoreRequest};
 /// `"current_release"`, and the text forms such as `"v12"`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = SelectorInput)]
 pub struct RestoreSource(pub Selector);
 
 /// What to restore, and how.

@@ -33,7 +33,9 @@ pub struct PageQuery {
     /// How many snapshots (1 to 1000, default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// Only versions older than this one (for the next page, pass `next_before`).
+    /// Only versions older than this one (1 to 9999999999; for the next page, pass
+    /// `next_before`).
+    #[param(minimum = 1, maximum = 9_999_999_999_u64)]
     pub before: Option<u64>,
 }
 
@@ -71,8 +73,9 @@ pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
     let limit = page_limit(q.limit)?;
-    let snapshots = state.vault.list(&env, q.before, limit).await?;
-    if snapshots.is_empty() && q.before.is_none() {
+    let before = super::extract::before(q.before)?;
+    let snapshots = state.vault.list(&env, before, limit).await?;
+    if snapshots.is_empty() && before.is_none() {
         return Err(no_snapshots(&env).into());
     }
     let next_before = (snapshots.len() == limit)
@@ -115,7 +118,7 @@ pub async fn show(
         ("Accept-Encoding" = Option<String>, Header, description = "With `zstd`, the stored bytes are sent as they are")),
     responses(
         ReadErrors,
-        (status = 200, description = "The configuration (ETag = \"<sha256>\")", content_type = "application/json", body = Object),
+        (status = 200, description = "The configuration (ETag = \"<sha256>\")", content_type = "application/json", body = Value),
         (status = 304, description = "The client's copy is current"),
         (status = 400, description = "Invalid id or version", body = ErrorBody),
         (status = 404, description = "No such snapshot", body = ErrorBody),
@@ -387,7 +390,7 @@ pub struct UploadQuery {
 #[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/snapshots", tag = "snapshots", operation_id = "upload_snapshot",
     params(EnvPath, UploadQuery,
         ("X-Jetvault-Message" = Option<String>, Header, description = "Why (percent-encoded UTF-8 allowed)")),
-    request_body(content = Object, content_type = "application/json", description = "The configuration"),
+    request_body(content = Value, content_type = "application/json", description = "The configuration: any JSON value"),
     responses(
         OperateErrors,
         (status = 201, description = "A snapshot was written", body = BackupOutcome),
