@@ -132,6 +132,67 @@ mod tests {
         }
     }
 
+    /// Every operation of the served document: an operation id fit for generated code,
+    /// the auth answers of its role, error bodies with the code enum, constrained ids.
+    #[test]
+    fn every_operation_is_complete() {
+        let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+        let mut ids = std::collections::BTreeSet::new();
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.len() >= 17, "{}", paths.len());
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let at = format!("{method} {path}");
+                let id = op["operationId"].as_str().unwrap_or_default();
+                assert!(
+                    !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    "{at}: operationId {id:?}"
+                );
+                assert!(ids.insert(id.to_string()), "{at}: operationId {id} twice");
+                let responses = op["responses"].as_object().unwrap();
+                let secured = op.get("security").is_some();
+                if secured {
+                    for status in ["401", "500", "503"] {
+                        assert!(responses.contains_key(status), "{at}: no {status}");
+                    }
+                    assert_eq!(
+                        responses.contains_key("403"),
+                        method != "get",
+                        "{at}: 403 is for operate routes"
+                    );
+                }
+                if path.contains("{app}") {
+                    assert!(responses.contains_key("400"), "{at}: no 400");
+                    assert!(responses.contains_key("404"), "{at}: no 404");
+                }
+                for (status, r) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert_eq!(
+                            r["content"]["application/json"]["schema"]["$ref"],
+                            "#/components/schemas/ErrorBody",
+                            "{at} {status}"
+                        );
+                    }
+                }
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let name = p["name"].as_str().unwrap();
+                    if matches!(name, "app" | "env") {
+                        assert_eq!(p["schema"]["pattern"], ID_PATTERN, "{at} {name}");
+                        assert_eq!(p["schema"]["maxLength"], 63, "{at} {name}");
+                    }
+                    if name == "version" || (name == "a" || name == "b") {
+                        assert_eq!(p["schema"]["pattern"], VERSION_PATTERN, "{at} {name}");
+                    }
+                    if name == "limit" {
+                        assert_eq!(p["schema"]["maximum"], 1000, "{at}");
+                    }
+                }
+            }
+        }
+        let codes = &doc["components"]["schemas"]["ErrorCode"]["enum"];
+        assert!(codes.as_array().is_some_and(|c| c.len() >= 16), "{codes}");
+    }
+
     #[test]
     fn label_pattern_is_the_label_rule() {
         for s in [

@@ -233,7 +233,7 @@ fn render_step(step: &Step) -> String {
         }
         Step::Release(e, None) => format!("POST {}/release with a \"version\"", env_path(e)),
         Step::Rollback(e) => format!("POST {}/rollback", env_path(e)),
-        Step::Pin(_, v) => format!("pinning v{v} (an operator's task; no route)"),
+        Step::Pin(e, v) => format!("POST {}/pins/{v}", env_path(e)),
         Step::Verify => "verifying the store (an operator's task; no route)".into(),
         Step::Doctor => "GET /readyz".into(),
         Step::SaveLiveTo => "a store the service can write".into(),

@@ -38,6 +38,7 @@ pub mod envs;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod pins;
 pub mod releases;
 pub mod restore;
 pub mod snapshots;
@@ -137,6 +138,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(snapshots::diff))
         .routes(routes!(snapshots::events))
         .routes(routes!(snapshots::backup))
+        // Pins.
+        .routes(routes!(pins::list))
+        .routes(routes!(pins::pin, pins::unpin))
         // Restore.
         .routes(routes!(restore::restore))
         // Environments.
