@@ -163,7 +163,10 @@ mod tests {
                 }
                 if path.contains("{app}") {
                     assert!(responses.contains_key("400"), "{at}: no 400");
-                    assert!(responses.contains_key("404"), "{at}: no 404");
+                    // An upload creates what it names; every read can miss.
+                    if method == "get" {
+                        assert!(responses.contains_key("404"), "{at}: no 404");
+                    }
                 }
                 for (status, r) in responses {
                     if status.starts_with('4') || status.starts_with('5') {
