@@ -246,6 +246,24 @@ pub(crate) fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T
     }
 }
 
+/// Adds `Link: <path?limit=L&before=N>; rel="next"` to a page that has a next one
+/// (RFC 8288), so that clients can follow pages without knowing the cursor's name.
+pub(crate) fn link_next(
+    mut res: Response,
+    path: &str,
+    limit: usize,
+    next: Option<u64>,
+) -> Response {
+    if let Some(before) = next
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "<{path}?limit={limit}&before={before}>; rel=\"next\""
+        ))
+    {
+        res.headers_mut().insert(header::LINK, v);
+    }
+    res
+}
+
 /// A 304 with the entity tag (and `Vary: Accept-Encoding` for configurations).
 pub(crate) fn not_modified(etag: &HeaderValue, vary: bool) -> Response {
     let mut res = StatusCode::NOT_MODIFIED.into_response();

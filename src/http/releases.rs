@@ -142,7 +142,8 @@ pub struct ReleasesQuery {
     params(EnvPath, ReleasesQuery),
     responses(
         ReadErrors,
-        (status = 200, description = "Releases, newest first", body = Vec<Release>),
+        (status = 200, description = "Releases, newest first; `Link: <...>; rel=\"next\"` names the next page", body = Vec<Release>,
+            headers(("Link" = String, description = "`<path?limit=L&before=N>; rel=\"next\"` when there is a next page"))),
         (status = 400, description = "Invalid id or query", body = ErrorBody),
         (status = 404, description = "The environment has no snapshots", body = ErrorBody),
     ),
@@ -163,7 +164,17 @@ pub async fn history(
     if releases.is_empty() && state.vault.latest_version(&env).await?.is_none() {
         return Err(no_snapshots(&env).into());
     }
-    Ok(json_response(StatusCode::OK, &releases))
+    let next = (releases.len() == limit)
+        .then(|| releases.last().map(|r| r.seq))
+        .flatten()
+        .filter(|s| *s > 1);
+    let path = format!("/v1/apps/{}/envs/{}/releases", env.app, env.env);
+    Ok(super::link_next(
+        json_response(StatusCode::OK, &releases),
+        &path,
+        limit,
+        next,
+    ))
 }
 
 /// What to publish.

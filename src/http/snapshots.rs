@@ -61,7 +61,8 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     params(EnvPath, PageQuery),
     responses(
         ReadErrors,
-        (status = 200, description = "A page of snapshots", body = SnapshotPage),
+        (status = 200, description = "A page of snapshots; `next_before` and `Link: <...>; rel=\"next\"` name the next page", body = SnapshotPage,
+            headers(("Link" = String, description = "`<path?limit=L&before=N>; rel=\"next\"` when there is a next page"))),
         (status = 400, description = "Invalid id or query", body = ErrorBody),
         (status = 404, description = "The environment has no snapshots", body = ErrorBody),
     ),
@@ -82,13 +83,15 @@ pub async fn list(
         .then(|| snapshots.last().map(|m| m.version))
         .flatten()
         .filter(|v| *v > 1);
-    Ok(json_response(
+    let path = format!("/v1/apps/{}/envs/{}/snapshots", env.app, env.env);
+    let res = json_response(
         StatusCode::OK,
         &SnapshotPage {
             snapshots,
             next_before,
         },
-    ))
+    );
+    Ok(super::link_next(res, &path, limit, next_before))
 }
 
 /// One snapshot's metadata.
