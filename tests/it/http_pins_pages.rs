@@ -71,7 +71,11 @@ async fn pages_link_to_the_next_and_pins_come_and_go() {
         assert_eq!(r.status, status, "{r:?}");
         assert_eq!(r.json()["version"], 2);
     }
-    let r = send(http.post(s.url(&format!("{ENV}/pins/latest"))).bearer_auth(OP)).await;
+    let r = send(
+        http.post(s.url(&format!("{ENV}/pins/latest")))
+            .bearer_auth(OP),
+    )
+    .await;
     assert_eq!(r.status, 201, "{r:?}");
     let r = send(http.get(s.url(&format!("{ENV}/pins"))).bearer_auth(RD)).await;
     assert_eq!(pins(r.json()), json!([2, 5]));
