@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::{AuthMode, CanRead};
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ReadErrors};
 use super::{AppState, json_response};
 use crate::metrics::LastRun;
 use jetvault_core::config::{LiveConfig, Role, next_run};
@@ -69,9 +69,8 @@ fn describe_live(live: &LiveConfig) -> String {
 /// Lists every environment: those in the config and those in the store.
 #[utoipa::path(get, path = "/v1/envs", tag = "environments", operation_id = "list_envs",
     responses(
+        ReadErrors,
         (status = 200, description = "Every environment with its latest snapshot, release and pins", body = EnvList),
-        (status = 401, description = "A token is needed", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn list(_: CanRead, State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -128,8 +127,8 @@ pub struct Session {
 /// Says who the caller is and what it may do (the console enables its actions by it).
 #[utoipa::path(get, path = "/v1/session", tag = "environments", operation_id = "get_session",
     responses(
+        ReadErrors,
         (status = 200, description = "The caller's token name and role", body = Session),
-        (status = 401, description = "A token is needed, or it matches none", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn session(

@@ -6,7 +6,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use jetvault_core::error::{Error, ErrorKind, Hint, Step};
 
@@ -29,15 +29,113 @@ pub struct ErrorBody {
 /// A stable code and a message saying what failed and what to do.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Machine-readable: `invalid_input`, `not_found`, `already_exists`,
-    /// `precondition_failed`, `too_large`, `unauthorized`, `forbidden`, `unavailable`,
-    /// `live_refused`, `live_missing`, `live_conflict`, ...
+    /// Machine-readable; one of [`ErrorCode`].
+    #[schema(value_type = ErrorCode)]
     pub code: String,
     /// What failed.
     pub message: String,
     /// What to do next, in this API's terms (fields, headers, routes), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+}
+
+/// Every code an error body can carry: the library's kinds plus the HTTP layer's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: a bad id, version, query parameter, header or body.
+    InvalidInput,
+    /// 401: no valid bearer token.
+    Unauthorized,
+    /// 403: the token's role is too low for the route.
+    Forbidden,
+    /// 404: no such snapshot, release, environment or route.
+    NotFound,
+    /// 405: the route does not take that method.
+    MethodNotAllowed,
+    /// 409: the label (or another unique name) is taken.
+    AlreadyExists,
+    /// 409: the live configuration changed while it was being restored.
+    LiveConflict,
+    /// 412: `If-Match` is stale, or another writer won the race.
+    PreconditionFailed,
+    /// 413: the body or the configuration is over the configured size.
+    TooLarge,
+    /// 500: stored data failed a check.
+    Corrupt,
+    /// 500: the server's own config is wrong.
+    Config,
+    /// 500: a bug or an unexpected failure.
+    Internal,
+    /// 502: the live target refused the request.
+    LiveRefused,
+    /// 502: the live target has no configuration.
+    LiveMissing,
+    /// 503: the store (or the live target) is unreachable; retrying may help.
+    Unavailable,
+    /// 503: the store failed the precondition self-test; writes are unsafe.
+    UnsafeStore,
+}
+
+/// The error answers every route that needs a `read` token can give, besides its own.
+#[derive(Debug, IntoResponses)]
+pub enum ReadErrors {
+    /// 401.
+    #[response(
+        status = 401,
+        description = "`unauthorized`: no valid bearer token (tokens are configured and \
+            reads are not public); with `WWW-Authenticate: Bearer`"
+    )]
+    Unauthorized(ErrorBody),
+    /// 500.
+    #[response(
+        status = 500,
+        description = "`corrupt` (stored data failed a check), `config` or `internal`"
+    )]
+    Internal(ErrorBody),
+    /// 503.
+    #[response(
+        status = 503,
+        description = "`unavailable`: the store is unreachable (retrying may help)"
+    )]
+    Unavailable(ErrorBody),
+}
+
+/// The error answers every route that needs an `operate` token can give, besides its own.
+#[derive(Debug, IntoResponses)]
+pub enum OperateErrors {
+    /// 401.
+    #[response(
+        status = 401,
+        description = "`unauthorized`: no valid bearer token, or writes are disabled (no \
+            token configured); with `WWW-Authenticate: Bearer`"
+    )]
+    Unauthorized(ErrorBody),
+    /// 403.
+    #[response(
+        status = 403,
+        description = "`forbidden`: the token has the role `read`; this route needs `operate`"
+    )]
+    Forbidden(ErrorBody),
+    /// 413.
+    #[response(
+        status = 413,
+        description = "`too_large`: the request body is over `server.max_body_size`"
+    )]
+    TooLarge(ErrorBody),
+    /// 500.
+    #[response(
+        status = 500,
+        description = "`corrupt` (stored data failed a check), `config` or `internal`"
+    )]
+    Internal(ErrorBody),
+    /// 503.
+    #[response(
+        status = 503,
+        description = "`unavailable` (the store is unreachable; retrying may help) or \
+            `unsafe_store`"
+    )]
+    Unavailable(ErrorBody),
 }
 
 /// The status for a library error kind.
@@ -136,7 +234,7 @@ fn render_step(step: &Step) -> String {
         }
         Step::Release(e, None) => format!("POST {}/release with a \"version\"", env_path(e)),
         Step::Rollback(e) => format!("POST {}/rollback", env_path(e)),
-        Step::Pin(_, v) => format!("pinning v{v} (an operator's task; no route)"),
+        Step::Pin(e, v) => format!("POST {}/pins/{v}", env_path(e)),
         Step::Verify => "verifying the store (an operator's task; no route)".into(),
         Step::Doctor => "GET /readyz".into(),
         Step::SaveLiveTo => "a store the service can write".into(),
@@ -221,6 +319,62 @@ mod tests {
             (ErrorKind::Internal, 500),
         ] {
             assert_eq!(status_for(kind).as_u16(), status, "{kind}");
+        }
+    }
+
+    #[test]
+    fn every_code_is_in_the_schema() {
+        let codes: Vec<String> = [
+            ErrorCode::InvalidInput,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::AlreadyExists,
+            ErrorCode::LiveConflict,
+            ErrorCode::PreconditionFailed,
+            ErrorCode::TooLarge,
+            ErrorCode::Corrupt,
+            ErrorCode::Config,
+            ErrorCode::Internal,
+            ErrorCode::LiveRefused,
+            ErrorCode::LiveMissing,
+            ErrorCode::Unavailable,
+            ErrorCode::UnsafeStore,
+        ]
+        .iter()
+        .map(|c| {
+            serde_json::to_value(c)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+        for kind in [
+            ErrorKind::InvalidInput,
+            ErrorKind::Config,
+            ErrorKind::NotFound,
+            ErrorKind::AlreadyExists,
+            ErrorKind::PreconditionFailed,
+            ErrorKind::TooLarge,
+            ErrorKind::Unavailable,
+            ErrorKind::Corrupt,
+            ErrorKind::LiveRefused,
+            ErrorKind::LiveMissing,
+            ErrorKind::LiveConflict,
+            ErrorKind::UnsafeStore,
+            ErrorKind::Internal,
+        ] {
+            assert!(codes.iter().any(|c| c == kind.code()), "{}", kind.code());
+        }
+        for http in [
+            "unauthorized",
+            "forbidden",
+            "not_found",
+            "method_not_allowed",
+        ] {
+            assert!(codes.iter().any(|c| c == http), "{http}");
         }
     }
 

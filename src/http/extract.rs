@@ -20,9 +20,19 @@ use jetvault_core::id::{AppId, EnvRef};
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct EnvPath {
-    /// App id: `[a-z0-9][a-z0-9._-]{0,62}`.
+    /// App id: 1 to 63 of `a-z 0-9 . _ -`, starting with a letter or digit, no `..`.
+    #[param(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub app: String,
-    /// Environment id: `[a-z0-9][a-z0-9._-]{0,62}`.
+    /// Environment id: the same rules as an app id.
+    #[param(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub env: String,
 }
 
@@ -30,7 +40,12 @@ pub struct EnvPath {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct AppPath {
-    /// App id: `[a-z0-9][a-z0-9._-]{0,62}`.
+    /// App id: 1 to 63 of `a-z 0-9 . _ -`, starting with a letter or digit, no `..`.
+    #[param(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub app: String,
 }
 
@@ -38,11 +53,23 @@ pub struct AppPath {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct VersionPath {
-    /// App id.
+    /// App id: 1 to 63 of `a-z 0-9 . _ -`, starting with a letter or digit, no `..`.
+    #[param(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub app: String,
-    /// Environment id.
+    /// Environment id: the same rules as an app id.
+    #[param(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub env: String,
-    /// A version number (`12` or `v12`) or `latest`.
+    /// A version number from 1 to 9999999999 (`12` or `v12`), `latest`, or `release`
+    /// (also `current_release`: the released snapshot).
+    #[param(pattern = r"^(v?0*[1-9][0-9]{0,9}|latest|release|current_release)$")]
     pub version: String,
 }
 
@@ -126,7 +153,7 @@ fn body_error(e: BytesRejection) -> ApiError {
     }
 }
 
-/// Extractor: an optional JSON body; an empty body gives `T::default()`, malformed JSON
+/// Extractor: an optional JSON body; an empty body or `null` gives `T::default()`, malformed JSON
 /// a 400 naming the problem.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
@@ -136,10 +163,23 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let Body(bytes) = Body::from_request(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(Self(T::default()));
         }
         parse_json(&bytes).map(Self)
+    }
+}
+
+/// A `before` query parameter: a version or release number, 1 to 9999999999.
+///
+/// # Errors
+/// `InvalidInput` (a 400) outside that range.
+pub fn before(before: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match before {
+        Some(b) if !(1..=super::doc::MAX_VERSION).contains(&b) => {
+            Err(Error::invalid(format!("before={b}: use 1 to {}", super::doc::MAX_VERSION)).into())
+        }
+        b => Ok(b),
     }
 }
 

@@ -33,10 +33,12 @@ pub mod auth;
 pub mod cache;
 pub mod conn;
 pub mod console;
+pub mod doc;
 pub mod envs;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod pins;
 pub mod releases;
 pub mod restore;
 pub mod snapshots;
@@ -136,6 +138,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(snapshots::diff))
         .routes(routes!(snapshots::events))
         .routes(routes!(snapshots::backup))
+        // Pins.
+        .routes(routes!(pins::list))
+        .routes(routes!(pins::pin, pins::unpin))
         // Restore.
         .routes(routes!(restore::restore))
         // Environments.
@@ -239,6 +244,24 @@ pub(crate) fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T
                 .into_response()
         }
     }
+}
+
+/// Adds `Link: <path?limit=L&before=N>; rel="next"` to a page that has a next one
+/// (RFC 8288), so that clients can follow pages without knowing the cursor's name.
+pub(crate) fn link_next(
+    mut res: Response,
+    path: &str,
+    limit: usize,
+    next: Option<u64>,
+) -> Response {
+    if let Some(before) = next
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "<{path}?limit={limit}&before={before}>; rel=\"next\""
+        ))
+    {
+        res.headers_mut().insert(header::LINK, v);
+    }
+    res
 }
 
 /// A 304 with the entity tag (and `Vary: Accept-Encoding` for configurations).

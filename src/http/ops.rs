@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::CanRead;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ReadErrors};
 use super::{AppState, json_response};
 use jetvault_core::error::{Error, Result};
 use jetvault_core::store::Store;
@@ -32,7 +32,7 @@ pub struct Status {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "get_healthz",
     responses((status = 200, description = "The process is up", body = Status)))]
 pub async fn healthz() -> Response {
     json_response(StatusCode::OK, &Status { status: "ok" })
@@ -40,7 +40,7 @@ pub async fn healthz() -> Response {
 
 /// The store is reachable and answers within 2 s (checked at most every 5 s; later
 /// probes reuse the answer).
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "get_readyz",
     responses(
         (status = 200, description = "The store is reachable", body = Status),
         (status = 503, description = "The store is unreachable", body = ErrorBody),
@@ -51,8 +51,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
 }
 
 /// Prometheus metrics (OpenMetrics text). Needs a `read` token unless reads are public.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)),
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "get_metrics",
+    responses(ReadErrors, (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)),
     security(("bearer" = [])))]
 pub async fn metrics(_: CanRead, State(state): State<AppState>) -> Response {
     let mut res = state.metrics.encode().into_response();
@@ -64,7 +64,7 @@ pub async fn metrics(_: CanRead, State(state): State<AppState>) -> Response {
 }
 
 /// This API's OpenAPI 3.1 document, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "get_openapi",
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
 pub async fn openapi(State(state): State<AppState>) -> Response {
     let mut res = state.openapi.clone().into_response();

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{CanOperate, CanRead};
-use super::error::{ApiError, ErrorBody};
+use super::doc::SelectorInput;
+use super::error::{ApiError, ErrorBody, OperateErrors, ReadErrors};
 use super::extract::{App, AppPath, Env, EnvPath, Json, Negotiation, OptionalJson, Q};
 use super::{AppState, config_response, json_response, not_modified};
 use jetvault_core::Selector;
@@ -22,11 +23,12 @@ const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;
 
 /// The current release (from memory, revalidated at most every `pointer_ttl`).
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases", operation_id = "get_release",
     params(EnvPath,
         ("If-None-Match" = Option<String>, Header, description = "The ETag of the pointer the client has"),
         ("Cache-Control" = Option<String>, Header, description = "`no-cache`: read the pointer from the store now rather than from memory (before a conditional release, so that its If-Match is current)")),
     responses(
+        ReadErrors,
         (status = 200, description = "The release; ETag identifies the pointer (pass it as If-Match to release over it)", body = Release),
         (status = 304, description = "The client's pointer is current"),
         (status = 503, description = "The store is unavailable and no pointer is in memory", body = ErrorBody),
@@ -82,12 +84,13 @@ fn mark_stale(mut res: Response, stale: Option<std::time::Duration>) -> Response
 
 /// The released configuration, byte for byte (ETag = `"<sha256>"`); the stored zstd
 /// bytes as they are when the client accepts zstd.
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release/config", tag = "releases",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/release/config", tag = "releases", operation_id = "get_release_config",
     params(EnvPath,
         ("If-None-Match" = Option<String>, Header, description = "`\"<sha256>\"` of the configuration the client has"),
         ("Accept-Encoding" = Option<String>, Header, description = "With `zstd`, the stored zstd frame is sent as it is (Content-Encoding: zstd)")),
     responses(
-        (status = 200, description = "The released configuration", content_type = "application/json", body = Object),
+        ReadErrors,
+        (status = 200, description = "The released configuration", content_type = "application/json", body = Value),
         (status = 304, description = "The client's configuration is current"),
         (status = 503, description = "The store is unavailable and nothing is in memory", body = ErrorBody),
         (status = 400, description = "Invalid id", body = ErrorBody),
@@ -127,16 +130,20 @@ pub async fn config(
 #[into_params(parameter_in = Query)]
 pub struct ReleasesQuery {
     /// How many releases (1 to 1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// Only releases numbered below this one.
+    /// Only releases numbered below this one (1 to 9999999999).
+    #[param(minimum = 1, maximum = 9_999_999_999_u64)]
     pub before: Option<u64>,
 }
 
 /// The release history, newest first.
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/releases", tag = "releases",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/releases", tag = "releases", operation_id = "list_releases",
     params(EnvPath, ReleasesQuery),
     responses(
-        (status = 200, description = "Releases, newest first", body = Vec<Release>),
+        ReadErrors,
+        (status = 200, description = "Releases, newest first; `Link: <...>; rel=\"next\"` names the next page", body = Vec<Release>,
+            headers(("Link" = String, description = "`<path?limit=L&before=N>; rel=\"next\"` when there is a next page"))),
         (status = 400, description = "Invalid id or query", body = ErrorBody),
         (status = 404, description = "The environment has no snapshots", body = ErrorBody),
     ),
@@ -152,11 +159,22 @@ pub async fn history(
         Some(n) if (1..=MAX_PAGE).contains(&n) => n,
         Some(n) => return Err(Error::invalid(format!("limit={n}: use 1 to {MAX_PAGE}")).into()),
     };
-    let releases = state.vault.releases_page(&env, q.before, limit).await?;
+    let before = super::extract::before(q.before)?;
+    let releases = state.vault.releases_page(&env, before, limit).await?;
     if releases.is_empty() && state.vault.latest_version(&env).await?.is_none() {
         return Err(no_snapshots(&env).into());
     }
-    Ok(json_response(StatusCode::OK, &releases))
+    let next = (releases.len() == limit)
+        .then(|| releases.last().map(|r| r.seq))
+        .flatten()
+        .filter(|s| *s > 1);
+    let path = format!("/v1/apps/{}/envs/{}/releases", env.app, env.env);
+    Ok(super::link_next(
+        json_response(StatusCode::OK, &releases),
+        &path,
+        limit,
+        next,
+    ))
 }
 
 /// What to publish.
@@ -165,8 +183,14 @@ pub async fn history(
 pub struct ReleaseBody {
     /// The snapshot to publish.
     /// `12`, `"v12"`, `"latest"`, `"release"`, or a tagged form (see `RestoreSource`).
+    #[schema(value_type = SelectorInput)]
     pub version: Selector,
     /// The label, unique in the environment (default: the next release number).
+    #[schema(
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9_+-]|\.[A-Za-z0-9_+-])*\.?$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub label: Option<String>,
     /// Release notes.
     pub notes: Option<String>,
@@ -202,11 +226,12 @@ fn released(pointer: &ReleasePointer, status: StatusCode) -> Response {
 
 /// Publishes a snapshot as the environment's release. With `If-Match` (the pointer's
 /// ETag), only if no other release happened since.
-#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases",
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/release", tag = "releases", operation_id = "create_release",
     params(EnvPath,
         ("If-Match" = Option<String>, Header, description = "Publish only over this pointer (its ETag)")),
     request_body = ReleaseBody,
     responses(
+        OperateErrors,
         (status = 201, description = "Published; ETag is the new pointer's", body = Release),
         (status = 400, description = "Invalid id, label or body, or the snapshot fails the \
             environment's JSON Schema (the message names the violations)", body = ErrorBody),
@@ -255,12 +280,14 @@ pub struct RollbackBody {
 }
 
 /// Goes back to the release before the current one, recorded as a new release.
-#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/rollback", tag = "releases",
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/rollback", tag = "releases", operation_id = "rollback_release",
     params(EnvPath,
         ("If-Match" = Option<String>, Header, description = "Roll back only from this pointer (its ETag)")),
     request_body(content = Option<RollbackBody>, description = "Optional"),
     responses(
+        OperateErrors,
         (status = 201, description = "Rolled back; ETag is the new pointer's", body = Release),
+        (status = 400, description = "Invalid id, If-Match or body", body = ErrorBody),
         (status = 404, description = "No release, or none before it", body = ErrorBody),
         (status = 412, description = "If-Match is stale, or another release won the race", body = ErrorBody),
     ),
@@ -295,15 +322,31 @@ pub async fn rollback(
 #[serde(deny_unknown_fields)]
 pub struct PromoteBody {
     /// The environment to copy from.
+    #[schema(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub from: String,
     /// The environment to copy to.
+    #[schema(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub to: String,
     /// The source version (default: the source's release, else its latest).
+    #[schema(value_type = Option<SelectorInput>)]
     pub version: Option<Selector>,
     /// Also publish the copy as the target's release.
     #[serde(default)]
     pub release: bool,
     /// The label of that release.
+    #[schema(
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9_+-]|\.[A-Za-z0-9_+-])*\.?$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub label: Option<String>,
     /// Release notes.
     pub notes: Option<String>,
@@ -321,11 +364,12 @@ pub struct PromoteBody {
 /// Copies a snapshot from one environment into another as a new snapshot (trigger
 /// `promote`), and optionally publishes it there. `If-Match` applies to the target's
 /// release pointer.
-#[utoipa::path(post, path = "/v1/apps/{app}/promote", tag = "releases",
+#[utoipa::path(post, path = "/v1/apps/{app}/promote", tag = "releases", operation_id = "promote",
     params(AppPath,
         ("If-Match" = Option<String>, Header, description = "Release only over this target pointer (its ETag)")),
     request_body = PromoteBody,
     responses(
+        OperateErrors,
         (status = 201, description = "A snapshot was written or a release published"),
         (status = 200, description = "The target already had this content; nothing written"),
         (status = 400, description = "Invalid id or body, or the snapshot fails the target's \

@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::CanOperate;
-use super::error::{ApiError, ErrorBody};
+use super::doc::SelectorInput;
+use super::error::{ApiError, ErrorBody, OperateErrors};
 use super::extract::{Env, EnvPath, Json};
 use super::json_response;
 use super::snapshots::configured_live;
@@ -27,6 +28,7 @@ use jetvault_core::restore::{RestorePlan, RestoreReport, RestoreRequest};
 /// `"current_release"`, and the text forms such as `"v12"`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = SelectorInput)]
 pub struct RestoreSource(pub Selector);
 
 /// What to restore, and how.
@@ -80,10 +82,11 @@ pub enum RestoreResponse {
 /// `pre-restore` snapshot, pushes, reads back and confirms, records what live holds
 /// as the newest snapshot (trigger `restore`; the report's `recorded`), records an
 /// audit event. With `dry_run`, returns the plan and the diff and changes nothing.
-#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/restore", tag = "restore",
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/restore", tag = "restore", operation_id = "restore",
     params(EnvPath),
     request_body = RestoreBody,
     responses(
+        OperateErrors,
         (status = 200, description = "The restore report (`undo` lists what undoes it; \
             `publish_error` is set if the restore succeeded but publishing failed), or with \
             `dry_run` the plan (`changes`: from live to the snapshot)", body = RestoreResponse),
@@ -91,6 +94,7 @@ pub enum RestoreResponse {
             environment's JSON Schema and `skip_schema_check` is off (nothing was pushed)", body = ErrorBody),
         (status = 404, description = "No such version, label or time (the message names the \
             nearest), or the environment has no live target in the config", body = ErrorBody),
+        (status = 409, description = "`live_conflict`: live changed while it was being restored", body = ErrorBody),
         (status = 412, description = "Live is missing and `allow_missing_live` is off, or \
             holds what can't be snapshotted and `allow_unreadable_live` is off; nothing was \
             pushed", body = ErrorBody),
@@ -101,6 +105,8 @@ pub enum RestoreResponse {
             not be read before the restore (after retries; nothing was pushed unless \
             `allow_unreadable_live`), or the push failed (the message names the state live is \
             in)", body = ErrorBody),
+        (status = 502, description = "`live_refused` or `live_missing`: the live target's own \
+            answer (it refused the push, or has no configuration)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn restore(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{CanOperate, CanRead, Principal};
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, OperateErrors, ReadErrors};
 use super::extract::{Body, Env, EnvPath, EnvVersion, Negotiation, OptionalJson, Q, VersionPath};
 use super::{AppState, config_response, json_response};
 use jetvault_core::Selector;
@@ -31,8 +31,11 @@ const MAX_PAGE: usize = 1000;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// How many snapshots (1 to 1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// Only versions older than this one (for the next page, pass `next_before`).
+    /// Only versions older than this one (1 to 9999999999; for the next page, pass
+    /// `next_before`).
+    #[param(minimum = 1, maximum = 9_999_999_999_u64)]
     pub before: Option<u64>,
 }
 
@@ -54,10 +57,12 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
 }
 
 /// Lists an environment's snapshots, newest first.
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/snapshots", tag = "snapshots",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/snapshots", tag = "snapshots", operation_id = "list_snapshots",
     params(EnvPath, PageQuery),
     responses(
-        (status = 200, description = "A page of snapshots", body = SnapshotPage),
+        ReadErrors,
+        (status = 200, description = "A page of snapshots; `next_before` and `Link: <...>; rel=\"next\"` name the next page", body = SnapshotPage,
+            headers(("Link" = String, description = "`<path?limit=L&before=N>; rel=\"next\"` when there is a next page"))),
         (status = 400, description = "Invalid id or query", body = ErrorBody),
         (status = 404, description = "The environment has no snapshots", body = ErrorBody),
     ),
@@ -69,27 +74,31 @@ pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
     let limit = page_limit(q.limit)?;
-    let snapshots = state.vault.list(&env, q.before, limit).await?;
-    if snapshots.is_empty() && q.before.is_none() {
+    let before = super::extract::before(q.before)?;
+    let snapshots = state.vault.list(&env, before, limit).await?;
+    if snapshots.is_empty() && before.is_none() {
         return Err(no_snapshots(&env).into());
     }
     let next_before = (snapshots.len() == limit)
         .then(|| snapshots.last().map(|m| m.version))
         .flatten()
         .filter(|v| *v > 1);
-    Ok(json_response(
+    let path = format!("/v1/apps/{}/envs/{}/snapshots", env.app, env.env);
+    let res = json_response(
         StatusCode::OK,
         &SnapshotPage {
             snapshots,
             next_before,
         },
-    ))
+    );
+    Ok(super::link_next(res, &path, limit, next_before))
 }
 
 /// One snapshot's metadata.
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/snapshots/{version}", tag = "snapshots",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/snapshots/{version}", tag = "snapshots", operation_id = "get_snapshot",
     params(VersionPath),
     responses(
+        ReadErrors,
         (status = 200, description = "The snapshot's metadata", body = SnapshotMeta),
         (status = 400, description = "Invalid id or version", body = ErrorBody),
         (status = 404, description = "No such snapshot", body = ErrorBody),
@@ -106,13 +115,15 @@ pub async fn show(
 
 /// One snapshot's configuration, byte for byte; the stored zstd bytes as they are when
 /// the client accepts zstd.
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/snapshots/{version}/config", tag = "snapshots",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/snapshots/{version}/config", tag = "snapshots", operation_id = "get_snapshot_config",
     params(VersionPath,
         ("If-None-Match" = Option<String>, Header, description = "`\"<sha256>\"` of a copy the client has"),
         ("Accept-Encoding" = Option<String>, Header, description = "With `zstd`, the stored bytes are sent as they are")),
     responses(
-        (status = 200, description = "The configuration (ETag = \"<sha256>\")", content_type = "application/json", body = Object),
+        ReadErrors,
+        (status = 200, description = "The configuration (ETag = \"<sha256>\")", content_type = "application/json", body = Value),
         (status = 304, description = "The client's copy is current"),
+        (status = 400, description = "Invalid id or version", body = ErrorBody),
         (status = 404, description = "No such snapshot", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -157,14 +168,17 @@ pub(crate) fn etag_header(sha: &str) -> HeaderValue {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DiffQuery {
-    /// The old version (default: the one before `b`).
+    /// The old version (default: the one before `b`): `12`, `v12`, `latest` or `release`.
+    #[param(pattern = r"^(v?0*[1-9][0-9]{0,9}|latest|release|current_release)$")]
     pub a: Option<String>,
-    /// The new version (default: latest).
+    /// The new version (default: latest), in the same forms.
+    #[param(pattern = r"^(v?0*[1-9][0-9]{0,9}|latest|release|current_release)$")]
     pub b: Option<String>,
     /// `patch` (RFC 6902 JSON Patch, the default; its operations apply in order) or
     /// `changes` (a list of changes with old and new values). Arrays of objects whose
     /// items carry an identity (the environment's `diff.keys`, default `id`, `uid`,
     /// `name`) are compared by it.
+    #[param(pattern = "^(patch|changes)$")]
     pub format: Option<String>,
 }
 
@@ -186,10 +200,12 @@ pub struct DiffChanges {
 /// `b`, or the list of changes. Array items with an identity are compared by it: one
 /// deleted node is one `removed` change (and one `remove` operation), a node that only
 /// changed place is one `moved` change (one `move` operation).
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/diff", tag = "snapshots",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/diff", tag = "snapshots", operation_id = "get_diff",
     params(EnvPath, DiffQuery),
     responses(
-        (status = 200, description = "JSON Patch (format=patch) or changes (format=changes)", body = DiffChanges),
+        ReadErrors,
+        (status = 200, description = "JSON Patch (format=patch, `application/json-patch+json`) or changes (format=changes)",
+            content((DiffChanges = "application/json"), (Vec<Object> = "application/json-patch+json"))),
         (status = 400, description = "Invalid id, version or format", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
     ),
@@ -257,14 +273,17 @@ pub async fn diff(
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// How many (1 to 1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
 /// An environment's audit events, newest first.
-#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/events", tag = "snapshots",
+#[utoipa::path(get, path = "/v1/apps/{app}/envs/{env}/events", tag = "snapshots", operation_id = "list_events",
     params(EnvPath, EventsQuery),
     responses(
+        ReadErrors,
         (status = 200, description = "Events, newest first", body = Vec<Event>),
+        (status = 400, description = "Invalid id or limit", body = ErrorBody),
         (status = 404, description = "The environment has no snapshots and no events", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -299,16 +318,18 @@ pub struct BackupBody {
 
 /// Snapshots the environment's live configuration (from the config file's `live`).
 /// 201 with the new snapshot, or 200 when it is unchanged (nothing written).
-#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/backup", tag = "snapshots",
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/backup", tag = "snapshots", operation_id = "backup",
     params(EnvPath),
     request_body(content = Option<BackupBody>, description = "Optional; an empty body is allowed"),
     responses(
+        OperateErrors,
         (status = 201, description = "A snapshot was written", body = BackupOutcome),
         (status = 200, description = "Unchanged since the latest snapshot; nothing written", body = BackupOutcome),
         (status = 400, description = "Invalid id or malformed body, or the configuration fails \
             the environment's JSON Schema with `on_backup = \"refuse\"` (nothing written)", body = ErrorBody),
         (status = 404, description = "The environment is not in the config or has no live target", body = ErrorBody),
         (status = 413, description = "The live configuration is over snapshots.max_size", body = ErrorBody),
+        (status = 502, description = "`live_refused` or `live_missing`: the live target's own answer", body = ErrorBody),
         (status = 503, description = "The live target or the store is unreachable", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -375,11 +396,12 @@ pub struct UploadQuery {
 
 /// Uploads a configuration as a new snapshot: the request body IS the configuration
 /// (JSON). Nothing is written if it is not JSON or is too large.
-#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/snapshots", tag = "snapshots",
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/snapshots", tag = "snapshots", operation_id = "upload_snapshot",
     params(EnvPath, UploadQuery,
         ("X-Jetvault-Message" = Option<String>, Header, description = "Why (percent-encoded UTF-8 allowed)")),
-    request_body(content = Object, content_type = "application/json", description = "The configuration"),
+    request_body(content = Value, content_type = "application/json", description = "The configuration: any JSON value"),
     responses(
+        OperateErrors,
         (status = 201, description = "A snapshot was written", body = BackupOutcome),
         (status = 200, description = "Unchanged since the latest snapshot; nothing written", body = BackupOutcome),
         (status = 400, description = "Invalid id, or the body is not JSON (nothing written)", body = ErrorBody),

@@ -16,6 +16,7 @@ mod diff_keyed;
 mod exit_codes;
 mod http_api;
 mod http_conn;
+mod http_pins_pages;
 mod http_restore_route;
 mod live_http;
 mod live_n8n;

@@ -84,7 +84,15 @@ impl<'de> Deserialize<'de> for Selector {
         use serde_json::Value;
         let bad = |e: Error| D::Error::custom(e.message());
         let number = |n: &serde_json::Number| -> std::result::Result<Self, D::Error> {
-            n.to_string().parse().map_err(bad)
+            // JSON has one number type: 12.0 is the integer 12 (as JSON Schema says).
+            let integral = n
+                .as_f64()
+                .filter(|f| n.is_f64() && f.fract() == 0.0 && (1.0..=1e10).contains(f));
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            match integral {
+                Some(f) => (f as u64).to_string().parse().map_err(bad),
+                None => n.to_string().parse().map_err(bad),
+            }
         };
         match Value::deserialize(d)? {
             Value::Number(n) => number(&n),
@@ -226,7 +234,18 @@ mod tests {
         assert_eq!(parse("12").unwrap(), Selector::Version(12));
         assert_eq!(parse(r#""v12""#).unwrap(), Selector::Version(12));
         assert_eq!(parse(r#""release""#).unwrap(), Selector::CurrentRelease);
-        for bad in ["0", r#""x""#, r#"{"label":"a"}"#, "null", "-1"] {
+        assert_eq!(parse("12.0").unwrap(), Selector::Version(12));
+        assert_eq!(parse(r#"{"version":3.0}"#).unwrap(), Selector::Version(3));
+        for bad in [
+            "0",
+            "0.0",
+            "1.5",
+            "1e11",
+            r#""x""#,
+            r#"{"label":"a"}"#,
+            "null",
+            "-1",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
