@@ -275,7 +275,18 @@ fn n8n_stores_what_put_restores_and_puts_only_what_n8n_accepts() {
     let (_, c) = env_config(&config, "n8n", "webhook-workflow");
     let (_, method, headers) = http(c);
     assert_eq!(method, Some(WriteMethod::Put));
-    assert!(headers.contains_key("X-N8N-API-KEY"));
+    assert!(
+        !headers.contains_key("X-N8N-API-KEY"),
+        "the key is not in the file"
+    );
+    let Some(LiveConfig::Http { secret_headers, .. }) = c.live.as_ref() else {
+        unreachable!()
+    };
+    assert_eq!(
+        secret_headers["X-N8N-API-KEY"].env.as_deref(),
+        Some("N8N_API_KEY"),
+        "n8n's key is a secret header read from the environment"
+    );
 
     let export = n8n_export(&workflow, "2026-11-30T09:00:00.000Z", 7);
     let stored = parsed(&f.read(bytes(&export)).unwrap());
