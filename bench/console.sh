@@ -8,7 +8,7 @@
 #     in the page (`jetvault:history-data` to `jetvault:history-rendered`; goal: 200 ms).
 # Each is loaded RUNS times (default 7) in a fresh page; prints a Markdown report.
 #
-#   bench/console.sh [RUNS] [ENVS]
+#   bench/console.sh [RUNS] [ENVS]      JV=path/to/jetvault to use another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-7}
@@ -16,9 +16,10 @@ ENVS=${2:-1000}
 for tool in curl python3 chromedriver chromium; do
   command -v "$tool" >/dev/null || { echo "missing $tool (platforms/chromium.sh install)" >&2; exit 2; }
 done
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet
-JV="$target/release/jetvault"
+if [[ -z "${JV:-}" ]]; then
+  cargo build --release --quiet
+  JV="${CARGO_TARGET_DIR:-target}/release/jetvault"
+fi
 
 work=$(mktemp -d)
 SERVE_PID='' CD_PID='' CD_DIR=''
