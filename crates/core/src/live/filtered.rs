@@ -61,7 +61,8 @@ impl LiveTarget for FilteredTarget {
         let live = if self.filters.write_uses_live() {
             match self.inner.read(self.live_limit).await {
                 Ok(raw) => Some(raw),
-                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                // Live holds nothing: a missing object (or, from older targets, not found).
+                Err(e) if matches!(e.kind(), ErrorKind::LiveMissing | ErrorKind::NotFound) => None,
                 Err(e) => {
                     return Err(e.context(format!(
                         "reading {} for the write filter's $live (nothing was written)",

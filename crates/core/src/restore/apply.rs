@@ -116,9 +116,13 @@ impl Vault {
 
         // 4. What live holds now becomes the newest snapshot; the restore stands
         //    whatever happens here.
-        let recorded = self
-            .record_restored(env, &snapshot, live_now, &where_, &req)
-            .await;
+        let recorded = if matches!(pre_restore, PreRestore::SavedElsewhere { .. }) {
+            // The store can't be written (that is why live was saved to a file).
+            Recorded::NotRecorded
+        } else {
+            self.record_restored(env, &snapshot, live_now, &where_, &req)
+                .await
+        };
 
         // 5. Publish, if asked; the restore stands whatever happens here.
         let (mut published, mut publish_error) = (None, None);
@@ -201,7 +205,7 @@ impl Vault {
                 Recorded::Failed {
                     error: e
                         .context(format!(
-                            "recording what {env} holds after restoring v{v} as its newest                              snapshot"
+                            "recording what {env} holds after restoring v{v} as its newest snapshot"
                         ))
                         .report(),
                 }

@@ -309,7 +309,8 @@ pub enum Recorded {
         /// Why.
         error: String,
     },
-    /// Not recorded: a copy to a file, which leaves live alone.
+    /// Not recorded: a copy to a file, which leaves live alone; or a store this process
+    /// can't write, live having been saved to a file instead (`save_live_to`).
     NotRecorded,
 }
 
