@@ -269,6 +269,30 @@ impl Ctx {
 }
 
 /// Validates an app and env pair from the command line.
+/// The stored environments a batch command covers (`[APP [ENV]]`); none is an error
+/// saying the store `holds no {what}`.
+pub async fn stored_envs(
+    vault: &Vault,
+    app: Option<&str>,
+    env: Option<&str>,
+    what: &str,
+) -> anyhow::Result<Vec<EnvRef>> {
+    let app_id = app.map(jetvault_core::id::AppId::new).transpose()?;
+    let env_id = env.map(jetvault_core::id::EnvId::new).transpose()?;
+    let envs = vault.select_envs(app_id.as_ref(), env_id.as_ref()).await?;
+    if envs.is_empty() {
+        anyhow::bail!(
+            jetvault_core::Error::not_found(format!(
+                "{} holds no {what}{}",
+                vault.store().describe(),
+                app.map_or_else(String::new, |a| format!(" of app {a}"))
+            ))
+            .with_hint("check --store and the app name")
+        );
+    }
+    Ok(envs)
+}
+
 pub fn env_ref(app: &str, env: &str) -> anyhow::Result<EnvRef> {
     Ok(EnvRef::parse(app, env)?)
 }

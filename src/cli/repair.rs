@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use clap::Args;
+use jetvault_core::EnvRef;
 use jetvault_core::repair::{RepairOptions, RepairReport};
-use jetvault_core::{AppId, EnvId, EnvRef};
 use serde::Serialize;
 
 use super::{Ctx, exit, print_json};
@@ -41,21 +41,13 @@ enum Row {
 
 pub async fn run(ctx: &Ctx, args: RepairArgs) -> anyhow::Result<u8> {
     let vault = ctx.vault().await?;
-    let app = args.app.as_deref().map(AppId::new).transpose()?;
-    let env = args.env.as_deref().map(EnvId::new).transpose()?;
-    let envs = vault.select_envs(app.as_ref(), env.as_ref()).await?;
-    if envs.is_empty() {
-        anyhow::bail!(
-            jetvault_core::Error::not_found(format!(
-                "{} holds no environments{}",
-                vault.store().describe(),
-                args.app
-                    .as_deref()
-                    .map_or_else(String::new, |a| format!(" of app {a}"))
-            ))
-            .with_hint("check --store and the app name")
-        );
-    }
+    let envs = super::stored_envs(
+        &vault,
+        args.app.as_deref(),
+        args.env.as_deref(),
+        "environments",
+    )
+    .await?;
     let opts = RepairOptions {
         grace: args.grace,
         dry_run: args.dry_run,

@@ -2,8 +2,8 @@
 //! gaps interrupted writes left (which `jetvault repair` closes).
 
 use clap::Args;
+use jetvault_core::EnvRef;
 use jetvault_core::verify::{VerifyOptions, VerifyReport};
-use jetvault_core::{AppId, EnvId, EnvRef};
 use serde::Serialize;
 
 use super::{Ctx, exit, print_json};
@@ -37,21 +37,13 @@ enum Row {
 
 pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
     let vault = ctx.vault().await?;
-    let app = args.app.as_deref().map(AppId::new).transpose()?;
-    let env = args.env.as_deref().map(EnvId::new).transpose()?;
-    let envs = vault.select_envs(app.as_ref(), env.as_ref()).await?;
-    if envs.is_empty() {
-        anyhow::bail!(
-            jetvault_core::Error::not_found(format!(
-                "{} holds no snapshots{}",
-                vault.store().describe(),
-                args.app
-                    .as_deref()
-                    .map_or_else(String::new, |a| format!(" of app {a}"))
-            ))
-            .with_hint("check --store and the app name")
-        );
-    }
+    let envs = super::stored_envs(
+        &vault,
+        args.app.as_deref(),
+        args.env.as_deref(),
+        "snapshots",
+    )
+    .await?;
     let opts = VerifyOptions {
         sample: args.sample,
         grace: args.grace,

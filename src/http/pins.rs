@@ -7,10 +7,12 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::{CanOperate, CanRead};
+use super::auth::{CanOperate, CanRead, Principal};
 use super::error::{ApiError, ErrorBody, OperateErrors, ReadErrors};
 use super::extract::{Env, EnvPath, EnvVersion, VersionPath};
 use super::{AppState, json_response};
+use jetvault_core::Selector;
+use jetvault_core::id::EnvRef;
 use jetvault_core::pin::PinOutcome;
 use jetvault_core::snapshot::no_snapshots;
 
@@ -76,30 +78,7 @@ pub async fn pin(
     EnvVersion(env, selector): EnvVersion,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let s = state.clone();
-    let e = env.clone();
-    let actor = who.actor();
-    let (version, outcome) = state
-        .tasks
-        .run(async move {
-            let version = s.vault.resolve_version(&e, &selector).await?;
-            Ok((version, s.vault.pin(&e, version, &actor).await?))
-        })
-        .await?;
-    let changed = outcome == PinOutcome::Changed;
-    tracing::info!(%env, version, changed, token = who.name(), "pinned through the API");
-    Ok(json_response(
-        if changed {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        &PinChange {
-            version,
-            pinned: true,
-            changed,
-        },
-    ))
+    change(who, env, selector, state, true).await
 }
 
 /// Unpins a snapshot, so that prune may delete it again by the policy.
@@ -117,23 +96,44 @@ pub async fn unpin(
     EnvVersion(env, selector): EnvVersion,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let s = state.clone();
-    let e = env.clone();
-    let actor = who.actor();
+    change(who, env, selector, state, false).await
+}
+
+/// Pins (`pin`) or unpins the snapshot `selector` names: 201 for a new pin, 200
+/// otherwise.
+async fn change(
+    who: Principal,
+    env: EnvRef,
+    selector: Selector,
+    state: AppState,
+    pin: bool,
+) -> Result<Response, ApiError> {
+    let (s, e, actor) = (state.clone(), env.clone(), who.actor());
     let (version, outcome) = state
         .tasks
         .run(async move {
             let version = s.vault.resolve_version(&e, &selector).await?;
-            Ok((version, s.vault.unpin(&e, version, &actor).await?))
+            let outcome = if pin {
+                s.vault.pin(&e, version, &actor).await?
+            } else {
+                s.vault.unpin(&e, version, &actor).await?
+            };
+            Ok((version, outcome))
         })
         .await?;
     let changed = outcome == PinOutcome::Changed;
-    tracing::info!(%env, version, changed, token = who.name(), "unpinned through the API");
+    let what = if pin { "pinned" } else { "unpinned" };
+    tracing::info!(%env, version, changed, token = who.name(), "{what} through the API");
+    let status = if pin && changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(json_response(
-        StatusCode::OK,
+        status,
         &PinChange {
             version,
-            pinned: false,
+            pinned: pin,
             changed,
         },
     ))

@@ -81,8 +81,8 @@ fn cli(server: &Server, args: &[&str]) -> String {
 }
 
 /// Signs in with `token` through the page's form.
-async fn sign_in(b: &Browser, w: &World, token: &str) {
-    b.goto(&w.server.url("/")).await;
+async fn sign_in(b: &Browser, server: &Server, token: &str) {
+    b.goto(&server.url("/")).await;
     let input = b.find("#token").await;
     input.send_keys(token).await.unwrap();
     b.find("form.signin button[type=submit]")
@@ -205,7 +205,7 @@ async fn the_phone_size_works() {
     let Some(b) = Browser::open(PHONE).await else {
         return;
     };
-    sign_in(&b, &w, OP).await;
+    sign_in(&b, &w.server, OP).await;
     b.wait_text("#envs", "crm/production").await;
     b.screenshot("overview-phone").await;
     b.goto(&w.server.url("/#/e/crm/production")).await;
@@ -229,7 +229,7 @@ async fn release_conflict_rollback_and_restore() {
     let Some(b) = Browser::open(DESKTOP).await else {
         return;
     };
-    sign_in(&b, &w, OP).await;
+    sign_in(&b, &w.server, OP).await;
     b.goto(&w.server.url("/#/e/crm/production")).await;
     b.wait_text("#history", "v3").await;
 
@@ -329,7 +329,7 @@ async fn a_read_token_sees_every_action_disabled() {
     let Some(b) = Browser::open(DESKTOP).await else {
         return;
     };
-    sign_in(&b, &w, RD).await;
+    sign_in(&b, &w.server, RD).await;
     b.wait_text("#who", "role: read").await;
     b.goto(&w.server.url("/#/e/crm/production")).await;
     b.wait_text("#history", "v3").await;
@@ -362,7 +362,7 @@ async fn a_restore_by_keyboard_alone() {
     let Some(b) = Browser::open(DESKTOP).await else {
         return;
     };
-    sign_in(&b, &w, OP).await;
+    sign_in(&b, &w.server, OP).await;
     b.goto(&w.server.url("/#/e/crm/production")).await;
     b.wait_text("#history", "v3").await;
     std::fs::write(&w.live, b"{\"broken\": true}").unwrap();
@@ -449,7 +449,7 @@ async fn the_overview_shows_a_release_made_elsewhere() {
     let Some(b) = Browser::open(DESKTOP).await else {
         return;
     };
-    sign_in(&b, &w, OP).await;
+    sign_in(&b, &w.server, OP).await;
     b.wait_text("#envs", "two").await;
     cli(
         &w.server,
