@@ -5,7 +5,8 @@ use futures::StreamExt;
 use jetvault_core::{BackupOutcome, BackupRequest, Trigger};
 use serde::Serialize;
 
-use super::{Ctx, exit, print_json};
+use super::rows::RowPrinter;
+use super::{Ctx, exit};
 
 #[derive(Debug, Args)]
 pub struct BackupAllArgs {
@@ -52,10 +53,18 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
              sections to the config (see examples/quickstart.toml)"
         ));
     }
-    let vault = ctx.vault().await?;
+    // Every store request is counted: the summary says what the run cost.
+    let store = jetvault_core::store::CountingStore::new(ctx.store().await?);
+    let counts = store.counts().clone();
+    let vault = jetvault_core::Vault::new(
+        std::sync::Arc::new(store),
+        jetvault_core::VaultOptions::from_config(&ctx.config),
+    );
     let bar = super::progress(envs.len() as u64, "backup-all");
     let actor = ctx.actor(args.author.as_deref());
-    let rows: Vec<Row> = futures::stream::iter(envs)
+    // A few at a time; each row is printed as its environment finishes (one slow
+    // platform never holds the others up) and only the totals are kept.
+    let mut rows = futures::stream::iter(envs)
         .map(|env| {
             let (vault, actor, bar) = (&vault, actor.clone(), bar.clone());
             let message = args.message.clone();
@@ -69,7 +78,6 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
                     vault.backup_from_live(&env, target.as_ref(), req).await
                 }
                 .await;
-                bar.inc(1);
                 let result = match result {
                     Ok(BackupOutcome::Created(m)) => RowResult::Created { version: m.version },
                     Ok(BackupOutcome::Unchanged(m)) => RowResult::Unchanged { version: m.version },
@@ -88,38 +96,47 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
                 }
             }
         })
-        .buffer_unordered(usize::from(args.concurrency))
-        .collect()
-        .await;
-    bar.finish_and_clear();
-    let mut rows = rows;
-    rows.sort_by(|a, b| (&a.app, &a.env).cmp(&(&b.app, &b.env)));
-    let failed = rows
-        .iter()
-        .filter(|r| matches!(r.result, RowResult::Failed { .. }))
-        .count();
-    if ctx.json() {
-        print_json(&rows)?;
-    } else {
-        let (mut created, mut unchanged) = (0, 0);
-        for r in &rows {
-            let name = format!("{}/{}", r.app, r.env);
-            match &r.result {
-                RowResult::Created { version } => {
-                    created += 1;
-                    println!("{name}: v{version} written");
-                }
-                RowResult::Unchanged { version } => {
-                    unchanged += 1;
-                    println!("{name}: unchanged since v{version}");
-                }
-                RowResult::Failed { error, .. } => println!("{name}: FAILED: {error}"),
-            }
+        .buffer_unordered(usize::from(args.concurrency));
+    let (mut created, mut unchanged, mut failed) = (0, 0, 0);
+    let mut out = RowPrinter::new(ctx.json());
+    while let Some(row) = rows.next().await {
+        bar.inc(1);
+        match row.result {
+            RowResult::Created { .. } => created += 1,
+            RowResult::Unchanged { .. } => unchanged += 1,
+            RowResult::Failed { .. } => failed += 1,
         }
+        bar.suspend(|| out.row(&row, text))?;
+    }
+    bar.finish_and_clear();
+    if !ctx.json() {
         println!(
-            "{} environments: {created} written, {unchanged} unchanged, {failed} failed",
-            rows.len()
+            "{} environments: {created} written, {unchanged} unchanged, {failed} failed; {}",
+            out.count(),
+            requests_summary(&counts)
         );
     }
+    out.finish()?;
     Ok(if failed > 0 { exit::PARTIAL } else { exit::OK })
+}
+
+/// A row in text mode.
+fn text(r: &Row) -> String {
+    let name = format!("{}/{}", r.app, r.env);
+    match &r.result {
+        RowResult::Created { version } => format!("{name}: v{version} written"),
+        RowResult::Unchanged { version } => format!("{name}: unchanged since v{version}"),
+        RowResult::Failed { error, .. } => format!("{name}: FAILED: {error}"),
+    }
+}
+
+/// `N store requests (get A, put B, ...)`, the operations that were used.
+fn requests_summary(counts: &jetvault_core::store::counting::RequestCounts) -> String {
+    let ops: Vec<String> = counts
+        .by_op()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect();
+    format!("{} store requests ({})", counts.total(), ops.join(", "))
 }

@@ -29,6 +29,7 @@ mod release;
 mod repair;
 mod restore;
 mod restore_all;
+mod rows;
 mod serve;
 mod verify;
 

@@ -15,7 +15,10 @@ use jetvault_core::retention::{
 use jetvault_core::{AppId, EnvId, EnvRef, Error};
 use serde::Serialize;
 
-use super::{Ctx, exit, human_size, print_json};
+use futures::StreamExt;
+
+use super::rows::RowPrinter;
+use super::{Ctx, exit, human_size};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
@@ -44,6 +47,9 @@ pub struct PruneArgs {
     /// Who prunes.
     #[arg(long)]
     pub author: Option<String>,
+    /// How many environments to prune at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
 }
 
 fn flags_policy(args: &PruneArgs) -> anyhow::Result<Option<RetentionPolicy>> {
@@ -115,99 +121,118 @@ pub async fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<u8> {
         actor: ctx.actor(args.author.as_deref()),
         now: None,
     };
-    let mut rows = Vec::new();
-    for (env, policy) in jobs {
-        let Some(policy) = policy else {
-            rows.push(Row::Skipped {
-                env,
-                reason: "no retention policy in the config".into(),
-            });
-            continue;
-        };
-        let bar = super::progress(0, &format!("prune {env}"));
-        let on_progress = |p: PruneProgress| match p {
-            PruneProgress::Reading { done, total } => {
-                bar.set_length(total);
-                bar.set_position(done);
-                bar.set_message("reading");
-            }
-            PruneProgress::Deleting { done, total } => {
-                bar.set_length(total);
-                bar.set_position(done);
-                bar.set_message("deleting");
-            }
-        };
-        let result = vault
-            .apply_retention_with_progress(&env, &policy, &opts, &on_progress)
-            .await;
-        bar.finish_and_clear();
-        rows.push(match result {
-            Ok(report) => Row::Pruned(report),
-            Err(e) => Row::Failed {
-                env,
-                error: e.report(),
-                code: e.kind().code(),
-            },
-        });
-    }
-
-    let failed = rows
-        .iter()
-        .filter(|r| matches!(r, Row::Failed { .. }))
-        .count();
-    if ctx.json() {
-        print_json(&rows)?;
+    // One environment: a progress bar over its snapshots. Several: a few at a time, a
+    // bar over the environments, each row printed when it is done (in order) and only
+    // the count of failures kept.
+    let single = jobs.len() == 1;
+    let overall = super::progress(if single { 0 } else { jobs.len() as u64 }, "prune");
+    let concurrency = if single {
+        1
     } else {
-        for row in &rows {
-            print_row(row, args.dry_run);
-        }
+        usize::from(args.concurrency)
+    };
+    let mut rows = futures::stream::iter(jobs)
+        .map(|(env, policy)| {
+            let (vault, opts) = (&vault, &opts);
+            async move {
+                let Some(policy) = policy else {
+                    return Row::Skipped {
+                        env,
+                        reason: "no retention policy in the config".into(),
+                    };
+                };
+                let bar = if single {
+                    super::progress(0, &format!("prune {env}"))
+                } else {
+                    indicatif::ProgressBar::hidden()
+                };
+                let on_progress = |p: PruneProgress| match p {
+                    PruneProgress::Reading { done, total } => {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                        bar.set_message("reading");
+                    }
+                    PruneProgress::Deleting { done, total } => {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                        bar.set_message("deleting");
+                    }
+                };
+                let result = vault
+                    .apply_retention_with_progress(&env, &policy, opts, &on_progress)
+                    .await;
+                bar.finish_and_clear();
+                match result {
+                    Ok(report) => Row::Pruned(report),
+                    Err(e) => Row::Failed {
+                        env,
+                        error: e.report(),
+                        code: e.kind().code(),
+                    },
+                }
+            }
+        })
+        .buffered(concurrency);
+    let mut failed = 0;
+    let mut out = RowPrinter::new(ctx.json());
+    while let Some(row) = rows.next().await {
+        overall.inc(1);
+        failed += usize::from(matches!(row, Row::Failed { .. }));
+        overall.suspend(|| out.row(&row, |r| text(r, args.dry_run)))?;
     }
+    overall.finish_and_clear();
+    out.finish()?;
     Ok(if failed > 0 { exit::PARTIAL } else { exit::OK })
 }
 
-fn print_row(row: &Row, dry_run: bool) {
-    match row {
-        Row::Skipped { env, reason } => println!("{env}: skipped ({reason})"),
-        Row::Failed { env, error, .. } => println!("{env}: FAILED: {error}"),
-        Row::Pruned(r) => {
-            let verb = if dry_run { "would delete" } else { "deleted" };
-            println!(
-                "{}: {} snapshots, {} kept, {verb} {} ({}) by {}{}",
-                r.env,
-                r.decisions.len(),
-                r.kept,
-                r.deleted,
-                human_size(r.freed_bytes),
-                describe_policy(&r.policy),
-                if dry_run { " [dry run]" } else { "" }
-            );
-            for d in r.decisions.iter().filter(|d| d.keep) {
-                let reasons: Vec<&str> = d.reasons.iter().map(|r| r.as_str()).collect();
-                println!(
-                    "  keep   v{:<8} {:<20} {}",
-                    d.version,
-                    d.created_at
-                        .map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M").to_string()),
-                    reasons.join(", ")
-                );
-            }
-            let gone: Vec<&Decision> = r.decisions.iter().filter(|d| !d.keep).collect();
-            if !gone.is_empty() {
-                println!(
-                    "  {:<6} {}",
-                    if dry_run { "delete" } else { "gone" },
-                    ranges(&gone)
-                );
-            }
-            if !r.spared.is_empty() {
-                let spared: Vec<String> = r.spared.iter().map(|v| format!("v{v}")).collect();
-                println!(
-                    "  spared {} (pinned or released while prune ran)",
-                    spared.join(", ")
-                );
-            }
-        }
+/// A row in text mode: the environment's totals, what is kept and why, what goes.
+fn text(row: &Row, dry_run: bool) -> String {
+    use std::fmt::Write;
+    let r = match row {
+        Row::Skipped { env, reason } => return format!("{env}: skipped ({reason})"),
+        Row::Failed { env, error, .. } => return format!("{env}: FAILED: {error}"),
+        Row::Pruned(r) => r,
+    };
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    let mut s = format!(
+        "{}: {} snapshots, {} kept, {verb} {} ({}) by {}{}",
+        r.env,
+        r.decisions.len(),
+        r.kept,
+        r.deleted,
+        human_size(r.freed_bytes),
+        describe_policy(&r.policy),
+        if dry_run { " [dry run]" } else { "" }
+    );
+    for d in r.decisions.iter().filter(|d| d.keep) {
+        let reasons: Vec<&str> = d.reasons.iter().map(|r| r.as_str()).collect();
+        let _ = write!(
+            s,
+            "\n  keep   v{:<8} {:<20} {}",
+            d.version,
+            d.created_at
+                .map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M").to_string()),
+            reasons.join(", ")
+        );
     }
+    let gone: Vec<&Decision> = r.decisions.iter().filter(|d| !d.keep).collect();
+    if !gone.is_empty() {
+        let _ = write!(
+            s,
+            "\n  {:<6} {}",
+            if dry_run { "delete" } else { "gone" },
+            ranges(&gone)
+        );
+    }
+    if !r.spared.is_empty() {
+        let spared: Vec<String> = r.spared.iter().map(|v| format!("v{v}")).collect();
+        let _ = write!(
+            s,
+            "\n  spared {} (pinned or released while prune ran)",
+            spared.join(", ")
+        );
+    }
+    s
 }
 
 /// `v1-v120, v122, v130-v487` from decisions listed newest first.

@@ -6,7 +6,10 @@ use jetvault_core::EnvRef;
 use jetvault_core::verify::{VerifyOptions, VerifyReport};
 use serde::Serialize;
 
-use super::{Ctx, exit, print_json};
+use futures::StreamExt;
+
+use super::rows::RowPrinter;
+use super::{Ctx, exit};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -22,6 +25,9 @@ pub struct VerifyArgs {
     /// reported: e.g. 10m, 30s, 0s.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub grace: std::time::Duration,
+    /// How many environments to verify at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,108 +54,152 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
         sample: args.sample,
         grace: args.grace,
     };
-    let single = envs.len() == 1;
-    let mut rows = Vec::new();
-    for env in envs {
-        let bar = super::progress(0, &format!("verify {env}"));
-        let result = vault
-            .verify_env_with_progress(&env, &opts, &|done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            })
-            .await;
-        bar.finish_and_clear();
-        match result {
-            Ok(report) if single && report.total == 0 => {
-                return Err(
-                    jetvault_core::Error::not_found(format!("{env} has no snapshots"))
-                        .with_hint("check the app and env names")
-                        .into(),
-                );
+    if let [env] = envs.as_slice() {
+        return verify_one(ctx, &vault, env, &opts).await;
+    }
+    // Many environments: a few at a time, each row printed when it is done (in order),
+    // and only the totals kept.
+    let bar = super::progress(envs.len() as u64, "verify");
+    let mut rows = futures::stream::iter(envs)
+        .map(|env| {
+            let (vault, opts) = (&vault, &opts);
+            async move {
+                match vault.verify_env(&env, opts).await {
+                    Ok(report) => Row::Checked(report),
+                    Err(e) => Row::Failed {
+                        env,
+                        error: e.report(),
+                        code: e.kind().code(),
+                    },
+                }
             }
-            Ok(report) => rows.push(Row::Checked(report)),
-            Err(e) if single => return Err(e.into()),
-            Err(e) => rows.push(Row::Failed {
-                env,
-                error: e.report(),
-                code: e.kind().code(),
-            }),
+        })
+        .buffered(usize::from(args.concurrency));
+    let mut totals = Totals::default();
+    let mut out = RowPrinter::new(ctx.json());
+    while let Some(row) = rows.next().await {
+        bar.inc(1);
+        totals.add(&row);
+        bar.suspend(|| out.row(&row, text))?;
+    }
+    bar.finish_and_clear();
+    if !ctx.json() {
+        let Totals {
+            checked,
+            bad,
+            gaps,
+            failed,
+        } = totals;
+        println!(
+            "{} environments, {checked} snapshots checked, {bad} bad, {gaps} gaps, \
+             {failed} not verified",
+            out.count()
+        );
+    }
+    out.finish()?;
+    Ok(totals.exit_code())
+}
+
+/// One environment, with a progress bar over its snapshots; no snapshot is an error.
+async fn verify_one(
+    ctx: &Ctx,
+    vault: &jetvault_core::Vault,
+    env: &EnvRef,
+    opts: &VerifyOptions,
+) -> anyhow::Result<u8> {
+    let bar = super::progress(0, &format!("verify {env}"));
+    let result = vault
+        .verify_env_with_progress(env, opts, &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await;
+    bar.finish_and_clear();
+    let report = result?;
+    if report.total == 0 {
+        return Err(
+            jetvault_core::Error::not_found(format!("{env} has no snapshots"))
+                .with_hint("check the app and env names")
+                .into(),
+        );
+    }
+    let row = Row::Checked(report);
+    let mut totals = Totals::default();
+    totals.add(&row);
+    let mut out = RowPrinter::new(ctx.json());
+    out.row(&row, text)?;
+    out.finish()?;
+    Ok(totals.exit_code())
+}
+
+/// What the summary line and the exit code need.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    checked: usize,
+    bad: usize,
+    gaps: usize,
+    failed: usize,
+}
+
+impl Totals {
+    fn add(&mut self, row: &Row) {
+        match row {
+            Row::Checked(r) => {
+                self.checked += r.checked;
+                self.bad += r.bad.len();
+                self.gaps += r.gaps.len();
+            }
+            Row::Failed { .. } => self.failed += 1,
         }
     }
 
-    let bad: usize = rows
-        .iter()
-        .map(|r| match r {
-            Row::Checked(r) => r.bad.len(),
-            Row::Failed { .. } => 0,
-        })
-        .sum();
-    let gaps: usize = rows
-        .iter()
-        .map(|r| match r {
-            Row::Checked(r) => r.gaps.len(),
-            Row::Failed { .. } => 0,
-        })
-        .sum();
-    let failed = rows
-        .iter()
-        .filter(|r| matches!(r, Row::Failed { .. }))
-        .count();
-    if ctx.json() {
-        print_json(&rows)?;
-    } else {
-        let mut checked = 0;
-        for row in &rows {
-            match row {
-                Row::Failed { env, error, .. } => println!("{env}: NOT VERIFIED: {error}"),
-                Row::Checked(r) => {
-                    checked += r.checked;
-                    let of = if r.checked < r.total {
-                        format!(" (a sample of {})", r.total)
-                    } else {
-                        String::new()
-                    };
-                    if r.bad.is_empty() {
-                        println!("{}: {} snapshots checked{of}, all good", r.env, r.checked);
-                    } else {
-                        println!(
-                            "{}: {} snapshots checked{of}, {} BAD:",
-                            r.env,
-                            r.checked,
-                            r.bad.len()
-                        );
-                        for b in &r.bad {
-                            let v = b.version.map_or_else(|| "?".into(), |v| format!("v{v}"));
-                            println!("  {v:<8} {}: {}", b.key, b.reason);
-                        }
-                    }
-                    if !r.gaps.is_empty() {
-                        println!(
-                            "{}: {} GAPS left by interrupted writes (`jetvault repair` closes \
-                             them):",
-                            r.env,
-                            r.gaps.len()
-                        );
-                        for g in &r.gaps {
-                            println!("  {:<22} {}: {}", g.kind.as_str(), g.key, g.detail);
-                        }
-                    }
-                }
-            }
-        }
-        if rows.len() > 1 {
-            println!(
-                "{} environments, {checked} snapshots checked, {bad} bad, {gaps} gaps, \
-                 {failed} not verified",
-                rows.len()
-            );
+    fn exit_code(self) -> u8 {
+        if self.bad > 0 || self.gaps > 0 {
+            exit::CORRUPT
+        } else if self.failed > 0 {
+            exit::PARTIAL
+        } else {
+            exit::OK
         }
     }
-    Ok(if bad > 0 || gaps > 0 {
-        exit::CORRUPT
-    } else if failed > 0 {
-        exit::PARTIAL
+}
+
+/// A row in text mode: the environment's verdict, its bad snapshots and its gaps.
+fn text(row: &Row) -> String {
+    use std::fmt::Write;
+    let r = match row {
+        Row::Failed { env, error, .. } => return format!("{env}: NOT VERIFIED: {error}"),
+        Row::Checked(r) => r,
+    };
+    let of = if r.checked < r.total {
+        format!(" (a sample of {})", r.total)
     } else {
-        exit::OK
-    })
+        String::new()
+    };
+    let mut s = if r.bad.is_empty() {
+        format!("{}: {} snapshots checked{of}, all good", r.env, r.checked)
+    } else {
+        format!(
+            "{}: {} snapshots checked{of}, {} BAD:",
+            r.env,
+            r.checked,
+            r.bad.len()
+        )
+    };
+    for b in &r.bad {
+        let v = b.version.map_or_else(|| "?".into(), |v| format!("v{v}"));
+        let _ = write!(s, "\n  {v:<8} {}: {}", b.key, b.reason);
+    }
+    if !r.gaps.is_empty() {
+        let _ = write!(
+            s,
+            "\n{}: {} GAPS left by interrupted writes (`jetvault repair` closes them):",
+            r.env,
+            r.gaps.len()
+        );
+        for g in &r.gaps {
+            let _ = write!(s, "\n  {:<22} {}: {}", g.kind.as_str(), g.key, g.detail);
+        }
+    }
+    s
 }

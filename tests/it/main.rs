@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod batch_cli;
 mod cli_output;
 mod cli_release;
 mod console;
