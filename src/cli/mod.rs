@@ -168,28 +168,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         _ => None,
     };
     let ctx = Ctx::new(cli.global, listen)?;
-    match cli.command {
-        Command::Serve(a) => serve::run(&ctx, a).await,
-        Command::Backup(a) => backup::run(&ctx, a).await,
-        Command::BackupAll(a) => backup_all::run(&ctx, a).await,
-        Command::List(a) => browse::list(&ctx, a).await,
-        Command::Show(a) => browse::show(&ctx, a).await,
-        Command::Cat(a) => browse::cat(&ctx, a).await,
-        Command::Diff(a) => diff::run(&ctx, a).await,
-        Command::Release(a) => release::release(&ctx, a).await,
-        Command::Releases(a) => release::releases(&ctx, a).await,
-        Command::Rollback(a) => release::rollback(&ctx, a).await,
-        Command::Promote(a) => promote::run(&ctx, a).await,
-        Command::Restore(a) => restore::run(&ctx, a).await,
-        Command::RestoreAll(a) => restore_all::run(&ctx, a).await,
-        Command::Prune(a) => prune::run(&ctx, a).await,
-        Command::Pin(a) => pin::run(&ctx, a, true).await,
-        Command::Unpin(a) => pin::run(&ctx, a, false).await,
-        Command::Verify(a) => verify::run(&ctx, a).await,
-        Command::Repair(a) => repair::run(&ctx, a).await,
-        Command::Events(a) => events::run(&ctx, a).await,
-        Command::Doctor(a) => doctor::run(&ctx, a).await,
-        Command::Config(c) => config_cmd::run(&ctx, c),
+    let result = run_command(&ctx, cli.command).await;
+    // Notices queued by the command get a bounded wait; the exit code is the command's.
+    if let Some(notifier) = ctx.notifier.get().and_then(Option::as_ref) {
+        notifier.flush(notifier.exit_wait()).await;
+    }
+    result
+}
+
+async fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Serve(a) => serve::run(ctx, a).await,
+        Command::Backup(a) => backup::run(ctx, a).await,
+        Command::BackupAll(a) => backup_all::run(ctx, a).await,
+        Command::List(a) => browse::list(ctx, a).await,
+        Command::Show(a) => browse::show(ctx, a).await,
+        Command::Cat(a) => browse::cat(ctx, a).await,
+        Command::Diff(a) => diff::run(ctx, a).await,
+        Command::Release(a) => release::release(ctx, a).await,
+        Command::Releases(a) => release::releases(ctx, a).await,
+        Command::Rollback(a) => release::rollback(ctx, a).await,
+        Command::Promote(a) => promote::run(ctx, a).await,
+        Command::Restore(a) => restore::run(ctx, a).await,
+        Command::RestoreAll(a) => restore_all::run(ctx, a).await,
+        Command::Prune(a) => prune::run(ctx, a).await,
+        Command::Pin(a) => pin::run(ctx, a, true).await,
+        Command::Unpin(a) => pin::run(ctx, a, false).await,
+        Command::Verify(a) => verify::run(ctx, a).await,
+        Command::Repair(a) => repair::run(ctx, a).await,
+        Command::Events(a) => events::run(ctx, a).await,
+        Command::Doctor(a) => doctor::run(ctx, a).await,
+        Command::Config(c) => config_cmd::run(ctx, c),
         Command::Completions(a) => completions::run(&a),
     }
 }
@@ -199,6 +208,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 pub struct Ctx {
     pub global: GlobalArgs,
     pub config: Config,
+    /// The webhooks, started by the first [`Ctx::vault`] (none without `[notify]`).
+    notifier: std::sync::OnceLock<Option<Arc<jetvault::notify::Notifier>>>,
 }
 
 /// The settings given as flags: the top layer over the environment and the file.
@@ -240,7 +251,11 @@ impl Ctx {
             server: ServerFlags { listen },
         };
         let config = Config::layered(global.config.as_deref(), "command line", &flags)?;
-        Ok(Self { global, config })
+        Ok(Self {
+            global,
+            config,
+            notifier: std::sync::OnceLock::new(),
+        })
     }
 
     /// Whether output should be JSON.
@@ -256,10 +271,14 @@ impl Ctx {
 
     /// Opens the store and wraps it in a vault with the configured options.
     pub async fn vault(&self) -> anyhow::Result<Vault> {
-        Ok(Vault::new(
-            self.store().await?,
-            VaultOptions::from_config(&self.config),
-        ))
+        let vault = Vault::new(self.store().await?, VaultOptions::from_config(&self.config));
+        let notifier = self
+            .notifier
+            .get_or_init(|| jetvault::notify::Notifier::start(&self.config));
+        Ok(match notifier {
+            Some(n) => vault.with_sink(n.clone()),
+            None => vault,
+        })
     }
 
     /// Who is acting: `--author`, else `JETVAULT_AUTHOR`, else `user@host`.

@@ -67,7 +67,10 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
                         .into(),
                 );
             }
-            Ok(report) => rows.push(Row::Checked(report)),
+            Ok(report) => {
+                notify_problems(&vault, ctx, &report);
+                rows.push(Row::Checked(report));
+            }
             Err(e) if single => return Err(e.into()),
             Err(e) => rows.push(Row::Failed {
                 env,
@@ -152,4 +155,32 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// A `verify-problem` notice for an environment with bad snapshots or gaps.
+fn notify_problems(vault: &jetvault_core::Vault, ctx: &Ctx, r: &VerifyReport) {
+    if r.bad.is_empty() && r.gaps.is_empty() {
+        return;
+    }
+    let first = r.bad.first().map_or_else(
+        || {
+            r.gaps
+                .first()
+                .map(|g| format!("{}: {}", g.key, g.detail))
+                .unwrap_or_default()
+        },
+        |b| format!("{}: {}", b.key, b.reason),
+    );
+    vault.notify(jetvault_core::notify::Notice::now(
+        jetvault_core::notify::NoticeKind::VerifyProblem,
+        &r.env,
+        &ctx.actor(None),
+        format!(
+            "verify found {} bad snapshots and {} gaps in {} (first: {first}); `jetvault \
+             repair` closes gaps",
+            r.bad.len(),
+            r.gaps.len(),
+            r.env
+        ),
+    ));
 }
