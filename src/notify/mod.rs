@@ -339,3 +339,101 @@ fn known_secrets(config: &Config) -> Vec<Secret> {
     });
     tokens.chain(live).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(name: &str, capacity: usize) -> Hook {
+        Hook {
+            name: name.into(),
+            config: WebhookConfig {
+                name: Some(name.into()),
+                url: "http://127.0.0.1:9/hook".into(),
+                events: Vec::new(),
+                secret_file: None,
+                slack: false,
+                timeout: None,
+            },
+            key: None,
+            timeout: Duration::from_secs(1),
+            capacity,
+            queue: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            pending: AtomicUsize::new(0),
+        }
+    }
+
+    fn job(id: &str) -> Job {
+        Job {
+            id: id.into(),
+            kind: "snapshot-written".into(),
+            body: Bytes::new(),
+        }
+    }
+
+    fn dropped(name: &str) -> u64 {
+        counters()
+            .get_or_create(&HookLabels {
+                hook: name.into(),
+                outcome: "dropped",
+            })
+            .get()
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_and_counts_it() {
+        let h = hook("full-queue-test", 2);
+        for id in ["a", "b", "c", "d"] {
+            h.push(job(id));
+        }
+        let ids: Vec<String> = std::iter::from_fn(|| h.pop()).map(|j| j.id).collect();
+        assert_eq!(ids, ["c", "d"]);
+        assert_eq!(dropped("full-queue-test"), 2);
+        assert_eq!(
+            h.pending.load(Ordering::Acquire),
+            2,
+            "queued, not yet delivered"
+        );
+    }
+
+    #[tokio::test]
+    async fn given_up_notices_are_counted_and_flush_returns() {
+        // A port just freed: each attempt fails to connect; with two attempts in all,
+        // one retry, then given up.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut config = Config::default();
+        config.notify.max_attempts = 2;
+        config.notify.min_backoff = Duration::from_millis(10);
+        config.notify.max_backoff = Duration::from_millis(20);
+        config.notify.webhooks.push(WebhookConfig {
+            name: Some("given-up-test".into()),
+            url: format!("http://127.0.0.1:{port}/hook"),
+            events: Vec::new(),
+            secret_file: None,
+            slack: false,
+            timeout: None,
+        });
+        let n = Notifier::start(&config).expect("a notifier");
+        let env = jetvault_core::EnvRef::parse("crm", "production").unwrap();
+        n.notify(Notice::now(
+            jetvault_core::notify::NoticeKind::BackupFailed,
+            &env,
+            jetvault_core::notify::NoticeActor::default(),
+            "x",
+        ));
+        n.flush(Duration::from_secs(30)).await;
+        let get = |outcome| {
+            counters()
+                .get_or_create(&HookLabels {
+                    hook: "given-up-test".into(),
+                    outcome,
+                })
+                .get()
+        };
+        assert_eq!((get("retried"), get("failed"), get("delivered")), (1, 1, 0));
+    }
+}

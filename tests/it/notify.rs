@@ -451,3 +451,29 @@ async fn a_failed_scheduled_backup_reaches_the_webhook_signed_localstack() {
     .await;
     assert_eq!(rx.of("scheduled-backup-failing").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_names_a_missing_webhook_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreSpec::local(&dir.path().join("store"));
+    let missing = dir.path().join("gone.key");
+    let text = config(
+        &store,
+        "",
+        &format!(
+            "[[notify.webhooks]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9/hook\"\n\
+             secret_file = {:?}\n",
+            missing.display().to_string()
+        ),
+    );
+    let cfg_path = dir.path().join("jetvault.toml");
+    std::fs::write(&cfg_path, text).unwrap();
+    let out = cli(&cfg_path, &["config", "check"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A warning (the file may exist only where the service runs), naming hook and file.
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stderr.contains("gone.key") && stderr.contains("\"ops\""),
+        "{stderr}"
+    );
+}
