@@ -213,6 +213,27 @@ mod tests {
     }
 
     #[test]
+    fn environment_variables_set_notify_keys() {
+        let vars = [
+            ("JETVAULT_NOTIFY__FAILURES_IN_A_ROW", "5"),
+            (
+                "JETVAULT_NOTIFY__WEBHOOKS",
+                "[{url = \"https://h/x\", events = [\"pruned\"]}]",
+            ),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let c: Config = crate::config::layers::Layers::new()
+            .env(crate::config::layers::EnvVars::from(vars.into_iter()))
+            .extract()
+            .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.notify.failures_in_a_row, 5);
+        assert_eq!(c.notify.webhooks[0].url, "https://h/x");
+        assert!(c.notify.webhooks[0].wants(NoticeKind::Pruned));
+        assert!(!c.notify.webhooks[0].wants(NoticeKind::Released));
+    }
+
+    #[test]
     fn bad_values_are_refused_naming_the_key() {
         for (text, needle) in [
             ("[notify]\nqueue = 0\n", "notify.queue"),
