@@ -223,7 +223,7 @@ mod tests {
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
         let c: Config = crate::config::layers::Layers::new()
-            .env(crate::config::layers::EnvVars::from(vars.into_iter()))
+            .env(crate::config::layers::EnvVars::from(vars))
             .extract()
             .unwrap();
         c.validate().unwrap();
