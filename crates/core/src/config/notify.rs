@@ -134,13 +134,17 @@ impl NotifyConfig {
                 self.min_backoff, self.max_backoff
             )));
         }
-        for hook in &self.webhooks {
+        // A webhook URL may hold a token (Slack's do): errors name the webhook, not it.
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            let which = hook.name.as_ref().map_or_else(
+                || format!("notify.webhooks[{i}]"),
+                |n| format!("notify.webhooks {n:?}"),
+            );
             let url = url::Url::parse(&hook.url)
-                .map_err(|e| Error::config(format!("notify.webhooks url {:?}: {e}", hook.url)))?;
+                .map_err(|e| Error::config(format!("{which}: url is not a URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(Error::config(format!(
-                    "notify.webhooks url {:?}: use an http:// or https:// URL",
-                    hook.url
+                    "{which}: url must be an http:// or https:// URL"
                 )));
             }
         }
@@ -241,10 +245,13 @@ mod tests {
                 "[notify]\nfailures_in_a_row = 0\n",
                 "notify.failures_in_a_row",
             ),
-            ("[[notify.webhooks]]\nurl = \"ftp://h/x\"\n", "http://"),
             (
-                "[[notify.webhooks]]\nurl = \"not a url\"\n",
-                "notify.webhooks url",
+                "[[notify.webhooks]]\nurl = \"ftp://h/x\"\n",
+                "notify.webhooks[0]: url must",
+            ),
+            (
+                "[[notify.webhooks]]\nname = \"ops\"\nurl = \"bad url\"\n",
+                "\"ops\": url is not",
             ),
             (
                 "[[notify.webhooks]]\nurl = \"http://h/\"\nevents = [\"nope\"]\n",
@@ -257,6 +264,7 @@ mod tests {
         ] {
             let e = Config::parse(text).unwrap_err().report();
             assert!(e.contains(needle), "{text}: {e}");
+            assert!(!e.contains("ftp://h/x") && !e.contains("bad url"), "{e}");
         }
     }
 
