@@ -168,39 +168,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         _ => None,
     };
     let ctx = Ctx::new(cli.global, listen)?;
-    let result = run_command(&ctx, cli.command).await;
+    let result = match cli.command {
+        Command::Serve(a) => serve::run(&ctx, a).await,
+        Command::Backup(a) => backup::run(&ctx, a).await,
+        Command::BackupAll(a) => backup_all::run(&ctx, a).await,
+        Command::List(a) => browse::list(&ctx, a).await,
+        Command::Show(a) => browse::show(&ctx, a).await,
+        Command::Cat(a) => browse::cat(&ctx, a).await,
+        Command::Diff(a) => diff::run(&ctx, a).await,
+        Command::Release(a) => release::release(&ctx, a).await,
+        Command::Releases(a) => release::releases(&ctx, a).await,
+        Command::Rollback(a) => release::rollback(&ctx, a).await,
+        Command::Promote(a) => promote::run(&ctx, a).await,
+        Command::Restore(a) => restore::run(&ctx, a).await,
+        Command::RestoreAll(a) => restore_all::run(&ctx, a).await,
+        Command::Prune(a) => prune::run(&ctx, a).await,
+        Command::Pin(a) => pin::run(&ctx, a, true).await,
+        Command::Unpin(a) => pin::run(&ctx, a, false).await,
+        Command::Verify(a) => verify::run(&ctx, a).await,
+        Command::Repair(a) => repair::run(&ctx, a).await,
+        Command::Events(a) => events::run(&ctx, a).await,
+        Command::Doctor(a) => doctor::run(&ctx, a).await,
+        Command::Config(c) => config_cmd::run(&ctx, c),
+        Command::Completions(a) => completions::run(&a),
+    };
     // Notices queued by the command get a bounded wait; the exit code is the command's.
     if let Some(notifier) = ctx.notifier.get().and_then(Option::as_ref) {
         notifier.flush(notifier.exit_wait()).await;
     }
     result
-}
-
-async fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<u8> {
-    match command {
-        Command::Serve(a) => serve::run(ctx, a).await,
-        Command::Backup(a) => backup::run(ctx, a).await,
-        Command::BackupAll(a) => backup_all::run(ctx, a).await,
-        Command::List(a) => browse::list(ctx, a).await,
-        Command::Show(a) => browse::show(ctx, a).await,
-        Command::Cat(a) => browse::cat(ctx, a).await,
-        Command::Diff(a) => diff::run(ctx, a).await,
-        Command::Release(a) => release::release(ctx, a).await,
-        Command::Releases(a) => release::releases(ctx, a).await,
-        Command::Rollback(a) => release::rollback(ctx, a).await,
-        Command::Promote(a) => promote::run(ctx, a).await,
-        Command::Restore(a) => restore::run(ctx, a).await,
-        Command::RestoreAll(a) => restore_all::run(ctx, a).await,
-        Command::Prune(a) => prune::run(ctx, a).await,
-        Command::Pin(a) => pin::run(ctx, a, true).await,
-        Command::Unpin(a) => pin::run(ctx, a, false).await,
-        Command::Verify(a) => verify::run(ctx, a).await,
-        Command::Repair(a) => repair::run(ctx, a).await,
-        Command::Events(a) => events::run(ctx, a).await,
-        Command::Doctor(a) => doctor::run(ctx, a).await,
-        Command::Config(c) => config_cmd::run(ctx, c),
-        Command::Completions(a) => completions::run(&a),
-    }
 }
 
 /// What every command shares: the options, the loaded config, and a way to the store.
