@@ -6,5 +6,6 @@
 
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod scheduler;
 pub mod tasks;

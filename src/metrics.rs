@@ -188,6 +188,12 @@ impl Metrics {
              in time (responses with X-Jetvault-Stale)",
             stale_served.clone(),
         );
+        registry.register(
+            "notifications",
+            "Webhook notifications by hook and outcome (delivered; retried: one per retry; \
+             dropped: the oldest waiting one when the queue was full; failed: given up)",
+            crate::notify::counters().clone(),
+        );
         Self {
             registry,
             backups,

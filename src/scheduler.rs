@@ -53,6 +53,7 @@ struct EnvJob {
     tasks: Tasks,
     running: Arc<AtomicBool>,
     actor: Actor,
+    failures: crate::notify::FailureStreak,
 }
 
 /// Resets an environment's "running" flag when its run ends, however it ends.
@@ -92,6 +93,8 @@ impl EnvJob {
             .await;
         self.metrics
             .record_backup(&self.env, Trigger::Schedule, &result, started.elapsed());
+        self.failures
+            .record(&self.vault, &self.env, &self.actor, &result);
         match &result {
             Ok(BackupOutcome::Created(m)) => {
                 tracing::info!(env = %self.env, version = m.version, size = m.size,
@@ -186,6 +189,7 @@ impl Scheduler {
                     tasks: tasks.clone(),
                     running: Arc::new(AtomicBool::new(false)),
                     actor: Actor::on_this_host("scheduler", "schedule"),
+                    failures: crate::notify::FailureStreak::new(config.notify.failures_in_a_row),
                 }),
             ));
         }

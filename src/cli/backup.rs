@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use clap::Args;
+use jetvault_core::notify::Notice;
 use jetvault_core::{BackupOutcome, BackupRequest, Error, Trigger};
 
 use super::{Ctx, env_ref, human_size, print_json};
@@ -41,7 +42,8 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> anyhow::Result<u8> {
     req.message = args.message;
     req.force = args.force;
     req.skip_schema_check = args.skip_schema_check;
-    let outcome = match &args.from {
+    let actor = req.actor.clone();
+    let result = match &args.from {
         Some(path) => {
             req.raw = read_input(path, vault.options().max_size)?;
             req.trigger = Trigger::Upload;
@@ -50,13 +52,17 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> anyhow::Result<u8> {
             } else {
                 format!("upload:{}", path.display())
             });
-            vault.backup(&env, req).await?
+            vault.backup(&env, req).await
         }
         None => {
-            let target = jetvault_core::live::open_configured(&ctx.config, &env).await?;
-            vault.backup_from_live(&env, target.as_ref(), req).await?
+            async {
+                let target = jetvault_core::live::open_configured(&ctx.config, &env).await?;
+                vault.backup_from_live(&env, target.as_ref(), req).await
+            }
+            .await
         }
     };
+    let outcome = result.inspect_err(|e| vault.notify(Notice::backup_failed(&env, &actor, e)))?;
     if ctx.json() {
         print_json(&outcome)?;
     } else {

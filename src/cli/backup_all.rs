@@ -72,7 +72,7 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
                 let result = async {
                     let target = jetvault_core::live::open_configured(&ctx.config, &env).await?;
                     let mut req = BackupRequest::new(bytes::Bytes::new(), Trigger::Manual);
-                    req.actor = actor;
+                    req.actor = actor.clone();
                     req.message = message;
                     req.force = args.force;
                     vault.backup_from_live(&env, target.as_ref(), req).await
@@ -82,6 +82,9 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
                     Ok(BackupOutcome::Created(m)) => RowResult::Created { version: m.version },
                     Ok(BackupOutcome::Unchanged(m)) => RowResult::Unchanged { version: m.version },
                     Err(e) => {
+                        vault.notify(jetvault_core::notify::Notice::backup_failed(
+                            &env, &actor, &e,
+                        ));
                         bar.println(format!("{env}: {}", e.report()));
                         RowResult::Failed {
                             error: e.report(),

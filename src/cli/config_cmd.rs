@@ -54,6 +54,12 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
                 for problem in c.secret_problems() {
                     tracing::warn!("{}: {problem}", file.display());
                 }
+                for problem in c.notify.secret_problems() {
+                    tracing::warn!(
+                        "{}: {problem}; that webhook is left out until it is",
+                        file.display()
+                    );
+                }
                 let envs = c.envs().count();
                 let scheduled = c.envs().filter(|(_, e)| e.schedule.is_some()).count();
                 let schemas = match schemas {

@@ -169,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         _ => None,
     };
     let ctx = Ctx::new(cli.global, listen)?;
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(a) => serve::run(&ctx, a).await,
         Command::Backup(a) => backup::run(&ctx, a).await,
         Command::BackupAll(a) => backup_all::run(&ctx, a).await,
@@ -192,7 +192,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor(a) => doctor::run(&ctx, a).await,
         Command::Config(c) => config_cmd::run(&ctx, c),
         Command::Completions(a) => completions::run(&a),
+    };
+    // Notices queued by the command get a bounded wait; the exit code is the command's.
+    if let Some(notifier) = ctx.notifier.get().and_then(Option::as_ref) {
+        notifier.flush(notifier.exit_wait()).await;
     }
+    result
 }
 
 /// What every command shares: the options, the loaded config, and a way to the store.
@@ -200,6 +205,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 pub struct Ctx {
     pub global: GlobalArgs,
     pub config: Config,
+    /// The webhooks, started by the first [`Ctx::vault`] (none without `[notify]`).
+    notifier: std::sync::OnceLock<Option<Arc<jetvault::notify::Notifier>>>,
 }
 
 /// The settings given as flags: the top layer over the environment and the file.
@@ -241,7 +248,11 @@ impl Ctx {
             server: ServerFlags { listen },
         };
         let config = Config::layered(global.config.as_deref(), "command line", &flags)?;
-        Ok(Self { global, config })
+        Ok(Self {
+            global,
+            config,
+            notifier: std::sync::OnceLock::new(),
+        })
     }
 
     /// Whether output should be JSON.
@@ -257,10 +268,14 @@ impl Ctx {
 
     /// Opens the store and wraps it in a vault with the configured options.
     pub async fn vault(&self) -> anyhow::Result<Vault> {
-        Ok(Vault::new(
-            self.store().await?,
-            VaultOptions::from_config(&self.config),
-        ))
+        let vault = Vault::new(self.store().await?, VaultOptions::from_config(&self.config));
+        let notifier = self
+            .notifier
+            .get_or_init(|| jetvault::notify::Notifier::start(&self.config));
+        Ok(match notifier {
+            Some(n) => vault.with_sink(n.clone()),
+            None => vault,
+        })
     }
 
     /// Who is acting: `--author`, else `JETVAULT_AUTHOR`, else `user@host`.

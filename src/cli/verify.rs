@@ -65,7 +65,10 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
             let (vault, opts) = (&vault, &opts);
             async move {
                 match vault.verify_env(&env, opts).await {
-                    Ok(report) => Row::Checked(report),
+                    Ok(report) => {
+                        notify_problems(vault, ctx, &report);
+                        Row::Checked(report)
+                    }
                     Err(e) => Row::Failed {
                         env,
                         error: e.report(),
@@ -123,6 +126,7 @@ async fn verify_one(
                 .into(),
         );
     }
+    notify_problems(vault, ctx, &report);
     let row = Row::Checked(report);
     let mut totals = Totals::default();
     totals.add(&row);
@@ -202,4 +206,32 @@ fn text(row: &Row) -> String {
         }
     }
     s
+}
+
+/// A `verify-problem` notice for an environment with bad snapshots or gaps.
+fn notify_problems(vault: &jetvault_core::Vault, ctx: &Ctx, r: &VerifyReport) {
+    if r.bad.is_empty() && r.gaps.is_empty() {
+        return;
+    }
+    let first = r.bad.first().map_or_else(
+        || {
+            r.gaps
+                .first()
+                .map(|g| format!("{}: {}", g.key, g.detail))
+                .unwrap_or_default()
+        },
+        |b| format!("{}: {}", b.key, b.reason),
+    );
+    vault.notify(jetvault_core::notify::Notice::now(
+        jetvault_core::notify::NoticeKind::VerifyProblem,
+        &r.env,
+        &ctx.actor(None),
+        format!(
+            "verify found {} bad snapshots and {} gaps in {} (first: {first}); `jetvault \
+             repair` closes gaps",
+            r.bad.len(),
+            r.gaps.len(),
+            r.env
+        ),
+    ));
 }

@@ -19,6 +19,7 @@ use jetvault_core::diff::{Change, DiffOptions};
 use jetvault_core::error::Error;
 use jetvault_core::events::Event;
 use jetvault_core::id::EnvRef;
+use jetvault_core::notify::Notice;
 use jetvault_core::snapshot::{
     BackupOutcome, BackupRequest, SnapshotMeta, Trigger, decode_snapshot, no_snapshots,
 };
@@ -343,6 +344,7 @@ pub async fn backup(
         .map_err(|e| e.with_hint("or upload the configuration with POST .../snapshots"))?;
     let mut req = BackupRequest::new(bytes::Bytes::new(), Trigger::Api);
     req.actor = who.actor();
+    let actor = req.actor.clone();
     req.message = body.message;
     req.force = body.force;
     req.skip_schema_check = body.skip_schema_check;
@@ -359,6 +361,9 @@ pub async fn backup(
             .await;
             s.metrics
                 .record_backup(&e, Trigger::Api, &result, started.elapsed());
+            if let Err(err) = &result {
+                s.vault.notify(Notice::backup_failed(&e, &actor, err));
+            }
             result
         })
         .await?;
@@ -430,6 +435,7 @@ pub async fn upload(
     };
     let mut req = BackupRequest::new(raw, Trigger::Upload);
     req.actor = who.actor();
+    let actor = req.actor.clone();
     req.message = message;
     req.force = q.force;
     req.source = Some("upload:api".into());
@@ -442,6 +448,9 @@ pub async fn upload(
             let result = s.vault.backup(&e, req).await;
             s.metrics
                 .record_backup(&e, Trigger::Upload, &result, started.elapsed());
+            if let Err(err) = &result {
+                s.vault.notify(Notice::backup_failed(&e, &actor, err));
+            }
             result
         })
         .await?;

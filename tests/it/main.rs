@@ -23,6 +23,7 @@ mod live_http;
 mod live_n8n;
 mod live_oauth;
 mod node_red;
+mod notify;
 mod platform_examples;
 mod prune_cli;
 mod release_race;

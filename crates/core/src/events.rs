@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::id::EnvRef;
 use crate::layout;
+use crate::notify::{Notice, NoticeActor, NoticeKind};
 use crate::store::{Metadata, PutMode};
 use crate::vault::Vault;
 
@@ -124,12 +125,80 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The notice for this event, if its action is one people are told of (pins and
+    /// promotions are not).
+    #[must_use]
+    pub fn notice(&self) -> Option<Notice> {
+        let event = self;
+        let env = &event.env;
+        let v = event.version.map_or_else(String::new, |v| format!(" v{v}"));
+        let detail = |key: &str| event.details.get(key).cloned();
+        let (kind, message) = match event.action {
+            Action::Backup => (
+                NoticeKind::SnapshotWritten,
+                format!("snapshot{v} of {env} written"),
+            ),
+            Action::Release => (NoticeKind::Released, format!("{env}{v} released")),
+            Action::Rollback => (NoticeKind::RolledBack, format!("{env} rolled back to{v}")),
+            Action::Restore => match detail("outcome").as_ref().and_then(|o| o.as_str()) {
+                Some("failed") => (
+                    NoticeKind::RestoreFailed,
+                    format!(
+                        "restore of{v} to {env} failed: {}",
+                        detail("error")
+                            .and_then(|e| e.as_str().map(str::to_string))
+                            .unwrap_or_default()
+                    ),
+                ),
+                _ => (NoticeKind::Restored, format!("{env}{v} restored")),
+            },
+            Action::Prune => {
+                let deleted = detail("deleted").and_then(|d| d.as_u64()).unwrap_or(0);
+                let failed = detail("failed").and_then(|d| d.as_u64()).unwrap_or(0);
+                let tail = if failed > 0 {
+                    format!(", {failed} deletions failed")
+                } else {
+                    String::new()
+                };
+                (
+                    NoticeKind::Pruned,
+                    format!("retention deleted {deleted} snapshots of {env}{tail}"),
+                )
+            }
+            Action::Promote | Action::Pin | Action::Unpin => return None,
+        };
+        Some(Notice {
+            kind,
+            env: env.clone(),
+            version: event.version,
+            at: event.at,
+            actor: NoticeActor::from(&event.actor),
+            message,
+        })
+    }
+}
+
+impl From<&Actor> for NoticeActor {
+    fn from(a: &Actor) -> Self {
+        Self {
+            who: a.who.clone(),
+            via: a.via.clone(),
+            from: a.from.clone(),
+        }
+    }
+}
+
 impl Vault {
-    /// Writes an event as an immutable object.
+    /// Writes an event as an immutable object, and hands its notice (if its action has
+    /// one) to the vault's event sink first: the action has happened either way.
     ///
     /// # Errors
     /// Store errors.
     pub async fn record_event(&self, event: &Event) -> Result<()> {
+        if let Some(notice) = event.notice() {
+            self.notify(notice);
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let key = layout::event_key(&event.env, event.at, &id[..12]);
         let body = serde_json::to_vec(event)
@@ -168,5 +237,71 @@ impl Vault {
             .buffered(16)
             .try_collect()
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> EnvRef {
+        EnvRef::parse("crm", "production").unwrap()
+    }
+
+    #[test]
+    fn audit_events_become_notices_of_the_matching_kind() {
+        let actor = Actor::on_this_host("ana", "cli");
+        let null = serde_json::Value::Null;
+        let cases = [
+            (
+                Action::Backup,
+                null.clone(),
+                Some(NoticeKind::SnapshotWritten),
+            ),
+            (Action::Release, null.clone(), Some(NoticeKind::Released)),
+            (Action::Rollback, null.clone(), Some(NoticeKind::RolledBack)),
+            (
+                Action::Restore,
+                serde_json::json!({"outcome": "pushed"}),
+                Some(NoticeKind::Restored),
+            ),
+            (
+                Action::Restore,
+                serde_json::json!({"outcome": "failed", "error": "live answered 503"}),
+                Some(NoticeKind::RestoreFailed),
+            ),
+            (
+                Action::Prune,
+                serde_json::json!({"deleted": 4}),
+                Some(NoticeKind::Pruned),
+            ),
+            (Action::Pin, null.clone(), None),
+            (Action::Promote, null, None),
+        ];
+        for (action, details, kind) in cases {
+            let event = Event::now(action, &env(), &actor)
+                .version(7)
+                .details(details);
+            let notice = event.notice();
+            assert_eq!(notice.as_ref().map(|n| n.kind), kind, "{action}");
+            if let Some(n) = notice {
+                assert_eq!(n.version, Some(7));
+                assert_eq!(n.actor.who.as_deref(), Some("ana"));
+                assert_eq!(n.actor.via, "cli");
+                assert!(n.message.contains("crm/production"), "{}", n.message);
+            }
+        }
+        let failed = Event::now(Action::Restore, &env(), &actor)
+            .details(serde_json::json!({"outcome": "failed", "error": "live answered 503"}));
+        assert!(
+            failed
+                .notice()
+                .unwrap()
+                .message
+                .contains("live answered 503")
+        );
+        let pruned =
+            Event::now(Action::Prune, &env(), &actor).details(serde_json::json!({"deleted": 4}));
+        assert!(pruned.notice().unwrap().message.contains("deleted 4"));
     }
 }

@@ -20,6 +20,7 @@ pub mod index;
 pub mod layout;
 pub mod live;
 pub mod meta;
+pub mod notify;
 pub mod pin;
 pub mod promote;
 pub mod release;

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::layout::{FORMAT_VERSION, MARKER_KEY};
+use crate::notify::{EventSink, Notice};
 use crate::schema::Schemas;
 use crate::store::{Metadata, PutMode, Store};
 
@@ -65,6 +66,7 @@ pub struct Vault {
     store: Arc<dyn Store>,
     options: VaultOptions,
     marker_checked: Arc<OnceCell<()>>,
+    sink: Option<Arc<dyn EventSink>>,
 }
 
 impl Vault {
@@ -74,6 +76,22 @@ impl Vault {
             store,
             options,
             marker_checked: Arc::new(OnceCell::new()),
+            sink: None,
+        }
+    }
+
+    /// This vault with `sink` told of every audit event it records (and of what the
+    /// front ends pass to [`Vault::notify`]).
+    #[must_use]
+    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Hands `notice` to the sink, if any; returns at once.
+    pub fn notify(&self, notice: Notice) {
+        if let Some(sink) = &self.sink {
+            sink.notify(notice);
         }
     }
 

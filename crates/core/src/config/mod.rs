@@ -16,6 +16,7 @@ mod diff;
 mod filter;
 pub mod layers;
 mod live_auth;
+mod notify;
 mod schema;
 mod secret;
 mod size;
@@ -27,7 +28,8 @@ pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use diff::DiffConfig;
 pub use filter::{FilterConfig, FilterSource};
-pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource};
+pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource, live_secrets};
+pub use notify::{NotifyConfig, WebhookConfig};
 pub use schema::{OnBackup, SchemaConfig};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
@@ -55,6 +57,9 @@ pub struct Config {
     /// Apps by id, each with its environments.
     #[serde(default)]
     pub apps: BTreeMap<AppId, AppConfig>,
+    /// Webhook notifications.
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
 
 /// Snapshot encoding and input limits.
@@ -202,6 +207,7 @@ impl Config {
                 fix(p);
             }
         }
+        self.notify.resolve_paths(dir);
         for app in self.apps.values_mut() {
             for env in app.envs.values_mut() {
                 match &mut env.live {
@@ -263,7 +269,7 @@ impl Config {
             }
             _ => Vec::new(),
         });
-        for p in tokens.chain(live) {
+        for p in tokens.chain(live).chain(self.notify.secret_files()) {
             if !files.contains(&p) {
                 files.push(p);
             }

@@ -27,6 +27,7 @@ impl Config {
                 "s3.sse_kms_key_id is set but s3.sse is not \"aws:kms\"",
             ));
         }
+        self.notify.validate()?;
         for t in &self.server.tokens {
             if t.value.is_some() == t.value_file.is_some() {
                 return Err(Error::config(format!(
