@@ -13,6 +13,7 @@ use crate::id::{AppId, EnvRef};
 
 mod apps;
 mod diff;
+mod discovery;
 mod filter;
 pub mod layers;
 mod live_auth;
@@ -26,6 +27,7 @@ mod validate;
 pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use diff::DiffConfig;
+pub use discovery::{DEFAULT_REFRESH, DiscoveryConfig};
 pub use filter::{FilterConfig, FilterSource};
 pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource};
 pub use schema::{OnBackup, SchemaConfig};
@@ -55,6 +57,8 @@ pub struct Config {
     /// Apps by id, each with its environments.
     #[serde(default)]
     pub apps: BTreeMap<AppId, AppConfig>,
+    /// Environments listed by the platform (see [`crate::discovery`]).
+    pub discovery: Option<DiscoveryConfig>,
 }
 
 /// Snapshot encoding and input limits.
@@ -197,6 +201,9 @@ impl Config {
                 *p = dir.join(&*p);
             }
         };
+        if let Some(d) = &mut self.discovery {
+            d.resolve_paths(dir);
+        }
         for t in &mut self.server.tokens {
             if let Some(p) = &mut t.value_file {
                 fix(p);
