@@ -43,8 +43,8 @@ pub(super) async fn fetch(client: &reqwest::Client, config: &DiscoveryConfig) ->
         .send()
         .await
         .map_err(|e| {
-            // reqwest's message may quote the URL; show it redacted.
-            let cause = e.to_string().replace(&config.url, &source);
+            // The URL is named once, redacted; reqwest's own message would quote it whole.
+            let cause = e.without_url();
             Error::unavailable(format!("discovery: GET {source} failed: {cause}"))
                 .with_hint("check that the discovery endpoint is up and discovery.url")
         })?;
@@ -64,7 +64,8 @@ pub(super) async fn fetch(client: &reqwest::Client, config: &DiscoveryConfig) ->
     }
     let bytes = resp.bytes().await.map_err(|e| {
         Error::unavailable(format!(
-            "discovery: reading the answer of {source} failed: {e}"
+            "discovery: reading the answer of {source} failed: {}",
+            e.without_url()
         ))
     })?;
     check_size(bytes.to_vec(), &source)

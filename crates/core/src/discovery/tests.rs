@@ -262,3 +262,67 @@ fn shipped_examples_parse_and_expand() {
         assert!(url.contains("/apps/shop/envs/production/"), "{name}: {url}");
     }
 }
+
+/// A one-shot HTTP server answering `status` with `body`; its URL and the request
+/// head it received.
+async fn answer_once(status: &str, body: &str) -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let head = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0; 8192];
+        let n = s.read(&mut buf).await.unwrap();
+        s.write_all(reply.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    (url, head)
+}
+
+#[tokio::test]
+async fn http_source_sends_the_token_and_redacts_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tok-planted-9931\n").unwrap();
+    let text = |url: &str| {
+        format!(
+            "[discovery]\nurl = \"{url}/list?key=query-planted-1234\"\nbearer_token_file = \
+             {token:?}\nheaders = {{ \"X-Tenant\" = \"acme\" }}\n"
+        )
+    };
+    let (url, head) = answer_once("200 OK", r#"[{"app": "a", "env": "b"}]"#).await;
+    let c = Config::parse(&text(&url)).unwrap();
+    let found = Discovery::new(c.discovery.as_ref().unwrap())
+        .unwrap()
+        .run(&c)
+        .await
+        .unwrap();
+    assert_eq!(names(found.envs.keys().cloned()), ["a/b"]);
+    let head = head.await.unwrap().to_lowercase();
+    assert!(
+        head.contains("authorization: bearer tok-planted-9931"),
+        "{head}"
+    );
+    assert!(head.contains("x-tenant: acme"), "{head}");
+
+    let (url, _head) = answer_once("401 Unauthorized", "no").await;
+    let c = Config::parse(&text(&url)).unwrap();
+    let e = Discovery::new(c.discovery.as_ref().unwrap())
+        .unwrap()
+        .run(&c)
+        .await
+        .unwrap_err();
+    let msg = e.report();
+    assert!(
+        msg.contains("401") && msg.contains("discovery token"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("query-planted") && !msg.contains("tok-planted"),
+        "{msg}"
+    );
+}
