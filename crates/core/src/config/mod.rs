@@ -241,8 +241,8 @@ impl Config {
         }
     }
 
-    /// The files holding secrets: server token files and live targets' bearer token,
-    /// secret header and OAuth secret files, each once.
+    /// The files holding secrets: server token files, live targets' bearer token,
+    /// secret header and OAuth secret files, and the discovery source's, each once.
     #[must_use]
     pub fn secret_files(&self) -> Vec<&Path> {
         let mut files: Vec<&Path> = Vec::new();
@@ -270,7 +270,13 @@ impl Config {
             }
             _ => Vec::new(),
         });
-        for p in tokens.chain(live) {
+        let discovery = self.discovery.iter().flat_map(|d| {
+            d.bearer_token_file
+                .iter()
+                .chain(d.secret_headers.values().filter_map(|s| s.file.as_ref()))
+                .map(PathBuf::as_path)
+        });
+        for p in tokens.chain(live).chain(discovery) {
             if !files.contains(&p) {
                 files.push(p);
             }

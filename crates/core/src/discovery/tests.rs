@@ -210,6 +210,8 @@ fn relative_paths_are_relative_to_the_config_file() {
         panic!("no file live");
     };
     assert_eq!(path, &dir.path().join("live/{app}-{env}.json"));
+    // The discovery token file is checked like the other secret files.
+    assert!(c.secret_files().contains(&dir.path().join("tok").as_path()));
 }
 
 #[tokio::test]
