@@ -421,3 +421,44 @@ fn get_text(url: &str, token: &str) -> String {
     conn.reader.read_to_string(&mut out).unwrap();
     out
 }
+
+#[test]
+fn discovered_environments_get_the_template_schedule_and_new_ones_are_scheduled() {
+    let platform = Platform::default();
+    platform.set(thousand(3));
+    let (base, _rt) = start_platform(&platform);
+    let jv = Jv::new();
+    let token_file = jv.file("platform-token", PLATFORM_TOKEN.as_bytes());
+    let discovery = format!(
+        "[discovery]\nurl = \"{base}/api/apps\"\nbearer_token_file = {token_file:?}\n\
+         filter = \"[.apps[] | .slug as $a | .environments[] | {{app: $a, env: .name}}]\"\n\
+         refresh = \"1s\"\n\
+         [discovery.template]\nschedule = \"* * * * * *\"\n\
+         [discovery.template.live]\nkind = \"http\"\n\
+         url = \"{base}/api/apps/{{app}}/envs/{{env}}/config\"\n\
+         bearer_token_file = {token_file:?}\n"
+    );
+    let server = Server::start(jv.dir.path(), &config(&jv.store, "", &discovery));
+    let mut conn = KeepAlive::open(&server.base);
+    let scheduled = |conn: &mut KeepAlive, env: &str| {
+        let (code, body) = conn.request("GET", &format!("/v1/apps/{env}/snapshots"), RD);
+        code == 200
+            && body["snapshots"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|m| m["trigger"] == "schedule"))
+    };
+    wait_until("a scheduled backup of a discovered environment", || {
+        scheduled(&mut conn, "app-000/envs/staging")
+    });
+    // Listed later: scheduled once the refresh has found it.
+    platform
+        .envs
+        .lock()
+        .unwrap()
+        .push(("app-005".into(), "dev".into()));
+    wait_until(
+        "a scheduled backup of a newly discovered environment",
+        || scheduled(&mut conn, "app-005/envs/dev"),
+    );
+    server.wait_log("schedules reloaded", Duration::from_secs(5));
+}
