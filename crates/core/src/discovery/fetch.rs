@@ -44,7 +44,7 @@ pub(super) async fn fetch(client: &reqwest::Client, config: &DiscoveryConfig) ->
         .await
         .map_err(|e| {
             // The URL is named once, redacted; reqwest's own message would quote it whole.
-            let cause = e.without_url();
+            let cause = causes(&e.without_url());
             Error::unavailable(format!("discovery: GET {source} failed: {cause}"))
                 .with_hint("check that the discovery endpoint is up and discovery.url")
         })?;
@@ -69,6 +69,22 @@ pub(super) async fn fetch(client: &reqwest::Client, config: &DiscoveryConfig) ->
         ))
     })?;
     check_size(bytes.to_vec(), &source)
+}
+
+/// An error and its sources, `: ` between them ("error sending request: connection
+/// refused").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = s.source();
+    }
+    text
 }
 
 fn check_size(bytes: Vec<u8>, source: &str) -> Result<Vec<u8>> {
