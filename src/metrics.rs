@@ -26,6 +26,9 @@ use jetvault_core::restore::RestoreReport;
 use jetvault_core::retention::PruneReport;
 use jetvault_core::snapshot::{BackupOutcome, Trigger};
 
+mod discovery;
+pub use discovery::DiscoveryMetrics;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BackupLabels {
     app: String,

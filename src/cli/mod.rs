@@ -20,6 +20,7 @@ mod completions;
 mod config_cmd;
 mod diff;
 mod doctor;
+mod envs;
 mod events;
 pub mod exit;
 mod pin;
@@ -131,6 +132,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Check the store, its conditional writes and the live targets.
     Doctor(doctor::DoctorArgs),
+    /// List configured and discovered environments with their sources.
+    Envs(envs::EnvsArgs),
     /// Check config files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -190,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Repair(a) => repair::run(&ctx, a).await,
         Command::Events(a) => events::run(&ctx, a).await,
         Command::Doctor(a) => doctor::run(&ctx, a).await,
+        Command::Envs(a) => envs::run(&ctx, a).await,
         Command::Config(c) => config_cmd::run(&ctx, c),
         Command::Completions(a) => completions::run(&a),
     };

@@ -3,17 +3,29 @@
 //! On SIGTERM or SIGINT: stop the scheduler's ticks and refuse new writes, stop
 //! accepting connections, then wait up to `server.shutdown_grace` for the requests and
 //! backups in flight; exit 0 if they all finished, 1 if the grace ran out.
+//!
+//! With `[discovery]`, the environments it lists are added at start and read again every
+//! `discovery.refresh`. On SIGHUP the config file is read again (schedules, environments,
+//! tokens, discovery) and discovery runs; open connections are kept. A reload that fails
+//! (bad TOML, an unreadable token) keeps the running config; a refresh that fails keeps
+//! the last good list. The listen address, the store and the connection limits are read
+//! at start only.
 
 use std::io::Write as _;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
+use jetvault::http::AppState;
 use jetvault::http::auth::{Auth, AuthMode};
 use jetvault::scheduler::Scheduler;
 use jetvault::tasks::Tasks;
+use jetvault_core::config::Config;
+use jetvault_core::discovery::{self, Discovered, Discovery};
+use jetvault_core::vault::Vault;
 use jetvault_core::{Error, ErrorKind};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use super::Ctx;
@@ -27,9 +39,11 @@ pub struct ServeArgs {
 }
 
 /// Runs the service; `--listen` is already layered into `server.listen` by [`Ctx`].
-pub async fn run(ctx: &Ctx, _args: ServeArgs) -> anyhow::Result<u8> {
+pub async fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<u8> {
     let config = Arc::new(ctx.config.clone());
     let listen = config.server.listen.clone();
+    // Read before anything else: a bad filter is a config error at start.
+    let discovery = config.discovery.as_ref().map(Discovery::new).transpose()?;
     for warning in config.secret_file_warnings() {
         tracing::warn!("{warning}");
     }
@@ -47,7 +61,8 @@ pub async fn run(ctx: &Ctx, _args: ServeArgs) -> anyhow::Result<u8> {
     }
 
     // Decided before binding: without tokens, a non-loopback address is refused.
-    let auth = Auth::from_config(&config.server, is_loopback(&listen).await?)?;
+    let loopback = is_loopback(&listen).await?;
+    let auth = Auth::from_config(&config.server, loopback)?;
     let listener = TcpListener::bind(&listen).await.map_err(|e| {
         Error::config(format!("cannot listen on {listen}: {e}"))
             .with_hint("pick another address with --listen or server.listen")
@@ -70,8 +85,29 @@ pub async fn run(ctx: &Ctx, _args: ServeArgs) -> anyhow::Result<u8> {
     let tasks = Tasks::default();
     let (router, state) =
         jetvault::http::build(vault.clone(), config.clone(), auth, tasks.clone())?;
-    let mut scheduler =
-        Scheduler::start(vault, &config, state.metrics.clone(), tasks.clone()).await?;
+    let mut live = Reloader {
+        global: ctx.global.clone(),
+        listen: args.listen.clone(),
+        loopback,
+        state: state.clone(),
+        base: ctx.config.clone(),
+        discovery,
+        last: Discovered::default(),
+    };
+    if let Some(found) = live.fetch().await {
+        live.accept(found);
+    }
+    live.update();
+    let mut scheduler = Scheduler::start(
+        vault.clone(),
+        &state.config.load(),
+        state.metrics.clone(),
+        tasks.clone(),
+    )
+    .await?;
+    // Listened for before the address is printed: a signal sent once it is seen counts.
+    let mut shutdown = Shutdown::new()?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let server = {
@@ -89,7 +125,30 @@ pub async fn run(ctx: &Ctx, _args: ServeArgs) -> anyhow::Result<u8> {
     println!("jetvault listening on http://{addr}");
     let _ = std::io::stdout().flush();
 
-    let signal = shutdown_signal().await?;
+    let mut refresh = live.interval();
+    let signal = loop {
+        tokio::select! {
+            signal = shutdown.recv() => break signal,
+            _ = hangup.recv() => {
+                if live.reload() {
+                    refresh = live.interval();
+                }
+            }
+            () = tick(&mut refresh) => {}
+        }
+        // A slow discovery source does not hold up a shutdown.
+        tokio::select! {
+            signal = shutdown.recv() => break signal,
+            found = live.fetch() => {
+                if let Some(found) = found {
+                    live.accept(found);
+                }
+            }
+        }
+        if live.update() {
+            restart(&mut scheduler, &vault, &state, &tasks).await;
+        }
+    };
     let grace = config.server.shutdown_grace;
     tracing::info!(signal, in_flight = tasks.running(), grace = ?grace,
         "shutting down: no new connections or backups; finishing what is in flight");
@@ -152,13 +211,183 @@ async fn is_loopback(listen: &str) -> anyhow::Result<bool> {
     Ok(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()))
 }
 
-/// Waits for SIGTERM or SIGINT; returns its name.
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT.
+struct Shutdown {
+    term: Signal,
+    int: Signal,
+}
+
+impl Shutdown {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; returns its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Waits for the next discovery refresh; forever without discovery.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts the schedules of the configuration in force, then stops the previous ones
+/// (a failure keeps them).
+async fn restart(scheduler: &mut Scheduler, vault: &Vault, state: &AppState, tasks: &Tasks) {
+    let config = state.config.load_full();
+    match Scheduler::start(vault.clone(), &config, state.metrics.clone(), tasks.clone()).await {
+        Ok(new) => {
+            let mut old = std::mem::replace(scheduler, new);
+            old.stop().await;
+            tracing::info!(scheduled = scheduler.envs().len(), "schedules reloaded");
+        }
+        Err(e) => tracing::error!(error = %e.report(),
+            "cannot start the new schedules; the previous ones keep running"),
+    }
+}
+
+/// What SIGHUP and discovery refreshes change: the configuration in force (the file's,
+/// plus the environments discovered) and the tokens.
+struct Reloader {
+    global: super::GlobalArgs,
+    listen: Option<String>,
+    loopback: bool,
+    state: AppState,
+    /// The configuration as the file (and environment, and flags) give it.
+    base: Config,
+    discovery: Option<Discovery>,
+    /// The last good discovery.
+    last: Discovered,
+}
+
+impl Reloader {
+    /// The refresh timer, its first tick one period from now.
+    fn interval(&self) -> Option<tokio::time::Interval> {
+        self.discovery.as_ref().map(|d| {
+            let every = d.config().refresh;
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        })
+    }
+
+    /// Reads the discovery source; `None` (logged and counted) if it fails.
+    async fn fetch(&self) -> Option<Discovered> {
+        let d = self.discovery.as_ref()?;
+        match d.run(&self.base).await {
+            Ok(found) => {
+                self.state
+                    .discovery_metrics
+                    .record_refresh(Some((found.envs.len(), found.skipped.len())));
+                Some(found)
+            }
+            Err(e) => {
+                self.state.discovery_metrics.record_refresh(None);
+                tracing::error!(source = %d.config().describe(), error = %e.report(),
+                    kept = self.last.envs.len(),
+                    "discovery failed; the last good list of environments is kept");
+                None
+            }
+        }
+    }
+
+    /// Keeps a good discovery as the last one, logging what changed.
+    fn accept(&mut self, found: Discovered) {
+        let added = found
+            .envs
+            .keys()
+            .filter(|e| !self.last.envs.contains_key(*e))
+            .count();
+        let gone = self
+            .last
+            .envs
+            .keys()
+            .filter(|e| !found.envs.contains_key(*e))
+            .count();
+        if added > 0 || gone > 0 {
+            tracing::info!(
+                discovered = found.envs.len(),
+                added,
+                gone,
+                skipped = found.skipped.len(),
+                configured = found.configured.len(),
+                "discovery: the list of environments changed (those gone keep their history)"
+            );
+        }
+        self.last = found;
+    }
+
+    /// Puts the file's configuration plus the last discovery in force; whether the
+    /// environments changed (their schedules then need restarting).
+    fn update(&mut self) -> bool {
+        let next = discovery::effective(&self.base, &self.last);
+        let current = self.state.config.load();
+        let changed =
+            serde_json::to_value(&current.apps).ok() != serde_json::to_value(&next.apps).ok();
+        self.state.config.store(Arc::new(next));
+        self.state
+            .discovered
+            .store(Arc::new(self.last.envs.keys().cloned().collect()));
+        changed
+    }
+
+    /// Reads the config file again and puts its tokens in force; on a failure (logged
+    /// and counted) the running configuration is kept. Whether it was reloaded.
+    fn reload(&mut self) -> bool {
+        match self.load() {
+            Ok((config, auth, discovery)) => {
+                if config.store_url() != self.base.store_url()
+                    || config.server.listen != self.base.server.listen
+                {
+                    tracing::warn!(
+                        "SIGHUP: the store and the listen address change only at                         a restart; the running ones are kept"
+                    );
+                }
+                for problem in config.secret_problems() {
+                    tracing::warn!(
+                        "{problem}; backups and restores of that environment fail                         until it is"
+                    );
+                }
+                self.state.auth.store(Arc::new(auth));
+                if discovery.is_none() {
+                    self.last = Discovered::default();
+                }
+                self.discovery = discovery;
+                self.base = config;
+                self.state.discovery_metrics.record_reload(true);
+                tracing::info!(
+                    configured = self.base.envs().count(),
+                    tokens = self.base.server.tokens.len(),
+                    "SIGHUP: config reloaded"
+                );
+                true
+            }
+            Err(e) => {
+                self.state.discovery_metrics.record_reload(false);
+                tracing::error!(error = %format!("{e:#}"),
+                    "SIGHUP: cannot reload the config; the running config is kept");
+                false
+            }
+        }
+    }
+
+    fn load(&self) -> anyhow::Result<(Config, Auth, Option<Discovery>)> {
+        let config = Ctx::new(self.global.clone(), self.listen.clone())?.config;
+        let auth = Auth::from_config(&config.server, self.loopback)?;
+        let discovery = config.discovery.as_ref().map(Discovery::new).transpose()?;
+        Ok((config, auth, discovery))
+    }
 }

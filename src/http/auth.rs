@@ -243,7 +243,7 @@ impl FromRequestParts<AppState> for CanRead {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = state.auth.authorize(&parts.headers, Role::Read)?;
+        let token = state.auth.load().authorize(&parts.headers, Role::Read)?;
         Ok(Self(Principal {
             token,
             peer: peer(parts),
@@ -255,7 +255,7 @@ impl FromRequestParts<AppState> for CanOperate {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = state.auth.authorize(&parts.headers, Role::Operate)?;
+        let token = state.auth.load().authorize(&parts.headers, Role::Operate)?;
         Ok(Self(Principal {
             token,
             peer: peer(parts),

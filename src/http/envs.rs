@@ -2,8 +2,6 @@
 //! snapshot, current release and pins; and who the caller is. The console's overview is
 //! built on these, and scripts can use them to walk every environment.
 
-use std::collections::BTreeSet;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -15,7 +13,8 @@ use super::auth::{AuthMode, CanRead};
 use super::error::{ApiError, ReadErrors};
 use super::{AppState, json_response};
 use crate::metrics::LastRun;
-use jetvault_core::config::{LiveConfig, Role, next_run};
+use jetvault_core::config::{Config, LiveConfig, Role, next_run};
+use jetvault_core::discovery::{self, Source};
 use jetvault_core::id::EnvRef;
 use jetvault_core::release::Release;
 use jetvault_core::snapshot::SnapshotMeta;
@@ -31,8 +30,12 @@ pub struct EnvSummary {
     pub app: String,
     /// The environment id.
     pub env: String,
-    /// Whether the config names it (else it is only in the store).
+    /// Whether the service backs it up: configured or discovered (else it is only in
+    /// the store).
     pub configured: bool,
+    /// Where it comes from: `config`, `discovery` (listed by the discovery source now)
+    /// or `store-only` (history in the store, neither configured nor discovered now).
+    pub source: Source,
     /// Where its live configuration is (kind and redacted location), if configured.
     pub live: Option<String>,
     /// Its backup schedule (cron, with seconds), if any.
@@ -58,7 +61,9 @@ pub struct EnvList {
     pub envs: Vec<EnvSummary>,
 }
 
-fn describe_live(live: &LiveConfig) -> String {
+/// Where a live configuration is, for listings: kind and redacted location.
+#[must_use]
+pub fn describe_live(live: &LiveConfig) -> String {
     match live {
         LiveConfig::File { path } => format!("file:{}", path.display()),
         LiveConfig::Http { url, .. } => redact_url(url),
@@ -66,7 +71,8 @@ fn describe_live(live: &LiveConfig) -> String {
     }
 }
 
-/// Lists every environment: those in the config and those in the store.
+/// Lists every environment: those in the config, those discovered and those in the
+/// store, each with its source.
 #[utoipa::path(get, path = "/v1/envs", tag = "environments", operation_id = "list_envs",
     responses(
         ReadErrors,
@@ -74,12 +80,14 @@ fn describe_live(live: &LiveConfig) -> String {
     ),
     security(("bearer" = [])))]
 pub async fn list(_: CanRead, State(state): State<AppState>) -> Result<Response, ApiError> {
-    let mut all: BTreeSet<EnvRef> = state.vault.stored_envs().await?.into_iter().collect();
-    all.extend(state.config.envs().map(|(e, _)| e));
-    let envs: Vec<EnvSummary> = futures::stream::iter(all)
-        .map(|env| {
+    let stored = state.vault.stored_envs().await?;
+    let config = state.config.load_full();
+    let sources = discovery::sources(&config, &state.discovered.load(), &stored);
+    let envs: Vec<EnvSummary> = futures::stream::iter(sources)
+        .map(|(env, source)| {
             let state = state.clone();
-            async move { summary(&state, env).await }
+            let config = config.clone();
+            async move { summary(&state, &config, env, source).await }
         })
         .buffered(CONCURRENCY)
         .try_collect()
@@ -87,8 +95,13 @@ pub async fn list(_: CanRead, State(state): State<AppState>) -> Result<Response,
     Ok(json_response(StatusCode::OK, &EnvList { envs }))
 }
 
-async fn summary(state: &AppState, env: EnvRef) -> Result<EnvSummary, ApiError> {
-    let configured = state.config.env(&env);
+async fn summary(
+    state: &AppState,
+    config: &Config,
+    env: EnvRef,
+    source: Source,
+) -> Result<EnvSummary, ApiError> {
+    let configured = config.env(&env);
     let (latest, pointer, pins) = tokio::try_join!(
         state.vault.latest(&env),
         state.vault.current_release(&env),
@@ -99,6 +112,7 @@ async fn summary(state: &AppState, env: EnvRef) -> Result<EnvSummary, ApiError> 
         app: env.app.to_string(),
         env: env.env.to_string(),
         configured: configured.is_some(),
+        source,
         live: configured.and_then(|c| c.live.as_ref()).map(describe_live),
         schedule: configured.and_then(|c| c.schedule.clone()),
         next_run: configured
@@ -136,8 +150,9 @@ pub async fn session(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let operate = state.auth.authorize(&headers, Role::Operate).is_ok();
-    let auth = match state.auth.mode() {
+    let auth = state.auth.load();
+    let operate = auth.authorize(&headers, Role::Operate).is_ok();
+    let auth = match auth.mode() {
         AuthMode::Tokens => "tokens",
         AuthMode::OpenLoopback => "open-loopback",
         AuthMode::ReadOnlyPublic => "read-only-public",

@@ -7,10 +7,12 @@
 //! handlers' annotations by `utoipa`, and the router is built from the same
 //! annotations (`utoipa-axum`), so the two cannot drift apart.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -27,6 +29,7 @@ use utoipa_axum::routes;
 use crate::tasks::Tasks;
 use jetvault_core::config::Config;
 use jetvault_core::error::{Error, Result};
+use jetvault_core::id::EnvRef;
 use jetvault_core::vault::Vault;
 
 pub mod auth;
@@ -43,7 +46,7 @@ pub mod releases;
 pub mod restore;
 pub mod snapshots;
 
-use crate::metrics::{HttpMetrics, Metrics};
+use crate::metrics::{DiscoveryMetrics, HttpMetrics, Metrics};
 use auth::Auth;
 use cache::PointerCache;
 use ops::ReadyCache;
@@ -53,12 +56,18 @@ use ops::ReadyCache;
 pub struct Shared {
     /// The domain.
     pub vault: Vault,
-    /// The configuration the service started with.
-    pub config: Arc<Config>,
-    /// Tokens and roles.
-    pub auth: Auth,
+    /// The configuration in force: the configured environments and the discovered ones;
+    /// swapped whole when SIGHUP reloads the file or discovery finds a change (a
+    /// request keeps the one it started with).
+    pub config: ArcSwap<Config>,
+    /// The environments discovery lists now (none are configured ones).
+    pub discovered: ArcSwap<BTreeSet<EnvRef>>,
+    /// Tokens and roles; swapped when SIGHUP reloads the file.
+    pub auth: ArcSwap<Auth>,
     /// Every metric.
     pub metrics: Arc<Metrics>,
+    /// Discovery refreshes and config reloads (also inside `metrics`).
+    pub discovery_metrics: DiscoveryMetrics,
     /// The HTTP request counters (also inside `metrics`).
     pub http_metrics: Arc<HttpMetrics>,
     /// Release pointers and configurations in memory.
@@ -176,13 +185,16 @@ pub fn build(
     let http_metrics = Arc::new(HttpMetrics::new(doc.paths.paths.keys().map(String::as_str)));
     let mut metrics = Metrics::new();
     metrics.register_http(http_metrics.clone());
+    let discovery_metrics = DiscoveryMetrics::register(&mut metrics);
     let max_body = usize::try_from(config.server.max_body_size.0).unwrap_or(usize::MAX);
     let state = AppState(Arc::new(Shared {
         vault,
         cache: PointerCache::new(config.server.pointer_ttl),
-        config,
-        auth,
+        config: ArcSwap::new(config),
+        discovered: ArcSwap::default(),
+        auth: ArcSwap::from_pointee(auth),
         metrics: Arc::new(metrics),
+        discovery_metrics,
         http_metrics,
         ready: ReadyCache::default(),
         tasks,
@@ -215,7 +227,7 @@ pub async fn serve(
     state: &AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = conn::Limits::from_config(&state.config.server);
+    let limits = conn::Limits::from_config(&state.config.load().server);
     conn::serve_with(
         listener,
         router,

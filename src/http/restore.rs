@@ -117,7 +117,7 @@ pub async fn restore(
 ) -> Result<Response, ApiError> {
     configured_live(&state, &env)?;
     if body.dry_run {
-        let target = jetvault_core::live::open_configured(&state.config, &env).await?;
+        let target = jetvault_core::live::open_configured(&state.config.load_full(), &env).await?;
         let plan = state
             .vault
             .plan_restore(&env, target.as_ref(), &body.source.0)
@@ -140,7 +140,8 @@ pub async fn restore(
         .tasks
         .run(async move {
             let result = async {
-                let target = jetvault_core::live::open_configured(&s.config, &e).await?;
+                let target =
+                    jetvault_core::live::open_configured(&s.config.load_full(), &e).await?;
                 s.vault.restore(&e, target.as_ref(), req).await
             }
             .await;

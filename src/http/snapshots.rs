@@ -244,7 +244,7 @@ pub async fn diff(
     let ((_, raw_a), (_, raw_b)) =
         futures::try_join!(state.vault.get(&env, a), state.vault.get(&env, b.version))?;
     let b_version = b.version;
-    let options = DiffOptions::for_env(&state.config, &env)?;
+    let options = DiffOptions::for_env(&state.config.load(), &env)?;
     let diff = tokio::task::spawn_blocking(move || {
         options.between(&raw_a, &raw_b, &format!("v{a}"), &format!("v{b_version}"))
     })
@@ -355,7 +355,8 @@ pub async fn backup(
         .run(async move {
             let started = Instant::now();
             let result = async {
-                let target = jetvault_core::live::open_configured(&s.config, &e).await?;
+                let target =
+                    jetvault_core::live::open_configured(&s.config.load_full(), &e).await?;
                 s.vault.backup_from_live(&e, target.as_ref(), req).await
             }
             .await;
@@ -376,7 +377,7 @@ pub async fn backup(
 /// `NotFound` (a 404) naming the config table to add when the environment is not in
 /// the config or has no live target.
 pub(crate) fn configured_live(state: &AppState, env: &EnvRef) -> Result<LiveConfig, Error> {
-    match state.config.env(env) {
+    match state.config.load().env(env) {
         Some(c) => c.live.clone().ok_or("has no live target in the config"),
         None => Err("is not in the config"),
     }

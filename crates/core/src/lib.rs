@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod config;
 pub mod diff;
+pub mod discovery;
 pub mod envs;
 pub mod error;
 pub mod etag;

@@ -13,6 +13,7 @@ use crate::id::{AppId, EnvRef};
 
 mod apps;
 mod diff;
+mod discovery;
 mod filter;
 pub mod layers;
 mod live_auth;
@@ -27,6 +28,7 @@ mod validate;
 pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use diff::DiffConfig;
+pub use discovery::{DEFAULT_REFRESH, DiscoveryConfig};
 pub use filter::{FilterConfig, FilterSource};
 pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource, live_secrets};
 pub use notify::{NotifyConfig, WebhookConfig};
@@ -60,6 +62,8 @@ pub struct Config {
     /// Webhook notifications.
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// Environments listed by the platform (see [`crate::discovery`]).
+    pub discovery: Option<DiscoveryConfig>,
 }
 
 /// Snapshot encoding and input limits.
@@ -202,6 +206,9 @@ impl Config {
                 *p = dir.join(&*p);
             }
         };
+        if let Some(d) = &mut self.discovery {
+            d.resolve_paths(dir);
+        }
         for t in &mut self.server.tokens {
             if let Some(p) = &mut t.value_file {
                 fix(p);
@@ -240,8 +247,8 @@ impl Config {
         }
     }
 
-    /// The files holding secrets: server token files and live targets' bearer token,
-    /// secret header and OAuth secret files, each once.
+    /// The files holding secrets: server token files, live targets' bearer token,
+    /// secret header and OAuth secret files, and the discovery source's, each once.
     #[must_use]
     pub fn secret_files(&self) -> Vec<&Path> {
         let mut files: Vec<&Path> = Vec::new();
@@ -269,7 +276,17 @@ impl Config {
             }
             _ => Vec::new(),
         });
-        for p in tokens.chain(live).chain(self.notify.secret_files()) {
+        let discovery = self.discovery.iter().flat_map(|d| {
+            d.bearer_token_file
+                .iter()
+                .chain(d.secret_headers.values().filter_map(|s| s.file.as_ref()))
+                .map(PathBuf::as_path)
+        });
+        for p in tokens
+            .chain(live)
+            .chain(self.notify.secret_files())
+            .chain(discovery)
+        {
             if !files.contains(&p) {
                 files.push(p);
             }

@@ -36,6 +36,9 @@ impl Config {
                 )));
             }
         }
+        if let Some(d) = &self.discovery {
+            d.validate()?;
+        }
         for (env_ref, env) in self.envs() {
             if let Some(cron) = &env.schedule {
                 check_cron(cron).map_err(|e| {
