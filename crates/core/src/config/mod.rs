@@ -16,6 +16,7 @@ mod diff;
 mod filter;
 pub mod layers;
 mod live_auth;
+mod scheduler;
 mod schema;
 mod secret;
 mod size;
@@ -28,10 +29,11 @@ pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use diff::DiffConfig;
 pub use filter::{FilterConfig, FilterSource};
 pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource};
+pub use scheduler::SchedulerConfig;
 pub use schema::{OnBackup, SchemaConfig};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
-pub use validate::{check_cron, next_run};
+pub use validate::{check_cron, next_run, parse_cron};
 
 /// The default store: a directory in the current user's data directory is not portable,
 /// so the embedded default is relative to the working directory.
@@ -52,6 +54,9 @@ pub struct Config {
     /// The HTTP service.
     #[serde(default)]
     pub server: ServerConfig,
+    /// How `serve` runs the schedules (tick claims across replicas, spread).
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
     /// Apps by id, each with its environments.
     #[serde(default)]
     pub apps: BTreeMap<AppId, AppConfig>,
