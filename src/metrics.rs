@@ -97,6 +97,7 @@ pub struct Metrics {
     revalidations: Family<ResultLabels, Counter>,
     config_loads: Counter,
     stale_served: Counter,
+    claims: Family<ResultLabels, Counter>,
     last_scheduled: std::sync::Mutex<HashMap<EnvRef, LastRun>>,
 }
 
@@ -197,6 +198,14 @@ impl Metrics {
              dropped: the oldest waiting one when the queue was full; failed: given up)",
             crate::notify::counters().clone(),
         );
+        let claims = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "scheduler_claims",
+            "Tick claims of this replica ([scheduler] claims), by result: won (owner, claimed), \
+             lost (another replica had it), late (the owner did not claim it in time: run \
+             here), taken_over (its claim expired: run here), error (the store failed)",
+            claims.clone(),
+        );
         Self {
             registry,
             backups,
@@ -210,6 +219,7 @@ impl Metrics {
             revalidations,
             config_loads,
             stale_served,
+            claims,
             last_scheduled: std::sync::Mutex::default(),
         }
     }
@@ -217,6 +227,12 @@ impl Metrics {
     /// How the environment's last scheduled backup went, if one ran in this process.
     pub fn last_scheduled(&self, env: &EnvRef) -> Option<LastRun> {
         self.last_scheduled.lock().ok()?.get(env).cloned()
+    }
+
+    /// Counts a tick claim of the scheduler by result (`won`, `lost`, `late`,
+    /// `taken_over`, `error`).
+    pub fn record_claim(&self, result: &'static str) {
+        self.claims.get_or_create(&ResultLabels { result }).inc();
     }
 
     /// Adds the HTTP request table.

@@ -147,10 +147,8 @@ pub fn init_logging(cli: &Cli) {
     let serving = matches!(cli.command, Command::Serve(_));
     let default = if serving { "info" } else { "warn" };
     // The AWS SDK logs each failed credential provider at warn; jetvault's own error
-    // says what went wrong once, so keep the SDK quieter unless RUST_LOG asks. The cron
-    // scheduler's start-up chatter at info says nothing jetvault's own lines do not.
-    let default =
-        format!("{default},aws_config=error,aws_smithy_runtime=error,tokio_cron_scheduler=warn");
+    // says what went wrong once, so keep the SDK quieter unless RUST_LOG asks.
+    let default = format!("{default},aws_config=error,aws_smithy_runtime=error");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

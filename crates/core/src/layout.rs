@@ -10,6 +10,9 @@
 //! apps/<app>/envs/<env>/pins/<ord(v)>-v<v>                  pinned versions
 //! apps/<app>/envs/<env>/events/<ord(ms)>-<id>.json          audit events, immutable
 //! runs/restore-all/<run>.json                               restore-all run record (CAS)
+//! claims/replicas/<replica>/<at ms>-<settled ms>             replica heartbeat (scheduler)
+//! claims/ticks/<app>/<env>/<tick ms>                         tick claim, create-only
+//! claims/ticks/<app>/<env>/<tick ms>.takeover                tick taken over, create-only
 //! ```
 //! `ord(n)` is `9999999999 - n` in ten digits, so that a listing in key order (the only
 //! order S3 has) starts with the newest: the latest version is the first key of one LIST.
@@ -181,6 +184,54 @@ pub fn restore_all_run_key(id: &str) -> String {
     format!("{RESTORE_ALL_RUNS_PREFIX}{id}.json")
 }
 
+/// The prefix of the scheduler's claims (heartbeats and tick claims).
+pub const CLAIMS_PREFIX: &str = "claims/";
+
+/// The prefix of the replicas' heartbeats.
+pub const REPLICAS_PREFIX: &str = "claims/replicas/";
+
+/// The key of a heartbeat of `replica` written at `at_ms`, saying that every tick it
+/// was due to run before `settled_ms` is done (milliseconds since the Unix epoch).
+#[must_use]
+pub fn heartbeat_key(replica: &str, at_ms: i64, settled_ms: i64) -> String {
+    let c = |ms: i64| ms.clamp(0, MAX_MILLIS);
+    format!(
+        "{REPLICAS_PREFIX}{replica}/{:013}-{:013}",
+        c(at_ms),
+        c(settled_ms)
+    )
+}
+
+/// The replica, time and settled time a heartbeat key holds.
+#[must_use]
+pub fn parse_heartbeat_key(key: &str) -> Option<(&str, i64, i64)> {
+    let (replica, name) = key.strip_prefix(REPLICAS_PREFIX)?.rsplit_once('/')?;
+    let (at, settled) = name.split_once('-')?;
+    let ok = |s: &str| s.len() == 13 && s.bytes().all(|b| b.is_ascii_digit());
+    if replica.is_empty() || replica.contains('/') || !ok(at) || !ok(settled) {
+        return None;
+    }
+    Some((replica, at.parse().ok()?, settled.parse().ok()?))
+}
+
+/// The key that claims the tick of `env` scheduled at `tick_ms` (the cron time, before
+/// any spread offset, so that every replica names the same tick).
+#[must_use]
+pub fn tick_claim_key(env: &EnvRef, tick_ms: i64) -> String {
+    format!(
+        "{CLAIMS_PREFIX}ticks/{}/{}/{:013}",
+        env.app,
+        env.env,
+        tick_ms.clamp(0, MAX_MILLIS)
+    )
+}
+
+/// The key a replica creates to take over a tick whose claimant died.
+#[must_use]
+pub fn takeover_key(env: &EnvRef, tick_ms: i64) -> String {
+    format!("{}.takeover", tick_claim_key(env, tick_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +266,25 @@ mod tests {
         let after = index_start_after(&env(), 41);
         assert!(after > k && after < index_key(&env(), 40, "A").unwrap());
         assert!(after < index_key(&env(), 4, "A").unwrap());
+    }
+
+    #[test]
+    fn claim_keys() {
+        assert_eq!(
+            tick_claim_key(&env(), 1_700_000_000_000),
+            "claims/ticks/crm/production/1700000000000"
+        );
+        assert_eq!(
+            takeover_key(&env(), 5),
+            "claims/ticks/crm/production/0000000000005.takeover"
+        );
+        let k = heartbeat_key("host-1-ab", 1_700_000_000_123, 1_700_000_000_100);
+        assert_eq!(
+            parse_heartbeat_key(&k),
+            Some(("host-1-ab", 1_700_000_000_123, 1_700_000_000_100))
+        );
+        assert_eq!(parse_heartbeat_key("claims/replicas/x/12-34"), None);
+        assert_eq!(parse_heartbeat_key("claims/ticks/a/b/0000000000005"), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! audit events. The `jetvault` crate's front ends (CLI, HTTP service, scheduler) are
 //! thin callers of [`Vault`].
 
+pub mod claim;
 pub mod codec;
 pub mod config;
 pub mod diff;

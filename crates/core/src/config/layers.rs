@@ -5,8 +5,9 @@
 //! An environment variable names a setting by its path in the file, upper-cased, with
 //! `__` between the levels: `server.listen` is `JETVAULT_SERVER__LISTEN`,
 //! `s3.endpoint` is `JETVAULT_S3__ENDPOINT`. Only variables that start with a section of
-//! the file (`STORE`, `S3__`, `SNAPSHOTS__`, `SERVER__`, `APPS__`, `NOTIFY__`) are
-//! settings: other `JETVAULT_*` variables (`JETVAULT_CONFIG`, `JETVAULT_AUTHOR`, ...) are left alone.
+//! the file (`STORE`, `S3__`, `SNAPSHOTS__`, `SERVER__`, `SCHEDULER__`, `APPS__`,
+//! `NOTIFY__`) are settings: other `JETVAULT_*` variables (`JETVAULT_CONFIG`,
+//! `JETVAULT_AUTHOR`, ...) are left alone.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,15 @@ pub const ENV_PREFIX: &str = "JETVAULT_";
 pub const ENV_SEPARATOR: &str = "__";
 
 /// The top-level keys of the file: the only names the environment layer reads.
-const SECTIONS: [&str; 6] = ["store", "s3", "snapshots", "server", "apps", "notify"];
+const SECTIONS: [&str; 7] = [
+    "store",
+    "s3",
+    "snapshots",
+    "server",
+    "scheduler",
+    "apps",
+    "notify",
+];
 
 /// Older variable names, still read: (name after the prefix, the setting's name).
 pub const ENV_ALIASES: [(&str, &str); 3] = [

@@ -18,6 +18,7 @@ mod filter;
 pub mod layers;
 mod live_auth;
 mod notify;
+mod scheduler;
 mod schema;
 mod secret;
 mod size;
@@ -32,10 +33,11 @@ pub use discovery::{DEFAULT_REFRESH, DiscoveryConfig};
 pub use filter::{FilterConfig, FilterSource};
 pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource, live_secrets};
 pub use notify::{NotifyConfig, WebhookConfig};
+pub use scheduler::SchedulerConfig;
 pub use schema::{OnBackup, SchemaConfig};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
 pub use size::ByteSize;
-pub use validate::{check_cron, next_run};
+pub use validate::{check_cron, next_run, parse_cron};
 
 /// The default store: a directory in the current user's data directory is not portable,
 /// so the embedded default is relative to the working directory.
@@ -56,6 +58,9 @@ pub struct Config {
     /// The HTTP service.
     #[serde(default)]
     pub server: ServerConfig,
+    /// How `serve` runs the schedules (tick claims across replicas, spread).
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
     /// Apps by id, each with its environments.
     #[serde(default)]
     pub apps: BTreeMap<AppId, AppConfig>,

@@ -15,6 +15,7 @@ impl Config {
         if let Some(url) = &self.store {
             StoreUrl::parse(url).map_err(|e| Error::config(format!("store: {e}")))?;
         }
+        self.scheduler.validate()?;
         let level = self.snapshots.compression_level;
         if !(1..=19).contains(&level) {
             return Err(Error::config(format!(
@@ -146,9 +147,12 @@ pub fn check_cron(expr: &str) -> Result<()> {
         .map_err(|e| Error::config(format!("invalid cron expression {expr:?}: {e}")))
 }
 
-/// The scheduler (tokio-cron-scheduler) parses with croner, seconds required and
-/// day-of-month and day-of-week both applied; the same parser here.
-fn parse_cron(expr: &str) -> std::result::Result<croner::Cron, croner::errors::CronError> {
+/// Parses a schedule as the scheduler runs it: croner, seconds required, day-of-month
+/// and day-of-week both applied.
+///
+/// # Errors
+/// croner's, for an invalid expression.
+pub fn parse_cron(expr: &str) -> std::result::Result<croner::Cron, croner::errors::CronError> {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
         .dom_and_dow(true)

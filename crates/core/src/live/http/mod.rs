@@ -6,6 +6,7 @@
 mod answer;
 mod auth;
 mod oauth;
+pub mod retry;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -178,10 +179,52 @@ impl HttpTarget {
         Ok((resp, signed.token))
     }
 
+    /// Sends a request, waiting and sending it again when the platform answers 429, or
+    /// 503 with `Retry-After` ([`retry::backoff`]); the last answer is what
+    /// [`HttpTarget::send_signed`] makes of it.
+    async fn send(
+        &self,
+        method: &Method,
+        url: &reqwest::Url,
+        body: Option<&Bytes>,
+    ) -> Result<reqwest::Response> {
+        let mut attempt = 0;
+        loop {
+            let resp = self.send_signed(method, url, body).await?;
+            let status = resp.status();
+            let Some(wait) = retry::backoff(status, resp.headers(), attempt, chrono::Utc::now())
+            else {
+                return self.answer(method, url, resp, false).await;
+            };
+            attempt += 1;
+            tracing::info!(url = %redact_url(url.as_str()), %status, attempt,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "the live target asks to slow down; retrying after the wait");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Turns a failure status into the error of [`answer::status_error`].
+    async fn answer(
+        &self,
+        method: &Method,
+        url: &reqwest::Url,
+        resp: reqwest::Response,
+        renewed: bool,
+    ) -> Result<reqwest::Response> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let quoted = answer::snippet(&body, &|t| self.scrub(t));
+        Err(answer::status_error(method, url, status, &quoted, renewed))
+    }
+
     /// Sends a request; after a 401 to a request signed with an OAuth token, signs in
     /// afresh and sends it once more. A failure status is the error of
-    /// [`answer::status_error`].
-    async fn send(
+    /// [`answer::status_error`] (a 429 or 503 is returned as it is, for [`Self::send`]).
+    async fn send_signed(
         &self,
         method: &Method,
         url: &reqwest::Url,
@@ -199,12 +242,10 @@ impl HttpTarget {
             renewed = true;
         }
         let status = resp.status();
-        if status.is_success() {
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             return Ok(resp);
         }
-        let body = resp.bytes().await.unwrap_or_default();
-        let quoted = answer::snippet(&body, &|t| self.scrub(t));
-        Err(answer::status_error(method, url, status, &quoted, renewed))
+        self.answer(method, url, resp, renewed).await
     }
 }
 

@@ -1,0 +1,573 @@
+//! Scheduled backups: every configured environment that has a `schedule` and a `live`
+//! target is backed up on its cron ticks; each run is a write in flight ([`Tasks`]) that
+//! a graceful shutdown waits for.
+//!
+//! - One timer for all environments ([`timer`]): a min-heap of next due times, so that
+//!   10,000 environments cost one task and a few dozen bytes each beyond their config.
+//! - Spread (`[scheduler] spread`): each environment's ticks run at a fixed offset into
+//!   the interval (a hash of app and environment, below `spread_max`); the tick keeps
+//!   its cron time as its identity, so replicas agree on it.
+//! - Per-host limits (`[scheduler] per_host_concurrency`, `per_host_rate`,
+//!   `[scheduler.hosts."host:port"]`): live reads wait for a permit of their host.
+//! - Claims (`[scheduler] claims`): replicas sharing a store run each (environment,
+//!   tick) once, through create-only claim objects ([`jetvault_core::claim`]).
+//! - One run per environment at a time: a tick that finds the previous run still going
+//!   is skipped (and logged).
+//! - An unchanged configuration writes nothing (the library compares with the latest
+//!   snapshot), and the version claim is create-only, so even without tick claims
+//!   several replicas write one snapshot per change.
+//! - After a scheduled backup that wrote a snapshot, retention is applied if the
+//!   environment has a `retention` policy (see [`apply_retention`]).
+//! - Shutdown: [`Scheduler::stop`] stops the ticks; [`Tasks::close`] refuses new runs;
+//!   [`Tasks::wait_idle`] waits for the runs in flight.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::metrics::Metrics;
+use crate::tasks::Tasks;
+use jetvault_core::claim::{Check, Claims, now_ms, spread_offset};
+use jetvault_core::config::{Config, RetentionPolicy, SchedulerConfig};
+use jetvault_core::error::{Error, Result};
+use jetvault_core::events::Actor;
+use jetvault_core::host_limits::Limited;
+use jetvault_core::id::EnvRef;
+use jetvault_core::live::LiveTarget;
+use jetvault_core::retention::{PruneOptions, PruneReport};
+use jetvault_core::snapshot::{BackupOutcome, BackupRequest, Trigger};
+use jetvault_core::vault::Vault;
+
+pub mod timer;
+
+use timer::{Due, Entry, Timer};
+
+/// The timer of every scheduled environment.
+pub struct Scheduler {
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    envs: Vec<EnvRef>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("envs", &self.envs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many times a tick's check waits for an owner that is alive but not done yet
+/// before it asks the store.
+const PATIENCE: u8 = 3;
+
+fn lease_ms(claims: &Claims) -> i64 {
+    i64::try_from(claims.lease().as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+/// What every environment's runs share.
+struct Shared {
+    vault: Vault,
+    metrics: Arc<Metrics>,
+    tasks: Tasks,
+    actor: Actor,
+    claims: Option<Arc<Claims>>,
+    settings: SchedulerConfig,
+    /// Checks to look at again, back to the timer.
+    requeue: tokio::sync::mpsc::UnboundedSender<Entry>,
+}
+
+/// What one environment's runs need.
+struct EnvJob {
+    env: EnvRef,
+    target: Arc<dyn LiveTarget>,
+    retention: Option<RetentionPolicy>,
+    cron: Arc<croner::Cron>,
+    running: AtomicBool,
+    /// Failed runs in a row, for the `scheduled-backup-failing` notice.
+    failures: crate::notify::FailureStreak,
+}
+
+/// Resets an environment's "running" flag when its run ends, however it ends.
+struct RunningFlag(Arc<EnvJob>);
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+    }
+}
+
+/// How a run came to be, for the metrics and the claim clean-up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// No claims.
+    Plain,
+    /// This replica owned and claimed the tick; deletes the previous tick's claim.
+    Claim { prev_tick_ms: Option<i64> },
+    /// The owner did not claim it in time; this replica did.
+    Late,
+    /// The claimant died; this replica took it over.
+    TakeOver,
+}
+
+impl EnvJob {
+    /// Starts a run of the tick `tick_ms` due at `run_ms`, unless the previous run of
+    /// the environment is still going or the service is shutting down.
+    fn start(self: &Arc<Self>, shared: &Arc<Shared>, tick_ms: i64, run_ms: i64, via: Via) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            tracing::warn!(env = %self.env,
+                "scheduled backup skipped: the previous run of this environment is still going");
+            return;
+        }
+        let flag = RunningFlag(self.clone());
+        let guard = shared.claims.as_ref().map(|c| c.enter(run_ms));
+        let (job, shared2) = (self.clone(), shared.clone());
+        let started = shared.tasks.spawn(async move {
+            let _flag = flag;
+            let _guard = guard;
+            job.claim_and_run(&shared2, tick_ms, run_ms, via).await;
+        });
+        if !started {
+            tracing::info!(env = %self.env, "scheduled backup skipped: shutting down");
+        }
+    }
+
+    async fn claim_and_run(&self, shared: &Shared, tick_ms: i64, run_ms: i64, via: Via) {
+        if let (Some(claims), Via::Claim { prev_tick_ms }) = (&shared.claims, via) {
+            match claims.claim(&self.env, tick_ms, run_ms, prev_tick_ms).await {
+                Ok(true) => shared.metrics.record_claim("won"),
+                Ok(false) => {
+                    shared.metrics.record_claim("lost");
+                    tracing::debug!(env = %self.env, tick_ms, "tick claimed by another replica");
+                    return;
+                }
+                Err(e) => {
+                    shared.metrics.record_claim("error");
+                    tracing::error!(env = %self.env, error = %e.report(),
+                        "scheduled backup not run: the tick could not be claimed; another \
+                         replica takes it over after the lease");
+                    return;
+                }
+            }
+        }
+        self.run(shared).await;
+        if let (Some(claims), Via::TakeOver) = (&shared.claims, via) {
+            claims.release_takeover(&self.env, tick_ms).await;
+        }
+    }
+
+    /// The fallback check of a tick owned by another replica (see [`Claims::check`]);
+    /// an owner alive but not done yet is looked at again one lease later, up to
+    /// [`PATIENCE`] times, without a request.
+    async fn check(self: &Arc<Self>, shared: &Arc<Shared>, entry: Entry) {
+        let (
+            Some(claims),
+            Due::Check {
+                run_ms,
+                owner,
+                round,
+            },
+        ) = (&shared.claims, &entry.what)
+        else {
+            return;
+        };
+        let (tick_ms, run_ms) = (entry.tick_ms, *run_ms);
+        match claims
+            .check(&self.env, tick_ms, run_ms, owner, *round < PATIENCE)
+            .await
+        {
+            Ok(Check::Settled) => {}
+            Ok(Check::Wait) => {
+                let again = Entry {
+                    due_ms: now_ms() + lease_ms(claims),
+                    what: Due::Check {
+                        run_ms,
+                        owner: owner.clone(),
+                        round: round + 1,
+                    },
+                    ..entry
+                };
+                let _ = shared.requeue.send(again);
+            }
+            Ok(Check::Lost) => shared.metrics.record_claim("lost"),
+            Ok(Check::Claimed) => {
+                shared.metrics.record_claim("late");
+                tracing::info!(env = %self.env, %owner, tick_ms,
+                    "the tick's owner did not claim it within the lease: running it here");
+                self.start(shared, tick_ms, run_ms, Via::Late);
+            }
+            Ok(Check::TakenOver) => {
+                shared.metrics.record_claim("taken_over");
+                tracing::warn!(env = %self.env, tick_ms,
+                    "the tick's claim expired (its replica stopped beating): taken over");
+                self.start(shared, tick_ms, run_ms, Via::TakeOver);
+            }
+            Err(e) => {
+                shared.metrics.record_claim("error");
+                tracing::error!(env = %self.env, error = %e.report(),
+                    "could not check whether the tick's owner ran it");
+            }
+        }
+    }
+
+    async fn run(&self, shared: &Shared) {
+        let started = Instant::now();
+        let mut req = BackupRequest::new(bytes::Bytes::new(), Trigger::Schedule);
+        req.actor = shared.actor.clone();
+        let result = shared
+            .vault
+            .backup_from_live(&self.env, self.target.as_ref(), req)
+            .await;
+        shared
+            .metrics
+            .record_backup(&self.env, Trigger::Schedule, &result, started.elapsed());
+        self.failures
+            .record(&shared.vault, &self.env, &shared.actor, &result);
+        match &result {
+            Ok(BackupOutcome::Created(m)) => {
+                tracing::info!(env = %self.env, version = m.version, size = m.size,
+                    elapsed_ms = started.elapsed().as_millis() as u64, "scheduled backup written");
+                if let Some(policy) = &self.retention {
+                    let result =
+                        apply_retention(&shared.vault, &self.env, policy, &shared.actor).await;
+                    shared.metrics.record_retention(&self.env, &result);
+                    if let Err(e) = result {
+                        tracing::warn!(env = %self.env, error = %e.report(),
+                            "retention after the scheduled backup failed; the next scheduled \
+                             backup that writes a snapshot tries again");
+                    }
+                }
+            }
+            Ok(BackupOutcome::Unchanged(m)) => {
+                tracing::debug!(env = %self.env, version = m.version,
+                    "scheduled backup: unchanged, nothing written");
+            }
+            Err(e) => {
+                tracing::error!(env = %self.env, error = %e.report(), "scheduled backup failed");
+            }
+        }
+    }
+}
+
+/// Applies an environment's retention policy after a scheduled backup, as `actor`:
+/// [`Vault::apply_retention`], which never deletes the latest snapshot, the released
+/// one, one in the release history or a pinned one.
+///
+/// # Errors
+/// What pruning fails with (the caller logs and counts it; the schedule goes on).
+pub async fn apply_retention(
+    vault: &Vault,
+    env: &EnvRef,
+    policy: &RetentionPolicy,
+    actor: &Actor,
+) -> Result<PruneReport> {
+    let opts = PruneOptions {
+        actor: actor.clone(),
+        ..Default::default()
+    };
+    let report = vault.apply_retention(env, policy, &opts).await?;
+    if report.deleted > 0 || !report.spared.is_empty() {
+        tracing::info!(%env, deleted = report.deleted, kept = report.kept,
+            spared = ?report.spared, "retention applied after the scheduled backup");
+    } else {
+        tracing::debug!(%env, kept = report.kept, "retention applied: nothing to delete");
+    }
+    Ok(report)
+}
+
+impl Scheduler {
+    /// Starts the timer of every environment with a `schedule` and a `live` target (and,
+    /// with `[scheduler] claims`, this replica's heartbeat).
+    ///
+    /// # Errors
+    /// `Config` for a live target that can't be built or a cron expression the
+    /// scheduler refuses; what the store fails with for the first heartbeat.
+    pub async fn start(
+        vault: Vault,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        tasks: Tasks,
+    ) -> Result<Self> {
+        let mut jobs = Vec::new();
+        // The scheduler's live reads go through per-host limits (concurrency, rate).
+        let limits = Arc::new(config.scheduler.host_limits());
+        let mut crons: std::collections::HashMap<String, Arc<croner::Cron>> =
+            std::collections::HashMap::new();
+        for (env, env_config) in config.envs() {
+            let Some(schedule) = &env_config.schedule else {
+                continue;
+            };
+            if env_config.live.is_none() {
+                tracing::warn!(%env, "schedule set but no live target: not scheduled; add \
+                    [apps.{}.envs.{}.live] to the config", env.app, env.env);
+                continue;
+            }
+            let cron = match crons.get(schedule) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Arc::new(jetvault_core::config::parse_cron(schedule).map_err(|e| {
+                        Error::config(format!(
+                            "apps.{}.envs.{}.schedule = {schedule:?}: {e}",
+                            env.app, env.env
+                        ))
+                    })?);
+                    crons.insert(schedule.clone(), c.clone());
+                    c
+                }
+            };
+            let target: Arc<dyn LiveTarget> = Arc::new(Limited::new(
+                jetvault_core::live::open_configured(config, &env).await?,
+                limits.clone(),
+            ));
+            let retention = env_config.retention.clone().filter(|p| {
+                let empty = jetvault_core::retention::policy_is_empty(p);
+                if empty {
+                    tracing::warn!(%env, "retention has no rule (keep_last, keep_daily, \
+                        keep_weekly, keep_monthly, keep_within): not applied after scheduled \
+                        backups");
+                }
+                !empty
+            });
+            tracing::debug!(%env, %schedule, "scheduled backups");
+            jobs.push(Arc::new(EnvJob {
+                env,
+                target,
+                retention,
+                cron,
+                running: AtomicBool::new(false),
+                failures: crate::notify::FailureStreak::new(config.notify.failures_in_a_row),
+            }));
+        }
+        let envs: Vec<EnvRef> = jobs.iter().map(|j| j.env.clone()).collect();
+        if jobs.is_empty() {
+            return Ok(Self {
+                stop: None,
+                handle: None,
+                heartbeat: None,
+                envs,
+            });
+        }
+        let settings = config.scheduler.clone();
+        let claims = if settings.claims {
+            let claims = Arc::new(Claims::new(
+                vault.store().clone(),
+                settings.lease,
+                settings.heartbeat,
+            ));
+            claims.beat().await.map_err(|e| {
+                e.context("starting the scheduler's tick claims ([scheduler] claims = true)")
+            })?;
+            tracing::info!(replica = %claims.id(), replicas = claims.members().len(),
+                "tick claims on: this replica shares the schedules with the others on the store");
+            Some(claims)
+        } else {
+            None
+        };
+        let heartbeat = claims.as_ref().map(Claims::spawn_heartbeat);
+        tracing::info!(
+            environments = jobs.len(),
+            spread = settings.spread,
+            claims = settings.claims,
+            "scheduled backups"
+        );
+        let (requeue, requeued) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            vault,
+            metrics,
+            tasks,
+            actor: Actor::on_this_host("scheduler", "schedule"),
+            claims,
+            settings,
+            requeue,
+        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let handle = tokio::spawn(run_timer(shared, jobs, stopped, requeued));
+        Ok(Self {
+            stop: Some(stop),
+            handle: Some(handle),
+            heartbeat,
+            envs,
+        })
+    }
+
+    /// The scheduled environments.
+    #[must_use]
+    pub fn envs(&self) -> &[EnvRef] {
+        &self.envs
+    }
+
+    /// Stops the ticks (runs in flight go on; wait for them with [`Tasks::wait_idle`]).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(handle) = self.handle.take()
+            && let Err(e) = handle.await
+        {
+            tracing::warn!(error = %e, "the scheduler did not stop cleanly");
+        }
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+        }
+    }
+}
+
+/// The environment's first (or next) run entry after `after_ms`.
+fn next_run(
+    job: &EnvJob,
+    idx: u32,
+    settings: &SchedulerConfig,
+    after_ms: i64,
+    prev_tick_ms: Option<i64>,
+) -> Option<Entry> {
+    let tick_ms = timer::next_tick(&job.cron, after_ms)?;
+    let offset = if settings.spread {
+        spread_offset(
+            &job.env,
+            timer::interval_after(&job.cron, tick_ms),
+            settings.spread_max,
+        )
+    } else {
+        Duration::ZERO
+    };
+    Some(Entry {
+        due_ms: tick_ms + i64::try_from(offset.as_millis()).unwrap_or(0),
+        job: idx,
+        tick_ms,
+        what: Due::Run { prev_tick_ms },
+    })
+}
+
+/// The timer loop: sleeps until the earliest entry is due, handles it, repeats.
+async fn run_timer(
+    shared: Arc<Shared>,
+    jobs: Vec<Arc<EnvJob>>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    mut requeued: tokio::sync::mpsc::UnboundedReceiver<Entry>,
+) {
+    let mut timer = Timer::default();
+    let start = now_ms();
+    for (idx, job) in jobs.iter().enumerate() {
+        let idx = u32::try_from(idx).unwrap_or(u32::MAX);
+        // The tick whose spread run is still ahead counts too: the first tick at or
+        // after (now - interval) whose due time has not passed.
+        let mut after = start - 1;
+        if shared.settings.spread
+            && let Some(first) = timer::next_tick(&job.cron, start - 1)
+        {
+            let interval = timer::interval_after(&job.cron, first);
+            let back = i64::try_from(interval.as_millis()).unwrap_or(0);
+            after = start - back - 1;
+        }
+        let mut entry = next_run(job, idx, &shared.settings, after, None);
+        while let Some(e) = &entry
+            && e.due_ms < start
+        {
+            entry = next_run(job, idx, &shared.settings, e.tick_ms, None);
+        }
+        if let Some(e) = entry {
+            timer.push(e);
+        }
+    }
+    loop {
+        let now = now_ms();
+        if let Some(claims) = &shared.claims {
+            claims.set_next_due(timer.next_due().unwrap_or(i64::MAX));
+        }
+        while let Some(entry) = timer.pop_due(now) {
+            let job = &jobs[entry.job as usize];
+            match entry.what {
+                Due::Run { .. } => {
+                    if let Some(next) = next_run(
+                        job,
+                        entry.job,
+                        &shared.settings,
+                        entry.tick_ms,
+                        Some(entry.tick_ms),
+                    ) {
+                        timer.push(next);
+                    }
+                    let Due::Run { prev_tick_ms } = entry.what else {
+                        unreachable!()
+                    };
+                    match &shared.claims {
+                        None => job.start(&shared, entry.tick_ms, entry.due_ms, Via::Plain),
+                        Some(claims) => {
+                            let owner = claims.owner(&job.env, entry.tick_ms);
+                            if claims.is_mine(&owner) {
+                                job.start(
+                                    &shared,
+                                    entry.tick_ms,
+                                    entry.due_ms,
+                                    Via::Claim { prev_tick_ms },
+                                );
+                            } else {
+                                timer.push(Entry {
+                                    due_ms: entry.due_ms + lease_ms(claims),
+                                    job: entry.job,
+                                    tick_ms: entry.tick_ms,
+                                    what: Due::Check {
+                                        run_ms: entry.due_ms,
+                                        owner,
+                                        round: 0,
+                                    },
+                                });
+                            }
+                        }
+                    }
+                }
+                Due::Check { .. } => {
+                    let (job, shared2) = (job.clone(), shared.clone());
+                    let spawned = shared.tasks.spawn(async move {
+                        job.check(&shared2, entry).await;
+                    });
+                    if !spawned {
+                        tracing::debug!("tick check skipped: shutting down");
+                    }
+                }
+            }
+        }
+        if let Some(claims) = &shared.claims {
+            claims.set_next_due(timer.next_due().unwrap_or(i64::MAX));
+        }
+        let Some(due) = timer.next_due() else {
+            tracing::info!("no schedule fires again: the scheduler stops");
+            return;
+        };
+        let wait = Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            Some(entry) = requeued.recv() => timer.push(entry),
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn tasks_finish_and_refuse_after_close() {
+        let tasks = Tasks::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        assert!(tasks.spawn(async move {
+            let _ = rx.await;
+        }));
+        assert_eq!(tasks.running(), 1);
+        tasks.close();
+        assert!(!tasks.spawn(async {}));
+        assert!(tasks.run(async { Ok(()) }).await.is_err());
+        let waiter = tokio::spawn({
+            let tasks = tasks.clone();
+            async move { tasks.wait_idle().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "must wait for the task in flight");
+        tx.send(()).unwrap();
+        waiter.await.unwrap();
+        assert_eq!(tasks.running(), 0);
+    }
+}

@@ -1,0 +1,131 @@
+//! The scheduler's one timer: a min-heap of next due times over every environment, so
+//! that 10,000 scheduled environments cost one task and a few dozen bytes each, not
+//! one job each.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// What is due.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Due {
+    /// The environment's tick: claim it (if claims are on) and run it.
+    Run {
+        /// The claim of the environment's previous tick, deleted by the winner.
+        prev_tick_ms: Option<i64>,
+    },
+    /// The fallback check of a tick another replica owned.
+    Check {
+        /// When the tick was due (spread offset included).
+        run_ms: i64,
+        /// The replica that owned it then.
+        owner: Arc<str>,
+        /// How many times the owner was found alive but not done yet.
+        round: u8,
+    },
+}
+
+/// One entry of the heap; ordered by due time first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Entry {
+    /// When it is due (ms since the epoch).
+    pub due_ms: i64,
+    /// The index of the environment's job.
+    pub job: u32,
+    /// The cron time of the tick (ms): the tick's identity across replicas.
+    pub tick_ms: i64,
+    /// What is due.
+    pub what: Due,
+}
+
+/// The heap.
+#[derive(Debug, Default)]
+pub struct Timer {
+    heap: BinaryHeap<Reverse<Entry>>,
+}
+
+impl Timer {
+    /// Adds an entry.
+    pub fn push(&mut self, entry: Entry) {
+        self.heap.push(Reverse(entry));
+    }
+
+    /// The due time of the earliest entry.
+    pub fn next_due(&self) -> Option<i64> {
+        self.heap.peek().map(|Reverse(e)| e.due_ms)
+    }
+
+    /// Takes the earliest entry if it is due at `now_ms`.
+    pub fn pop_due(&mut self, now_ms: i64) -> Option<Entry> {
+        if self.next_due()? <= now_ms {
+            self.heap.pop().map(|Reverse(e)| e)
+        } else {
+            None
+        }
+    }
+
+    /// How many entries wait.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether no entry waits.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+/// The next cron time after `after_ms`, in ms (a whole second: croner keeps the
+/// fraction of the time it starts from, so it starts from the whole second before).
+pub fn next_tick(cron: &croner::Cron, after_ms: i64) -> Option<i64> {
+    let after = DateTime::<Utc>::from_timestamp_millis(after_ms.div_euclid(1000) * 1000)?;
+    cron.find_next_occurrence(&after, false)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// The tick at `tick_ms` and the time to the following one (the interval the tick's
+/// spread offset stays within).
+pub fn interval_after(cron: &croner::Cron, tick_ms: i64) -> Duration {
+    next_tick(cron, tick_ms).map_or(Duration::ZERO, |n| {
+        Duration::from_millis(u64::try_from(n - tick_ms).unwrap_or(0))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pops_in_due_order_only_when_due() {
+        let mut t = Timer::default();
+        for (due, job) in [(30, 0), (10, 1), (20, 2)] {
+            t.push(Entry {
+                due_ms: due,
+                job,
+                tick_ms: due,
+                what: Due::Run { prev_tick_ms: None },
+            });
+        }
+        assert_eq!(t.pop_due(5), None);
+        assert_eq!(t.pop_due(25).map(|e| e.job), Some(1));
+        assert_eq!(t.pop_due(25).map(|e| e.job), Some(2));
+        assert_eq!(t.pop_due(25), None);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.next_due(), Some(30));
+    }
+
+    #[test]
+    fn ticks_and_intervals_follow_the_cron() {
+        let cron = jetvault_core::config::parse_cron("*/2 * * * * *").unwrap();
+        let t0 = 1_700_000_000_000; // an even second
+        assert_eq!(next_tick(&cron, t0), Some(t0 + 2_000));
+        assert_eq!(next_tick(&cron, t0 + 1), Some(t0 + 2_000));
+        assert_eq!(next_tick(&cron, t0 + 1_999), Some(t0 + 2_000));
+        assert_eq!(next_tick(&cron, t0 + 2_000), Some(t0 + 4_000));
+        assert_eq!(interval_after(&cron, t0), Duration::from_secs(2));
+    }
+}
