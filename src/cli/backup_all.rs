@@ -1,4 +1,5 @@
-//! `jetvault backup-all`: snapshot every configured environment with a live target.
+//! `jetvault backup-all`: snapshot every configured or discovered environment with a live
+//! target.
 
 use clap::Args;
 use futures::StreamExt;
@@ -41,16 +42,28 @@ enum RowResult {
 }
 
 pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
-    let envs: Vec<_> = ctx
-        .config
+    // Configured environments, plus those the discovery source lists now.
+    let config = match &ctx.config.discovery {
+        None => std::borrow::Cow::Borrowed(&ctx.config),
+        Some(d) => {
+            let found = jetvault_core::discovery::Discovery::new(d)?
+                .run(&ctx.config)
+                .await
+                .map_err(|e| e.context("discovering environments"))?;
+            std::borrow::Cow::Owned(jetvault_core::discovery::effective(&ctx.config, &found))
+        }
+    };
+    let config = config.as_ref();
+    let envs: Vec<_> = config
         .envs()
         .filter(|(_, e)| e.live.is_some())
         .map(|(r, _)| r)
         .collect();
     if envs.is_empty() {
         anyhow::bail!(jetvault_core::Error::config(
-            "no environment with a live target is configured; add [apps.APP.envs.ENV.live] \
-             sections to the config (see examples/quickstart.toml)"
+            "no environment with a live target is configured or discovered; add \
+             [apps.APP.envs.ENV.live] sections to the config (see examples/quickstart.toml) \
+             or a [discovery] source (examples/discovery.toml)"
         ));
     }
     // Every store request is counted: the summary says what the run cost.
@@ -58,7 +71,7 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
     let counts = store.counts().clone();
     let vault = jetvault_core::Vault::new(
         std::sync::Arc::new(store),
-        jetvault_core::VaultOptions::from_config(&ctx.config),
+        jetvault_core::VaultOptions::from_config(config),
     );
     let bar = super::progress(envs.len() as u64, "backup-all");
     let actor = ctx.actor(args.author.as_deref());
@@ -70,7 +83,7 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
             let message = args.message.clone();
             async move {
                 let result = async {
-                    let target = jetvault_core::live::open_configured(&ctx.config, &env).await?;
+                    let target = jetvault_core::live::open_configured(config, &env).await?;
                     let mut req = BackupRequest::new(bytes::Bytes::new(), Trigger::Manual);
                     req.actor = actor.clone();
                     req.message = message;

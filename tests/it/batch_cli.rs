@@ -169,3 +169,43 @@ fn verify_and_prune_of_many_environments_stream_rows_in_order() {
         "{rows:?}"
     );
 }
+
+/// `backup-all` covers the environments a discovery source lists (a file here), with
+/// their live targets from the template; configured ones keep their own.
+#[test]
+fn backup_all_backs_up_discovered_environments() {
+    let jv = Jv::new();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let apps = ["crm", "shop", "wiki"];
+    for app in apps {
+        std::fs::copy(
+            data.join("nodered-http-endpoint-example.json"),
+            jv.path(&format!("{app}-production.json")),
+        )
+        .unwrap();
+    }
+    let listing = serde_json::json!({ "apps": apps.iter().map(|a| {
+        serde_json::json!({ "slug": a, "environments": [{ "name": "production" }] })
+    }).collect::<Vec<_>>() });
+    let source = jv.file("platform.json", listing.to_string().as_bytes());
+    let configured = jv.path("configured.json");
+    std::fs::write(&configured, br#"{"configured":true}"#).unwrap();
+    jv.write_config(&format!(
+        "{}[discovery]\nurl = {source:?}\n\
+         filter = \"[.apps[] | .slug as $app | .environments[] | {{app: $app, env: .name}}]\"\n\
+         [discovery.template.live]\nkind = \"file\"\npath = \"{}/{{app}}-{{env}}.json\"\n",
+        Jv::file_env("crm", "production", &configured, ""),
+        jv.path("").display().to_string().trim_end_matches('/'),
+    ));
+    let r = jv.ok(&["backup-all"]);
+    for app in apps {
+        assert!(
+            r.stdout.contains(&format!("{app}/production: v1 written")),
+            "{}",
+            r.stdout
+        );
+    }
+    // The configured environment read its own live file, not the template's.
+    let crm = jv.ok(&["cat", "crm", "production", "latest"]);
+    assert_eq!(crm.stdout.trim(), r#"{"configured":true}"#);
+}
