@@ -25,6 +25,7 @@ pub mod exit;
 mod pin;
 mod promote;
 mod prune;
+mod rekey;
 mod release;
 mod repair;
 mod restore;
@@ -69,6 +70,10 @@ pub struct GlobalArgs {
     /// and JETVAULT_S3__FORCE_PATH_STYLE).
     #[arg(long, global = true)]
     pub s3_path_style: bool,
+    /// An age identity file (`age-keygen -o FILE`) to read encrypted snapshots with
+    /// (else JETVAULT_AGE_IDENTITY_FILE, else the key in JETVAULT_AGE_IDENTITY).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -126,6 +131,8 @@ pub enum Command {
     /// Close the gaps interrupted writes left: index entries, release records, audit
     /// events, temporary files.
     Repair(repair::RepairArgs),
+    /// Re-encrypt older snapshots to the current age recipients (key rotation).
+    Rekey(rekey::RekeyArgs),
     /// List an environment's audit events, newest first.
     Events(events::EventsArgs),
     /// Check the store, its conditional writes and the live targets.
@@ -187,6 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Unpin(a) => pin::run(&ctx, a, false).await,
         Command::Verify(a) => verify::run(&ctx, a).await,
         Command::Repair(a) => repair::run(&ctx, a).await,
+        Command::Rekey(a) => rekey::run(&ctx, a).await,
         Command::Events(a) => events::run(&ctx, a).await,
         Command::Doctor(a) => doctor::run(&ctx, a).await,
         Command::Config(c) => config_cmd::run(&ctx, c),
@@ -256,9 +264,11 @@ impl Ctx {
 
     /// Opens the store and wraps it in a vault with the configured options.
     pub async fn vault(&self) -> anyhow::Result<Vault> {
+        let identities =
+            jetvault_core::crypt::Identities::from_process(self.global.identity.as_deref())?;
         Ok(Vault::new(
             self.store().await?,
-            VaultOptions::from_config(&self.config),
+            VaultOptions::from_config(&self.config)?.with_identities(identities),
         ))
     }
 

@@ -123,6 +123,16 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<u8> {
                             println!("  {v:<8} {}: {}", b.key, b.reason);
                         }
                     }
+                    if r.structure_only > 0 {
+                        println!(
+                            "{}: {} encrypted snapshots checked for structure only (age \
+                             header, recipients, size): NOT decrypted, so their content, \
+                             size and sha256 were not checked: {}",
+                            r.env,
+                            r.structure_only,
+                            r.structure_only_reason.as_deref().unwrap_or("no identity")
+                        );
+                    }
                     if !r.gaps.is_empty() {
                         println!(
                             "{}: {} GAPS left by interrupted writes (`jetvault repair` closes \

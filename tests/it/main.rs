@@ -13,6 +13,7 @@ mod cli_release;
 mod console;
 mod crash_repair;
 mod diff_keyed;
+mod encryption;
 mod exit_codes;
 mod http_api;
 mod http_conn;

@@ -33,6 +33,8 @@ pub enum Action {
     Pin,
     /// A snapshot was unpinned.
     Unpin,
+    /// Encrypted snapshots were re-encrypted to the current age recipients.
+    Rekey,
 }
 
 impl fmt::Display for Action {

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod crypt;
 pub mod diff;
 pub mod envs;
 pub mod error;

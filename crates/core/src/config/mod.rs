@@ -13,6 +13,7 @@ use crate::id::{AppId, EnvRef};
 
 mod apps;
 mod diff;
+mod encryption;
 mod filter;
 pub mod layers;
 mod live_auth;
@@ -26,6 +27,7 @@ mod validate;
 pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use diff::DiffConfig;
+pub use encryption::EncryptionConfig;
 pub use filter::{FilterConfig, FilterSource};
 pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource};
 pub use schema::{OnBackup, SchemaConfig};
@@ -55,6 +57,8 @@ pub struct Config {
     /// Apps by id, each with its environments.
     #[serde(default)]
     pub apps: BTreeMap<AppId, AppConfig>,
+    /// The age recipients every environment's new snapshots are encrypted to.
+    pub encryption: Option<EncryptionConfig>,
 }
 
 /// Snapshot encoding and input limits.
