@@ -55,10 +55,11 @@ done
 
 for round in $(seq 1 "$ROUNDS"); do
   base=$(( 2 + (round - 1) * 2 * RUNS ))
-  hyperfine --style basic --runs "$RUNS" --export-json "$work/h$round.json" \
+  # One run per parameter value: each run backs up a file no run used before.
+  hyperfine --style basic --runs 1 --export-json "$work/h$round.json" \
     --parameter-scan i 0 $((RUNS - 1)) \
-    "$JV backup bench plain --from $work/v\$(($base+i)).json" \
-    "$JV backup bench encrypted --from $work/v\$(($base+$RUNS+i)).json" \
+    "$JV backup bench plain --from $work/v\$(($base + {i})).json" \
+    "$JV backup bench encrypted --from $work/v\$(($base + $RUNS + {i})).json" \
     >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log" >&2; exit 1; }
 done
 # Both environments hold what was written, the encrypted one as age objects.
