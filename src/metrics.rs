@@ -582,6 +582,7 @@ mod tests {
             restored_from: None,
             schema_errors: None,
             schema_error: None,
+            recipients: None,
         };
         m.record_backup(
             &env,

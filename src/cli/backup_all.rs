@@ -69,10 +69,7 @@ pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
     // Every store request is counted: the summary says what the run cost.
     let store = jetvault_core::store::CountingStore::new(ctx.store().await?);
     let counts = store.counts().clone();
-    let vault = jetvault_core::Vault::new(
-        std::sync::Arc::new(store),
-        jetvault_core::VaultOptions::from_config(config),
-    );
+    let vault = ctx.vault_over(std::sync::Arc::new(store), config)?;
     let bar = super::progress(envs.len() as u64, "backup-all");
     let actor = ctx.actor(args.author.as_deref());
     // A few at a time; each row is printed as its environment finishes (one slow

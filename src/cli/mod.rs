@@ -26,6 +26,7 @@ pub mod exit;
 mod pin;
 mod promote;
 mod prune;
+mod rekey;
 mod release;
 mod repair;
 mod restore;
@@ -71,6 +72,10 @@ pub struct GlobalArgs {
     /// and JETVAULT_S3__FORCE_PATH_STYLE).
     #[arg(long, global = true)]
     pub s3_path_style: bool,
+    /// An age identity file (`age-keygen -o FILE`) to read encrypted snapshots with
+    /// (else JETVAULT_AGE_IDENTITY_FILE, else the key in JETVAULT_AGE_IDENTITY).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -128,6 +133,8 @@ pub enum Command {
     /// Close the gaps interrupted writes left: index entries, release records, audit
     /// events, temporary files.
     Repair(repair::RepairArgs),
+    /// Re-encrypt older snapshots to the current age recipients (key rotation).
+    Rekey(rekey::RekeyArgs),
     /// List an environment's audit events, newest first.
     Events(events::EventsArgs),
     /// Check the store, its conditional writes and the live targets.
@@ -189,6 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Unpin(a) => pin::run(&ctx, a, false).await,
         Command::Verify(a) => verify::run(&ctx, a).await,
         Command::Repair(a) => repair::run(&ctx, a).await,
+        Command::Rekey(a) => rekey::run(&ctx, a).await,
         Command::Events(a) => events::run(&ctx, a).await,
         Command::Doctor(a) => doctor::run(&ctx, a).await,
         Command::Envs(a) => envs::run(&ctx, a).await,
@@ -270,7 +278,19 @@ impl Ctx {
 
     /// Opens the store and wraps it in a vault with the configured options.
     pub async fn vault(&self) -> anyhow::Result<Vault> {
-        let vault = Vault::new(self.store().await?, VaultOptions::from_config(&self.config));
+        self.vault_over(self.store().await?, &self.config)
+    }
+
+    /// A vault over `store` with the options `config` sets (the command line's config,
+    /// or one with discovered environments added), the age identities of the process
+    /// and the notifier.
+    pub fn vault_over(&self, store: Arc<dyn Store>, config: &Config) -> anyhow::Result<Vault> {
+        let identities =
+            jetvault_core::crypt::Identities::from_process(self.global.identity.as_deref())?;
+        let vault = Vault::new(
+            store,
+            VaultOptions::from_config(config)?.with_identities(identities),
+        );
         let notifier = self
             .notifier
             .get_or_init(|| jetvault::notify::Notifier::start(&self.config));

@@ -194,6 +194,17 @@ fn text(row: &Row) -> String {
         let v = b.version.map_or_else(|| "?".into(), |v| format!("v{v}"));
         let _ = write!(s, "\n  {v:<8} {}: {}", b.key, b.reason);
     }
+    if r.structure_only > 0 {
+        let _ = write!(
+            s,
+            "\n{}: {} encrypted snapshots checked for structure only (age header, \
+             recipients, size): NOT decrypted, so their content, size and sha256 were not \
+             checked: {}",
+            r.env,
+            r.structure_only,
+            r.structure_only_reason.as_deref().unwrap_or("no identity")
+        );
+    }
     if !r.gaps.is_empty() {
         let _ = write!(
             s,

@@ -125,6 +125,7 @@ mod tests {
             restored_from: None,
             schema_errors: None,
             schema_error: None,
+            recipients: None,
         };
         assert_eq!(
             streak.record(&vault, &env, &actor, &Ok(BackupOutcome::Unchanged(meta))),

@@ -15,6 +15,7 @@ mod console;
 mod crash_repair;
 mod diff_keyed;
 mod discovery;
+mod encryption;
 mod exit_codes;
 mod http_api;
 mod http_conn;

@@ -34,6 +34,8 @@ pub enum Action {
     Pin,
     /// A snapshot was unpinned.
     Unpin,
+    /// Encrypted snapshots were re-encrypted to the current age recipients.
+    Rekey,
 }
 
 impl fmt::Display for Action {
@@ -166,7 +168,7 @@ impl Event {
                     format!("retention deleted {deleted} snapshots of {env}{tail}"),
                 )
             }
-            Action::Promote | Action::Pin | Action::Unpin => return None,
+            Action::Promote | Action::Pin | Action::Unpin | Action::Rekey => return None,
         };
         Some(Notice {
             kind,

@@ -15,6 +15,9 @@
 //! schema violation as text; an older build ignores such entries and reads the
 //! snapshot with a HEAD.
 //!
+//! Encrypted snapshots have no entry (their recipients don't fit a key name, and
+//! `rekey` changes them): listings read them with a HEAD.
+//!
 //! The varints stay hand-written (two short functions): no crate in the dependency tree
 //! does unsigned LEB128 over a byte slice, and one more crate for twenty lines would
 //! not pay for itself.
@@ -96,6 +99,11 @@ fn get_text(input: &mut &[u8]) -> Option<Option<String>> {
 /// The payload of `meta`'s index entry.
 #[must_use]
 pub fn encode(meta: &SnapshotMeta) -> Option<String> {
+    // An encrypted snapshot's recipients would not fit a key (and change on `rekey`):
+    // listings read its metadata with a HEAD.
+    if meta.recipients.is_some() {
+        return None;
+    }
     let sha = hex::decode(&meta.sha256).ok().filter(|s| s.len() == 32)?;
     let extended =
         meta.restored_from.is_some() || meta.schema_errors.is_some() || meta.schema_error.is_some();
@@ -152,6 +160,7 @@ pub fn decode(env: &EnvRef, version: u64, payload: &str) -> Option<SnapshotMeta>
         restored_from: None,
         schema_errors: None,
         schema_error: None,
+        recipients: None,
     };
     if format == FORMAT_2 {
         let optional = |n: u64| n.checked_sub(1);
@@ -274,6 +283,7 @@ mod tests {
             restored_from: None,
             schema_errors: None,
             schema_error: None,
+            recipients: None,
         }
     }
 

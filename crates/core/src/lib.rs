@@ -9,6 +9,7 @@
 pub mod claim;
 pub mod codec;
 pub mod config;
+pub mod crypt;
 pub mod diff;
 pub mod discovery;
 pub mod envs;

@@ -120,6 +120,10 @@ pub struct SnapshotMeta {
     /// The first of those violations (`/json/pointer: message`), shortened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_error: Option<String>,
+    /// For an encrypted snapshot (`age(zstd(json))`): the age recipients (`age1...`)
+    /// it is encrypted to. Absent for a plain zstd snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
 }
 
 // User metadata keys (S3 stores them as `x-amz-meta-<key>`).
@@ -135,6 +139,10 @@ const M_CODEC: &str = "jetvault-codec";
 const M_RESTORED_FROM: &str = "jetvault-restored-from";
 const M_SCHEMA_ERRORS: &str = "jetvault-schema-errors";
 const M_SCHEMA_ERROR: &str = "jetvault-schema-error";
+const M_RECIPIENTS: &str = "jetvault-recipients";
+/// `jetvault-codec` of a plain snapshot, and of an encrypted one.
+const CODEC_ZSTD: &str = "zstd";
+const CODEC_AGE_ZSTD: &str = "age+zstd";
 
 /// The longest first schema violation kept in metadata, once encoded; with the fixed
 /// fields and [`MAX_FREE_TEXT_METADATA`] it keeps all user metadata under S3's 2 KiB.
@@ -168,7 +176,13 @@ impl SnapshotMeta {
             self.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         );
         m.insert(M_TRIGGER.into(), self.trigger.as_str().into());
-        m.insert(M_CODEC.into(), "zstd".into());
+        match &self.recipients {
+            None => m.insert(M_CODEC.into(), CODEC_ZSTD.into()),
+            Some(r) => {
+                m.insert(M_RECIPIENTS.into(), r.join(","));
+                m.insert(M_CODEC.into(), CODEC_AGE_ZSTD.into())
+            }
+        };
         for (k, v) in [
             (M_AUTHOR, &self.author),
             (M_MESSAGE, &self.message),
@@ -234,6 +248,24 @@ impl SnapshotMeta {
             .parse()
             .map_err(|_| bad(M_TRIGGER, &m[M_TRIGGER]))?;
         let text = |k: &str| m.get(k).map(|v| decode_text(v));
+        let recipients = match (m.get(M_CODEC).map(String::as_str), m.get(M_RECIPIENTS)) {
+            (Some(CODEC_AGE_ZSTD), Some(r)) => {
+                let list: Vec<String> = r.split(',').map(str::to_string).collect();
+                if list.iter().any(|k| !k.starts_with("age1") || k.len() < 10) {
+                    return Err(bad(M_RECIPIENTS, r));
+                }
+                Some(list)
+            }
+            (Some(CODEC_AGE_ZSTD), None) => {
+                return Err(Error::corrupt(format!(
+                    "snapshot object {} is encrypted ({M_CODEC} {CODEC_AGE_ZSTD}) but has no \
+                     {M_RECIPIENTS} metadata",
+                    info.key
+                )));
+            }
+            (None | Some(CODEC_ZSTD), _) => None,
+            (Some(other), _) => return Err(bad(M_CODEC, other)),
+        };
         let number = |k: &str| {
             m.get(k)
                 .map(|v| v.parse::<u64>().map_err(|_| bad(k, v)))
@@ -253,6 +285,7 @@ impl SnapshotMeta {
             restored_from: number(M_RESTORED_FROM)?,
             schema_errors: number(M_SCHEMA_ERRORS)?,
             schema_error: text(M_SCHEMA_ERROR),
+            recipients,
         })
     }
 }
@@ -284,6 +317,7 @@ mod tests {
             restored_from: Some(4),
             schema_errors: Some(2),
             schema_error: Some("/0/id: 7 is not of type \"string\"".into()),
+            recipients: None,
         };
         let info = ObjectInfo {
             key: m.key.clone(),
@@ -364,6 +398,7 @@ mod tests {
             restored_from in proptest::option::of(proptest::num::u64::ANY),
             schema_errors in proptest::option::of(proptest::num::u64::ANY),
             schema_error in proptest::option::of("(?s).{0,30}"),
+            recipients in proptest::option::of(1usize..4),
         ) {
             let m = SnapshotMeta {
                 version, sha256: sha, size, stored_size: 10,
@@ -371,6 +406,7 @@ mod tests {
                 trigger, author, message, source,
                 key: layout::snapshot_key(&env(), version),
                 restored_from, schema_errors, schema_error,
+                recipients: recipients.map(|n| (0..n).map(|i| format!("age1{i:0>58}")).collect()),
             };
             let md = m.to_metadata();
             proptest::prop_assert!(md.values().all(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b))));

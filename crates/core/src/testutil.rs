@@ -72,6 +72,7 @@ pub async fn put_snapshot(
         restored_from: None,
         schema_errors: None,
         schema_error: None,
+        recipients: None,
     };
     store
         .put(

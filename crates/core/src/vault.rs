@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use crate::config::Config;
+use crate::crypt::{Encryption, Identities};
 use crate::error::{Error, Result};
 use crate::layout::{FORMAT_VERSION, MARKER_KEY};
 use crate::notify::{EventSink, Notice};
@@ -24,6 +25,10 @@ pub struct VaultOptions {
     pub max_size: u64,
     /// The environments' JSON Schemas (none by default).
     pub schemas: Schemas,
+    /// The age recipients of new snapshots, per environment (none by default).
+    pub encryption: Encryption,
+    /// The age identities that read encrypted snapshots (none by default).
+    pub identities: Identities,
 }
 
 impl Default for VaultOptions {
@@ -32,19 +37,33 @@ impl Default for VaultOptions {
             compression_level: 3,
             max_size: 64 * 1024 * 1024,
             schemas: Schemas::default(),
+            encryption: Encryption::none(),
+            identities: Identities::none(),
         }
     }
 }
 
 impl VaultOptions {
-    /// The options a config file sets.
-    #[must_use]
-    pub fn from_config(config: &Config) -> Self {
-        Self {
+    /// The options a config file sets (no identities: those never come from the
+    /// config, see [`VaultOptions::with_identities`]).
+    ///
+    /// # Errors
+    /// `Config` for an `encryption` recipient that is not an age X25519 public key.
+    pub fn from_config(config: &Config) -> Result<Self> {
+        Ok(Self {
             compression_level: config.snapshots.compression_level,
             max_size: config.snapshots.max_size.0,
             schemas: Schemas::from_config(config),
-        }
+            encryption: Encryption::from_config(config)?,
+            identities: Identities::none(),
+        })
+    }
+
+    /// These options, reading encrypted snapshots with `identities`.
+    #[must_use]
+    pub fn with_identities(mut self, identities: Identities) -> Self {
+        self.identities = identities;
+        self
     }
 }
 

@@ -70,7 +70,8 @@ pub struct CachedPointer {
 pub struct CachedConfig {
     /// The configuration, byte for byte.
     pub raw: Bytes,
-    /// The stored zstd frame, as it is in the store.
+    /// The stored zstd frame, as it is in the store; for an encrypted snapshot, the
+    /// frame decrypted (once per release: the age object is never sent).
     pub zstd: Bytes,
     /// The `ETag` header: `"<sha256>"`.
     pub etag: HeaderValue,

@@ -306,3 +306,58 @@ async fn a_stalled_store_serves_the_pointer_in_memory_as_stale() {
     assert!(fresh.stale.is_none());
     assert_eq!(fresh.pointer.unwrap().release.seq, 1);
 }
+
+#[tokio::test]
+async fn an_encrypted_release_is_decrypted_once_and_served_as_plain_zstd() {
+    use jetvault_core::crypt::{Encryption, Identities, Recipients};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Counting {
+        inner: LocalStore::open(dir.path()).unwrap(),
+        gets: AtomicUsize::new(0),
+        conditional_gets: AtomicUsize::new(0),
+    });
+    let (secret, public) = Identities::generate();
+    let options = VaultOptions {
+        encryption: Encryption::store_wide(Recipients::parse(&[public], "test").unwrap()),
+        identities: Identities::parse(&secret, "test").unwrap(),
+        ..VaultOptions::default()
+    };
+    let vault = Vault::new(store.clone(), options);
+    let env = EnvRef::parse("crm", "production").unwrap();
+    let raw = corpus("appsmith-import-app-all-access.json");
+    vault
+        .backup(&env, BackupRequest::new(raw.clone(), Trigger::Manual))
+        .await
+        .unwrap();
+    vault
+        .release(&env, ReleaseRequest::new(1, Actor::default()))
+        .await
+        .unwrap();
+    let (_, stored) = store
+        .inner
+        .get(&jetvault_core::layout::snapshot_key(&env, 1))
+        .await
+        .map(|o| (o.info, o.bytes))
+        .unwrap();
+    assert!(stored.starts_with(b"age-encryption.org/v1\n"));
+
+    let metrics = Metrics::new();
+    let cache = PointerCache::new(Duration::from_secs(3600));
+    let pointer = cache
+        .pointer(&vault, &env, &metrics)
+        .await
+        .unwrap()
+        .unwrap();
+    let gets = store.gets.load(Ordering::SeqCst);
+    let c1 = pointer.config(&vault, &env, &metrics).await.unwrap();
+    let c2 = pointer.config(&vault, &env, &metrics).await.unwrap();
+    assert!(
+        Arc::ptr_eq(&c1, &c2),
+        "decrypted once, then served from memory"
+    );
+    assert_eq!(store.gets.load(Ordering::SeqCst), gets + 1);
+    assert_eq!(c1.raw, raw);
+    // What zstd clients get is a zstd frame of the configuration, never the age object.
+    assert!(!c1.zstd.starts_with(b"age-encryption.org"));
+    assert_eq!(zstd::decode_all(c1.zstd.as_ref()).unwrap(), raw.to_vec());
+}

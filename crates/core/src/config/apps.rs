@@ -36,6 +36,8 @@ pub struct EnvConfig {
     pub filter: Option<super::FilterConfig>,
     /// The JSON Schema the configuration must satisfy.
     pub schema: Option<super::schema::SchemaConfig>,
+    /// The age recipients of this environment's new snapshots (replaces `[encryption]`).
+    pub encryption: Option<super::EncryptionConfig>,
 }
 
 /// The HTTP method that imports a configuration into an HTTP live target.

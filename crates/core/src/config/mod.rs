@@ -14,6 +14,7 @@ use crate::id::{AppId, EnvRef};
 mod apps;
 mod diff;
 mod discovery;
+mod encryption;
 mod filter;
 pub mod layers;
 mod live_auth;
@@ -30,6 +31,7 @@ pub use crate::store::s3::{S3Options, Sse};
 pub use apps::{AppConfig, EnvConfig, LiveConfig, RetentionPolicy, WriteMethod};
 pub use diff::DiffConfig;
 pub use discovery::{DEFAULT_REFRESH, DiscoveryConfig};
+pub use encryption::EncryptionConfig;
 pub use filter::{FilterConfig, FilterSource};
 pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource, live_secrets};
 pub use notify::{NotifyConfig, WebhookConfig};
@@ -69,6 +71,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Environments listed by the platform (see [`crate::discovery`]).
     pub discovery: Option<DiscoveryConfig>,
+    /// The age recipients every environment's new snapshots are encrypted to.
+    pub encryption: Option<EncryptionConfig>,
 }
 
 /// Snapshot encoding and input limits.

@@ -90,6 +90,7 @@ impl Config {
                 check_secret_headers(&at, headers, secret_headers, bearer || oauth.is_some())?;
             }
         }
+        crate::crypt::Encryption::from_config(self)?;
         Ok(())
     }
 }

@@ -54,7 +54,7 @@ impl Recorded {
                 .or_default()
                 .push(e.at),
             Action::Promote => self.promotes.extend(e.version),
-            Action::Unpin => {}
+            Action::Unpin | Action::Rekey => {}
         }
     }
 

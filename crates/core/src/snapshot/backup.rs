@@ -7,6 +7,7 @@ use chrono::{SubsecRound, Utc};
 use super::{BackupOutcome, BackupRequest};
 use crate::codec;
 use crate::config::OnBackup;
+use crate::crypt;
 use crate::error::{Error, Result};
 use crate::events::{Action, Event};
 use crate::filter;
@@ -56,9 +57,17 @@ impl Vault {
         let level = self.options().compression_level;
         let raw = req.raw.clone();
         let what = format!("configuration for {env}");
+        // Encrypted environments store age(zstd(json)); the metadata names the recipients.
+        let recipients = self.options().encryption.recipients(env).cloned();
+        let recipient_names = recipients.as_ref().map(|r| r.names().to_vec());
         let (sha256, compressed) = tokio::task::spawn_blocking(move || {
             codec::check_json(&raw, &what)?;
-            Ok::<_, Error>((codec::sha256_hex(&raw), codec::compress(&raw, level)?))
+            let zstd = codec::compress(&raw, level)?;
+            let stored = match &recipients {
+                Some(r) => crypt::encrypt(&zstd, r)?,
+                None => zstd,
+            };
+            Ok::<_, Error>((codec::sha256_hex(&raw), stored))
         })
         .await
         .map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
@@ -79,15 +88,18 @@ impl Vault {
             restored_from: req.restored_from,
             schema_errors: None,
             schema_error: None,
+            recipients: recipient_names,
         };
         let free_text: usize = [&meta.author, &meta.message, &meta.source]
             .iter()
             .filter_map(|t| t.as_ref().map(|t| encode_text(t).len()))
-            .sum();
+            .sum::<usize>()
+            + meta.recipients.as_ref().map_or(0, |r| r.join(",").len());
         if free_text > MAX_FREE_TEXT_METADATA {
             return Err(Error::invalid(format!(
-                "author, message and source of the snapshot take {free_text} bytes once \
-                 encoded; S3 metadata allows {MAX_FREE_TEXT_METADATA}: shorten the message"
+                "author, message and source of the snapshot (and its age recipients) take \
+                 {free_text} bytes once encoded; S3 metadata allows \
+                 {MAX_FREE_TEXT_METADATA}: shorten the message (or name fewer recipients)"
             )));
         }
         for attempt in 0..MAX_CLAIM_ATTEMPTS {

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::{decode_snapshot, no_snapshots};
+use crate::crypt;
 use crate::error::{Error, ErrorKind, Hint, Result, Step};
 use crate::id::EnvRef;
 use crate::layout;
@@ -26,11 +27,14 @@ impl Vault {
         }
     }
 
-    /// The stored (compressed) bytes of snapshot `version` with its metadata, checked
-    /// against the stored size; not decompressed.
+    /// The zstd frame of snapshot `version` with its metadata: the stored bytes, or for
+    /// an encrypted snapshot the frame decrypted with the vault's identities; not
+    /// decompressed.
     ///
     /// # Errors
-    /// `NotFound` naming the nearest versions; `Corrupt` for unreadable metadata.
+    /// `NotFound` naming the nearest versions; `Corrupt` for unreadable metadata or an
+    /// encrypted object that fails decryption; `Config` for an encrypted snapshot that
+    /// no identity given opens (naming its recipients).
     pub async fn get_stored(&self, env: &EnvRef, version: u64) -> Result<(SnapshotMeta, Bytes)> {
         let obj = match self.store().get(&layout::snapshot_key(env, version)).await {
             Ok(obj) => obj,
@@ -40,7 +44,26 @@ impl Vault {
             Err(e) => return Err(e),
         };
         let meta = SnapshotMeta::from_object(&obj.info)?;
-        Ok((meta, obj.bytes))
+        let frame = self.unseal(env, &meta, obj.bytes).await?;
+        Ok((meta, frame))
+    }
+
+    /// The zstd frame inside a stored snapshot object: the object itself for a plain
+    /// snapshot, decrypted with the vault's identities for an encrypted one.
+    ///
+    /// # Errors
+    /// As [`Vault::get_stored`].
+    pub async fn unseal(&self, env: &EnvRef, meta: &SnapshotMeta, stored: Bytes) -> Result<Bytes> {
+        let Some(recipients) = meta.recipients.clone() else {
+            return Ok(stored);
+        };
+        let identities = self.options().identities.clone();
+        let what = format!("snapshot v{} of {env}", meta.version);
+        tokio::task::spawn_blocking(move || {
+            crypt::decrypt(&stored, &identities, &recipients, &what).map(Bytes::from)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("decryption task failed: {e}")))?
     }
 
     /// The raw configuration of snapshot `version`, decompressed and checked against its

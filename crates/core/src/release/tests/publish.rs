@@ -244,6 +244,7 @@ fn publish_req(version: u64, label: &str) -> Publish {
             restored_from: None,
             schema_errors: None,
             schema_error: None,
+            recipients: None,
         },
         label: Some(Label::new(label).unwrap()),
         schema_overridden: None,
