@@ -12,7 +12,8 @@
 #
 #   bench/backup-all.sh [N] [CONCURRENCY] [ROUNDS]     (default 10000 32 3)
 #
-# Uses target/release/jetvault (built here if missing), or the binary in $JV;
+# Uses target/release/jetvault (built here if missing), or the binary in $JV, and the
+# raw_put bench binary (built here), or the one in $RAW;
 # localstack/localstack.sh starts LocalStack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +24,8 @@ if [[ -z "${JV:-}" ]]; then
   cargo build --release --quiet
   JV="$target/release/jetvault"
 fi
-# The reference client, built in the bench profile (release settings).
-RAW=$(cargo bench --bench raw_put --no-run --message-format=json 2>/dev/null |
+# The reference client, built in the bench profile (release settings), or $RAW.
+[[ -n "${RAW:-}" ]] || RAW=$(cargo bench --bench raw_put --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
