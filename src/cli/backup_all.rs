@@ -43,13 +43,9 @@ enum RowResult {
 
 pub async fn run(ctx: &Ctx, args: BackupAllArgs) -> anyhow::Result<u8> {
     // Configured environments, plus those the discovery source lists now.
-    let config = match &ctx.config.discovery {
+    let config = match ctx.discover().await? {
         None => std::borrow::Cow::Borrowed(&ctx.config),
-        Some(d) => {
-            let found = jetvault_core::discovery::Discovery::new(d)?
-                .run(&ctx.config)
-                .await
-                .map_err(|e| e.context("discovering environments"))?;
+        Some(found) => {
             std::borrow::Cow::Owned(jetvault_core::discovery::effective(&ctx.config, &found))
         }
     };

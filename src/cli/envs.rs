@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use clap::Args;
 use jetvault::http::envs::describe_live;
-use jetvault_core::discovery::{self, Discovered, Discovery, Source};
+use jetvault_core::discovery::{self, Discovered, Source};
 use jetvault_core::id::EnvRef;
 use serde::Serialize;
 
@@ -51,14 +51,8 @@ struct Output {
 }
 
 pub async fn run(ctx: &Ctx, _args: EnvsArgs) -> anyhow::Result<u8> {
-    let (discovered, report) = match &ctx.config.discovery {
-        None => (Discovered::default(), None),
-        Some(d) => {
-            let source = Discovery::new(d)?;
-            let found = source
-                .run(&ctx.config)
-                .await
-                .map_err(|e| e.context("discovering environments"))?;
+    let (discovered, report) = match (ctx.discover().await?, &ctx.config.discovery) {
+        (Some(found), Some(d)) => {
             let report = DiscoveryReport {
                 source: d.describe(),
                 discovered: found.envs.len(),
@@ -67,6 +61,7 @@ pub async fn run(ctx: &Ctx, _args: EnvsArgs) -> anyhow::Result<u8> {
             };
             (found, Some(report))
         }
+        _ => (Discovered::default(), None),
     };
     let vault = ctx.vault().await?;
     let stored = vault.stored_envs().await?;

@@ -300,6 +300,21 @@ impl Ctx {
         })
     }
 
+    /// What the `[discovery]` source lists now (`None` without one).
+    ///
+    /// # Errors
+    /// The source can't be read or its answer can't be used.
+    pub async fn discover(&self) -> anyhow::Result<Option<jetvault_core::discovery::Discovered>> {
+        let Some(d) = &self.config.discovery else {
+            return Ok(None);
+        };
+        let found = jetvault_core::discovery::Discovery::new(d)?
+            .run(&self.config)
+            .await
+            .map_err(|e| e.context("discovering environments"))?;
+        Ok(Some(found))
+    }
+
     /// Who is acting: `--author`, else `JETVAULT_AUTHOR`, else `user@host`.
     pub fn actor(&self, author: Option<&str>) -> Actor {
         Actor::on_this_host(author.map_or_else(default_author, str::to_string), "cli")

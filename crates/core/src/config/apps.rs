@@ -2,7 +2,7 @@
 //! and what prune keeps.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,44 @@ pub struct EnvConfig {
     pub schema: Option<super::schema::SchemaConfig>,
     /// The age recipients of this environment's new snapshots (replaces `[encryption]`).
     pub encryption: Option<super::EncryptionConfig>,
+}
+
+impl EnvConfig {
+    /// Makes its relative file paths (live file, token, secret header and OAuth files,
+    /// jq and schema files) relative to `dir`, the config file's directory.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        match &mut self.live {
+            Some(LiveConfig::File { path }) => fix(path),
+            Some(LiveConfig::Http {
+                bearer_token_file,
+                secret_headers,
+                oauth,
+                ..
+            }) => {
+                let oauth_files = oauth
+                    .iter_mut()
+                    .flat_map(|o| [&mut o.client_secret_file, &mut o.password_file]);
+                let header_files = secret_headers.values_mut().map(|s| &mut s.file);
+                std::iter::once(bearer_token_file)
+                    .chain(header_files)
+                    .chain(oauth_files)
+                    .flatten()
+                    .for_each(fix);
+            }
+            _ => {}
+        }
+        if let Some(filter) = &mut self.filter {
+            filter.resolve_paths(dir);
+        }
+        if let Some(schema) = &mut self.schema {
+            fix(&mut schema.file);
+        }
+    }
 }
 
 /// The HTTP method that imports a configuration into an HTTP live target.

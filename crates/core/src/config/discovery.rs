@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EnvConfig, LiveConfig, SecretSource, check_cron};
+use super::{EnvConfig, SecretSource, check_cron};
 use crate::error::{Error, Result};
 use crate::store::redact_url;
 
@@ -169,31 +169,6 @@ impl DiscoveryConfig {
             .values_mut()
             .filter_map(|s| s.file.as_mut())
             .for_each(fix);
-        match &mut self.template.live {
-            Some(LiveConfig::File { path }) => fix(path),
-            Some(LiveConfig::Http {
-                bearer_token_file,
-                secret_headers,
-                oauth,
-                ..
-            }) => {
-                let oauth_files = oauth
-                    .iter_mut()
-                    .flat_map(|o| [&mut o.client_secret_file, &mut o.password_file]);
-                let header_files = secret_headers.values_mut().map(|s| &mut s.file);
-                std::iter::once(bearer_token_file)
-                    .chain(header_files)
-                    .chain(oauth_files)
-                    .flatten()
-                    .for_each(fix);
-            }
-            _ => {}
-        }
-        if let Some(filter) = &mut self.template.filter {
-            filter.resolve_paths(dir);
-        }
-        if let Some(schema) = &mut self.template.schema {
-            fix(&mut schema.file);
-        }
+        self.template.resolve_paths(dir);
     }
 }

@@ -226,32 +226,7 @@ impl Config {
         self.notify.resolve_paths(dir);
         for app in self.apps.values_mut() {
             for env in app.envs.values_mut() {
-                match &mut env.live {
-                    Some(LiveConfig::File { path }) => fix(path),
-                    Some(LiveConfig::Http {
-                        bearer_token_file,
-                        secret_headers,
-                        oauth,
-                        ..
-                    }) => {
-                        let oauth_files = oauth
-                            .iter_mut()
-                            .flat_map(|o| [&mut o.client_secret_file, &mut o.password_file]);
-                        let header_files = secret_headers.values_mut().map(|s| &mut s.file);
-                        std::iter::once(bearer_token_file)
-                            .chain(header_files)
-                            .chain(oauth_files)
-                            .flatten()
-                            .for_each(fix);
-                    }
-                    _ => {}
-                }
-                if let Some(filter) = &mut env.filter {
-                    filter.resolve_paths(dir);
-                }
-                if let Some(schema) = &mut env.schema {
-                    fix(&mut schema.file);
-                }
+                env.resolve_paths(dir);
             }
         }
     }
