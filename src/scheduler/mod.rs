@@ -12,7 +12,9 @@
 //! - Claims (`[scheduler] claims`): replicas sharing a store run each (environment,
 //!   tick) once, through create-only claim objects ([`jetvault_core::claim`]).
 //! - One run per environment at a time: a tick that finds the previous run still going
-//!   is skipped (and logged).
+//!   waits for it and runs right after (one tick waits; a newer one replaces it, and the
+//!   older is logged as skipped). A tick taken over from a dead replica often runs late,
+//!   into the next tick's time, and this keeps that next tick.
 //! - An unchanged configuration writes nothing (the library compares with the latest
 //!   snapshot), and the version claim is create-only, so even without tick claims
 //!   several replicas write one snapshot per change.
@@ -22,7 +24,6 @@
 //!   [`Tasks::wait_idle`] waits for the runs in flight.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
@@ -84,17 +85,41 @@ struct EnvJob {
     target: Arc<dyn LiveTarget>,
     retention: Option<RetentionPolicy>,
     cron: Arc<croner::Cron>,
-    running: AtomicBool,
+    runs: std::sync::Mutex<Runs>,
     /// Failed runs in a row, for the `scheduled-backup-failing` notice.
     failures: crate::notify::FailureStreak,
 }
 
-/// Resets an environment's "running" flag when its run ends, however it ends.
-struct RunningFlag(Arc<EnvJob>);
+/// One tick to run: its identity, its due time, how it came to this replica, and (with
+/// claims) its mark as in progress, held from the moment it is due, waiting included.
+struct Tick {
+    tick_ms: i64,
+    run_ms: i64,
+    via: Via,
+    _in_flight: Option<jetvault_core::claim::RunGuard>,
+}
+
+/// An environment's runs: whether one is going, and the tick waiting for it.
+#[derive(Default)]
+struct Runs {
+    running: bool,
+    waiting: Option<Tick>,
+}
+
+/// Ends an environment's runs if its task ends without handing over (a panic, or a
+/// task dropped at shutdown): the waiting tick is dropped with it.
+struct RunningFlag {
+    job: Arc<EnvJob>,
+    armed: bool,
+}
 
 impl Drop for RunningFlag {
     fn drop(&mut self) {
-        self.0.running.store(false, Ordering::Release);
+        if self.armed {
+            let mut runs = self.job.lock_runs();
+            runs.running = false;
+            runs.waiting = None;
+        }
     }
 }
 
@@ -112,21 +137,62 @@ enum Via {
 }
 
 impl EnvJob {
-    /// Starts a run of the tick `tick_ms` due at `run_ms`, unless the previous run of
-    /// the environment is still going or the service is shutting down.
+    fn lock_runs(&self) -> std::sync::MutexGuard<'_, Runs> {
+        // A panic while holding the lock leaves plain data behind: use it.
+        self.runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a run of the tick `tick_ms` due at `run_ms`; if the previous run of the
+    /// environment is still going, the tick waits for it (replacing an older waiting
+    /// tick, which is skipped). Nothing starts once the service is shutting down.
     fn start(self: &Arc<Self>, shared: &Arc<Shared>, tick_ms: i64, run_ms: i64, via: Via) {
-        if self.running.swap(true, Ordering::AcqRel) {
-            tracing::warn!(env = %self.env,
-                "scheduled backup skipped: the previous run of this environment is still going");
-            return;
+        let tick = Tick {
+            tick_ms,
+            run_ms,
+            via,
+            _in_flight: shared.claims.as_ref().map(|c| c.enter(run_ms)),
+        };
+        {
+            let mut runs = self.lock_runs();
+            if runs.running {
+                if let Some(old) = runs.waiting.replace(tick) {
+                    tracing::warn!(env = %self.env, tick_ms = old.tick_ms,
+                        "scheduled backup skipped: two ticks came while one run was going; \
+                         the newer one runs next");
+                } else {
+                    tracing::info!(env = %self.env, tick_ms,
+                        "the previous run of this environment is still going: this tick runs \
+                         right after it");
+                }
+                return;
+            }
+            runs.running = true;
         }
-        let flag = RunningFlag(self.clone());
-        let guard = shared.claims.as_ref().map(|c| c.enter(run_ms));
+        let flag = RunningFlag {
+            job: self.clone(),
+            armed: true,
+        };
         let (job, shared2) = (self.clone(), shared.clone());
         let started = shared.tasks.spawn(async move {
-            let _flag = flag;
-            let _guard = guard;
-            job.claim_and_run(&shared2, tick_ms, run_ms, via).await;
+            // Moved whole, so that its Drop runs if this task never hands over.
+            let mut flag = flag;
+            let mut tick = tick;
+            loop {
+                job.claim_and_run(&shared2, tick.tick_ms, tick.run_ms, tick.via)
+                    .await;
+                drop(tick);
+                let mut runs = job.lock_runs();
+                match runs.waiting.take() {
+                    Some(next) => tick = next,
+                    None => {
+                        runs.running = false;
+                        flag.armed = false;
+                        return;
+                    }
+                }
+            }
         });
         if !started {
             tracing::info!(env = %self.env, "scheduled backup skipped: shutting down");
@@ -335,7 +401,7 @@ impl Scheduler {
                 target,
                 retention,
                 cron,
-                running: AtomicBool::new(false),
+                runs: std::sync::Mutex::default(),
                 failures: crate::notify::FailureStreak::new(config.notify.failures_in_a_row),
             }));
         }
