@@ -5,6 +5,7 @@
 
 mod answer;
 mod auth;
+mod client;
 mod oauth;
 pub mod retry;
 
@@ -96,12 +97,7 @@ impl HttpTarget {
             oauth.as_deref(),
             timeout,
         )?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .timeout(timeout)
-            .user_agent(concat!("jetvault/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
+        let client = client::shared(timeout)?;
         Ok(Self {
             client,
             read_url,
