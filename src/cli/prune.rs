@@ -232,6 +232,14 @@ fn text(row: &Row, dry_run: bool) -> String {
             spared.join(", ")
         );
     }
+    if r.claims_swept > 0 {
+        let _ = write!(
+            s,
+            "\n  claims {} scheduler tick claim(s) older than a day {}",
+            r.claims_swept,
+            if dry_run { "would be swept" } else { "swept" }
+        );
+    }
     s
 }
 

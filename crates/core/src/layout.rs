@@ -226,6 +226,23 @@ pub fn tick_claim_key(env: &EnvRef, tick_ms: i64) -> String {
     )
 }
 
+/// The prefix of `env`'s tick claims (and takeovers).
+#[must_use]
+pub fn tick_claims_prefix(env: &EnvRef) -> String {
+    format!("{CLAIMS_PREFIX}ticks/{}/{}/", env.app, env.env)
+}
+
+/// The tick time of a tick claim or takeover key under [`tick_claims_prefix`].
+#[must_use]
+pub fn parse_tick_claim_key(key: &str) -> Option<i64> {
+    let name = key.rsplit('/').next()?;
+    let ms = name.strip_suffix(".takeover").unwrap_or(name);
+    if ms.len() != 13 || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    ms.parse().ok()
+}
+
 /// The key a replica creates to take over a tick whose claimant died.
 #[must_use]
 pub fn takeover_key(env: &EnvRef, tick_ms: i64) -> String {
@@ -278,6 +295,13 @@ mod tests {
             takeover_key(&env(), 5),
             "claims/ticks/crm/production/0000000000005.takeover"
         );
+        assert!(tick_claim_key(&env(), 5).starts_with(&tick_claims_prefix(&env())));
+        assert_eq!(
+            parse_tick_claim_key(&tick_claim_key(&env(), 1_700_000_000_000)),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(parse_tick_claim_key(&takeover_key(&env(), 5)), Some(5));
+        assert_eq!(parse_tick_claim_key("claims/ticks/crm/production/x"), None);
         let k = heartbeat_key("host-1-ab", 1_700_000_000_123, 1_700_000_000_100);
         assert_eq!(
             parse_heartbeat_key(&k),

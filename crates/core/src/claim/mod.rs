@@ -20,6 +20,10 @@
 //! - **Clean-up.** The winner of a tick deletes the claim of the environment's previous
 //!   tick, and a takeover object is deleted once its run is over: claims do not pile up.
 //!   Heartbeats of replicas gone for longer than 10 leases are deleted by the others.
+//!   What is left behind (the last claim of an environment whose schedule or claims were
+//!   turned off, or of a replica killed between its claim and the next) is swept by
+//!   retention: [`sweep_stale`], called by `prune` and by retention after a scheduled
+//!   backup, deletes claims of ticks older than [`STALE_AFTER`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -502,6 +506,46 @@ impl Claims {
         let key = layout::takeover_key(env, tick_ms);
         if let Err(e) = self.store.delete(&key).await {
             tracing::debug!(%key, error = %e.report(), "could not delete a takeover claim");
+        }
+    }
+}
+
+/// How old a tick must be for its claim to be swept: no replica looks at a tick again
+/// after a few leases, and a lease is minutes at most.
+pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Deletes (or, on a dry run, counts) `env`'s tick claims and takeovers of ticks before
+/// `before_ms`; returns how many.
+///
+/// # Errors
+/// Store errors listing or deleting (the deletions before a failure stay done).
+pub async fn sweep_stale(
+    store: &dyn Store,
+    env: &EnvRef,
+    before_ms: i64,
+    dry_run: bool,
+) -> Result<usize> {
+    let prefix = layout::tick_claims_prefix(env);
+    let mut swept = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list(&prefix, after.as_deref(), 1000).await?;
+        for object in &page.objects {
+            // Keys sort by tick time (13 digits): the first young one ends the sweep.
+            match layout::parse_tick_claim_key(&object.key) {
+                Some(tick) if tick < before_ms => {
+                    if !dry_run {
+                        store.delete(&object.key).await?;
+                    }
+                    swept += 1;
+                }
+                Some(_) => return Ok(swept),
+                None => {}
+            }
+        }
+        match (page.truncated, page.objects.last()) {
+            (true, Some(last)) => after = Some(last.key.clone()),
+            _ => return Ok(swept),
         }
     }
 }

@@ -227,3 +227,59 @@ fn spread_offsets_are_stable_bounded_and_spread() {
     assert!(spread_offset(&env(1), interval, Duration::from_secs(10)) < Duration::from_secs(10));
     assert_eq!(spread_offset(&env(1), Duration::ZERO, max), Duration::ZERO);
 }
+
+#[tokio::test]
+async fn sweep_deletes_only_claims_of_old_ticks() {
+    let (_dir, store) = store();
+    let r = replica(&store, "a");
+    r.beat().await.unwrap();
+    let now = now_ms();
+    let day = i64::try_from(STALE_AFTER.as_millis()).unwrap();
+    let (old, older, young) = (now - day - 60_000, now - 3 * day, now - 60_000);
+    for tick in [old, older, young] {
+        assert!(r.claim(&env(1), tick, tick, None).await.unwrap());
+    }
+    store
+        .put(
+            &layout::takeover_key(&env(1), older),
+            Bytes::from_static(b"{}"),
+            &Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    // Another environment's old claim is not this sweep's.
+    assert!(r.claim(&env(2), old, old, None).await.unwrap());
+
+    let before = now - day;
+    assert_eq!(
+        sweep_stale(store.as_ref(), &env(1), before, true)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        sweep_stale(store.as_ref(), &env(1), before, false)
+            .await
+            .unwrap(),
+        3
+    );
+    let left = store
+        .list(&layout::tick_claims_prefix(&env(1)), None, 100)
+        .await
+        .unwrap();
+    let keys: Vec<_> = left.objects.iter().map(|o| o.key.clone()).collect();
+    assert_eq!(keys, vec![layout::tick_claim_key(&env(1), young)]);
+    assert_eq!(
+        sweep_stale(store.as_ref(), &env(2), before, false)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        sweep_stale(store.as_ref(), &env(1), before, false)
+            .await
+            .unwrap(),
+        0
+    );
+}

@@ -190,7 +190,21 @@ impl Vault {
             self.record_event_or_log(&event).await;
             tracing::info!(%env, deleted = doomed.len(), "pruned");
         }
+        let stale_before = now.timestamp_millis()
+            - i64::try_from(crate::claim::STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
+        let claims_swept =
+            match crate::claim::sweep_stale(self.store().as_ref(), env, stale_before, opts.dry_run)
+                .await
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(%env, error = %e.report(),
+                        "could not sweep old scheduler claims; the next prune tries again");
+                    0
+                }
+            };
         Ok(PruneReport {
+            claims_swept,
             env: env.clone(),
             policy: policy.clone(),
             dry_run: opts.dry_run,

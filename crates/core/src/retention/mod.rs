@@ -201,6 +201,9 @@ pub struct PruneReport {
     pub spared: Vec<u64>,
     /// Every version, newest first, with its decision.
     pub decisions: Vec<Decision>,
+    /// Scheduler tick claims older than a day deleted (or that would be), see
+    /// [`crate::claim::sweep_stale`].
+    pub claims_swept: usize,
 }
 
 /// Parses a keep-within duration such as `30d` or `12h`.
