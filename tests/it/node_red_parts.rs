@@ -3,7 +3,9 @@
 //! `flows_cred.json`, encrypted with `credentialSecret`, never in `GET /flows`) is
 //! backed up with the shipped example's `node-red-files` environment (both files as
 //! one snapshot), then Node-RED is stopped, both files are wiped, jetvault restores,
-//! Node-RED starts again, and the node signs in as before.
+//! Node-RED starts again, and the node signs in as before. On the way, a control: with
+//! the flows file alone, Node-RED starts and the node does not sign in, and a restore
+//! over that half refuses unless overridden.
 //!
 //! This test stops and starts Node-RED, so it runs its own instance (own user dir and
 //! port, `platforms/node-red.sh` with `NODE_RED_USER_DIR`), from the install
@@ -201,7 +203,37 @@ async fn credentials_come_back_with_the_flows() {
     ] {
         let _ = std::fs::remove_file(user_dir.join(f));
     }
-    let restored = jv.json(&["restore", app, env, "1", "--yes"]);
+    // The control: the flows alone, taken out by hand as the README shows, start
+    // without the credentials, and the node no longer signs in.
+    std::fs::write(&flows, serde_json::to_vec(&stored["flows"]).unwrap()).unwrap();
+    let nr = own.start();
+    let without = nr.wait_for("/outer", 200).await;
+    assert_eq!(
+        without, "auth=none",
+        "without flows_cred.json there are no credentials"
+    );
+    own.stop();
+    let _ = std::fs::remove_file(user_dir.join(".flows.json.backup"));
+
+    // Only one part present: a mismatched pair can't be saved first, so the restore
+    // refuses, writing nothing, unless overridden.
+    let refused = jv.run(&["restore", app, env, "1", "--yes"]);
+    assert_ne!(refused.code, 0, "{}", refused.text());
+    assert!(
+        refused.stderr.contains("credentials") && refused.stderr.contains("missing"),
+        "{}",
+        refused.text()
+    );
+    assert!(!creds.exists(), "nothing was written");
+
+    let restored = jv.json(&[
+        "restore",
+        app,
+        env,
+        "1",
+        "--yes",
+        "--overwrite-unreadable-live",
+    ]);
     assert_eq!(restored["verified"], "sha256", "{restored}");
     assert!(flows.exists() && creds.exists());
 
