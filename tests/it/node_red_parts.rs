@@ -245,3 +245,35 @@ async fn credentials_come_back_with_the_flows() {
     );
     own.stop();
 }
+
+/// `config check` passes the shipped example, and refuses it once the credentials
+/// part's written opt-in is gone (no `[encryption]` recipients apply), naming the part;
+/// age recipients make it pass again.
+#[test]
+fn config_check_refuses_a_secret_part_stored_in_plain_text() {
+    let jv = Jv::new();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/platforms/node-red.toml"
+    );
+    let text = std::fs::read_to_string(path).expect("examples/platforms/node-red.toml");
+    let ok = jv.file("node-red.toml", text.as_bytes());
+    jv.ok(&["config", "check", &ok]);
+
+    let opt_in = "allow_plaintext_secrets = true\n";
+    assert_eq!(text.matches(opt_in).count(), 1, "one opt-in in the example");
+    let without = text.replace(opt_in, "");
+    let bad = jv.file("no-opt-in.toml", without.as_bytes());
+    let r = jv.fails(&["config", "check", &bad], 2);
+    assert!(
+        r.stderr
+            .contains("apps.node-red-files.envs.production.live.parts.credentials: secret = true"),
+        "{}",
+        r.text()
+    );
+
+    let (_, recipient) = jetvault_core::crypt::Identities::generate();
+    let encrypted = format!("[encryption]\nrecipients = [\"{recipient}\"]\n{without}");
+    let good = jv.file("encrypted.toml", encrypted.as_bytes());
+    jv.ok(&["config", "check", &good]);
+}
