@@ -11,6 +11,8 @@
 #                                            NODE_RED_DIR=DIR (its user dir; removed by stop)
 #                                          use: eval "$(platforms/node-red.sh start)"
 #   platforms/node-red.sh stop [PID [DIR]] stop it by PID (default $NODE_RED_PID/$NODE_RED_DIR)
+#   platforms/node-red.sh path             print the installed `node-red` command, or fail
+#                                          (never installs)
 #   platforms/node-red.sh run              start, stay in the foreground until Ctrl-C
 #
 # The instance signs in like a production one: adminAuth with user `admin` and the
@@ -21,7 +23,11 @@
 # credentialSecret `jetvault-test-secret`. `http in` nodes are served without sign-in.
 #
 # Environment: NODE_RED_PORT (default: a free port), JETVAULT_CACHE (where the npm
-# install lives, default ~/.cache/jetvault). Needs node >= 18 and npm.
+# install lives, default ~/.cache/jetvault), NODE_RED_USER_DIR (start in this existing
+# user dir instead of a new one; its settings.js is written if missing, and stop leaves
+# the dir, so an instance can be stopped and started again on its own files: the tests
+# that stop Node-RED do this), NODE_RED_NO_INSTALL=1 (start fails instead of installing
+# when Node-RED is not installed yet). Needs node >= 18 and npm.
 set -euo pipefail
 JV_TOOL=node-red
 export JV_TOOL
@@ -31,11 +37,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/../localstack/lib.sh"
 NODE_RED_VERSION=4.1.15
 PREFIX="$JV_CACHE/node-red-$NODE_RED_VERSION"
 
+installed() {
+  [[ -f "$PREFIX/.installed" && -x "$PREFIX/node_modules/.bin/node-red" ]] ||
+    jv_die "Node-RED $NODE_RED_VERSION is not installed in $PREFIX (run platforms/node-red.sh install, or scripts/test)"
+  printf '%s\n' "$PREFIX/node_modules/.bin/node-red"
+}
+
 install() {
   if [[ -f "$PREFIX/.installed" && -x "$PREFIX/node_modules/.bin/node-red" ]]; then
     printf '%s\n' "$PREFIX/node_modules/.bin/node-red"
     return 0
   fi
+  [[ "${NODE_RED_NO_INSTALL:-}" != 1 ]] || installed
   command -v npm >/dev/null 2>&1 || jv_die "npm is not installed (Debian: apt-get install nodejs npm)"
   jv_log "installing node-red@$NODE_RED_VERSION into $PREFIX (once, then cached)"
   rm -rf "$PREFIX"
@@ -81,9 +94,15 @@ start() {
   bin=$(install)
   command -v python3 >/dev/null 2>&1 || jv_die "python3 is needed to pick a free port"
   port=${NODE_RED_PORT:-$(jv_free_port python3)}
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/jetvault-node-red.XXXXXX")
-  : >"$dir/.jetvault-server"
-  write_settings "$dir" "$port"
+  if [[ -n "${NODE_RED_USER_DIR:-}" ]]; then
+    dir=$NODE_RED_USER_DIR
+    [[ -d "$dir" ]] || jv_die "NODE_RED_USER_DIR $dir is not a directory"
+    [[ -f "$dir/settings.js" ]] || write_settings "$dir" "$port"
+  else
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/jetvault-node-red.XXXXXX")
+    : >"$dir/.jetvault-server"
+    write_settings "$dir" "$port"
+  fi
   "$bin" --settings "$dir/settings.js" --userDir "$dir" </dev/null >"$dir/log" 2>&1 &
   pid=$!
   printf '%s\n' "$pid" >"$dir/pid"
@@ -115,6 +134,7 @@ run() {
 
 case "${1:-}" in
   install) install ;;
+  path) installed ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
   run) shift; run "$@" ;;

@@ -108,7 +108,10 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
-    let plan = vault.plan_restore(&env, target.as_ref(), &source).await?;
+    let keys = jetvault_core::diff::DiffOptions::for_env(&ctx.config, &env)?;
+    let plan = vault
+        .plan_restore_with(&env, target.as_ref(), &source, keys)
+        .await?;
 
     if args.dry_run {
         if ctx.json() {

@@ -68,6 +68,13 @@ pub fn describe_live(live: &LiveConfig) -> String {
         LiveConfig::File { path } => format!("file:{}", path.display()),
         LiveConfig::Http { url, .. } => redact_url(url),
         LiveConfig::S3 { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+        LiveConfig::Parts { parts } => {
+            let parts: Vec<String> = parts
+                .iter()
+                .map(|(name, p)| format!("{name}: {}", describe_live(&p.live)))
+                .collect();
+            format!("parts {{{}}}", parts.join(", "))
+        }
     }
 }
 

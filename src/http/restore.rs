@@ -117,10 +117,12 @@ pub async fn restore(
 ) -> Result<Response, ApiError> {
     configured_live(&state, &env)?;
     if body.dry_run {
-        let target = jetvault_core::live::open_configured(&state.config.load_full(), &env).await?;
+        let config = state.config.load_full();
+        let target = jetvault_core::live::open_configured(&config, &env).await?;
+        let keys = jetvault_core::diff::DiffOptions::for_env(&config, &env)?;
         let plan = state
             .vault
-            .plan_restore(&env, target.as_ref(), &body.source.0)
+            .plan_restore_with(&env, target.as_ref(), &body.source.0, keys)
             .await?;
         return Ok(json_response(
             StatusCode::OK,

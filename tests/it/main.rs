@@ -26,6 +26,7 @@ mod live_http;
 mod live_n8n;
 mod live_oauth;
 mod node_red;
+mod node_red_parts;
 mod notify;
 mod platform_examples;
 mod prune_cli;

@@ -39,6 +39,16 @@ impl NodeRed {
         })
     }
 
+    /// Another instance (one a test started itself) at `url`, signing in as `admin`
+    /// with `password`.
+    pub fn at(url: &str, password: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            password: password.to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
     /// A fresh admin token (password grant, as the editor signs in).
     pub async fn token(&self) -> String {
         let resp = self

@@ -49,25 +49,8 @@ impl EnvConfig {
                 *p = dir.join(&*p);
             }
         };
-        match &mut self.live {
-            Some(LiveConfig::File { path }) => fix(path),
-            Some(LiveConfig::Http {
-                bearer_token_file,
-                secret_headers,
-                oauth,
-                ..
-            }) => {
-                let oauth_files = oauth
-                    .iter_mut()
-                    .flat_map(|o| [&mut o.client_secret_file, &mut o.password_file]);
-                let header_files = secret_headers.values_mut().map(|s| &mut s.file);
-                std::iter::once(bearer_token_file)
-                    .chain(header_files)
-                    .chain(oauth_files)
-                    .flatten()
-                    .for_each(fix);
-            }
-            _ => {}
+        if let Some(live) = &mut self.live {
+            resolve_live_paths(live, dir);
         }
         if let Some(filter) = &mut self.filter {
             filter.resolve_paths(dir);
@@ -75,6 +58,41 @@ impl EnvConfig {
         if let Some(schema) = &mut self.schema {
             fix(&mut schema.file);
         }
+    }
+}
+
+/// Makes a live target's relative file paths (live file, token, secret header and
+/// OAuth files, and those of its parts) relative to `dir`.
+pub(super) fn resolve_live_paths(live: &mut LiveConfig, dir: &Path) {
+    let fix = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = dir.join(&*p);
+        }
+    };
+    match live {
+        LiveConfig::File { path } => fix(path),
+        LiveConfig::Http {
+            bearer_token_file,
+            secret_headers,
+            oauth,
+            ..
+        } => {
+            let oauth_files = oauth
+                .iter_mut()
+                .flat_map(|o| [&mut o.client_secret_file, &mut o.password_file]);
+            let header_files = secret_headers.values_mut().map(|s| &mut s.file);
+            std::iter::once(bearer_token_file)
+                .chain(header_files)
+                .chain(oauth_files)
+                .flatten()
+                .for_each(fix);
+        }
+        LiveConfig::Parts { parts } => {
+            for part in parts.values_mut() {
+                part.resolve_paths(dir);
+            }
+        }
+        LiveConfig::S3 { .. } => {}
     }
 }
 
@@ -150,6 +168,13 @@ pub enum LiveConfig {
         /// Path-style addressing.
         #[serde(default)]
         force_path_style: bool,
+    },
+    /// Several documents, each a named part with its own live target (and filter),
+    /// backed up together as one snapshot whose JSON is an object of the parts, and
+    /// restored together, in name order (see [`crate::live::parts`]).
+    Parts {
+        /// The parts by name.
+        parts: BTreeMap<String, super::parts::PartConfig>,
     },
 }
 

@@ -213,9 +213,15 @@ impl OAuthConfig {
 
 /// Every secret an HTTP live target reads, each with the words that name it in
 /// messages: its bearer token, its secret headers, its OAuth client secret and password.
-/// Empty for other targets.
+/// Those of every part of a `parts` target; empty for other targets.
 #[must_use]
 pub fn live_secrets(env: &EnvRef, live: &LiveConfig) -> Vec<(String, SecretSource)> {
+    if let Some(parts) = super::parts_of(live) {
+        return parts
+            .values()
+            .flat_map(|p| live_secrets(env, &p.live))
+            .collect();
+    }
     let LiveConfig::Http {
         bearer_token_env,
         bearer_token_file,

@@ -19,6 +19,7 @@ mod filter;
 pub mod layers;
 mod live_auth;
 mod notify;
+mod parts;
 mod scheduler;
 mod schema;
 mod secret;
@@ -35,6 +36,7 @@ pub use encryption::EncryptionConfig;
 pub use filter::{FilterConfig, FilterSource};
 pub use live_auth::{ClientAuth, OAuthConfig, OAuthGrant, SecretSource, live_secrets};
 pub use notify::{NotifyConfig, WebhookConfig};
+pub use parts::{PartConfig, part_key, parts_of};
 pub use scheduler::SchedulerConfig;
 pub use schema::{OnBackup, SchemaConfig};
 pub use secret::{Secret, TokenConfig, read_secret_file, secret_file_warning};
@@ -241,25 +243,32 @@ impl Config {
             .tokens
             .iter()
             .filter_map(|t| t.value_file.as_deref());
-        let live = self.envs().flat_map(|(_, e)| match &e.live {
-            Some(LiveConfig::Http {
-                bearer_token_file,
-                secret_headers,
-                oauth,
-                ..
-            }) => {
-                let oauth_files = oauth
-                    .iter()
-                    .flat_map(|o| [&o.client_secret_file, &o.password_file]);
-                let header_files = secret_headers.values().map(|s| &s.file);
-                std::iter::once(bearer_token_file)
-                    .chain(header_files)
-                    .chain(oauth_files)
-                    .filter_map(|p| p.as_deref())
-                    .collect()
-            }
-            _ => Vec::new(),
-        });
+        let live = self
+            .envs()
+            .filter_map(|(_, e)| e.live.as_ref())
+            .flat_map(|live| match parts_of(live) {
+                Some(parts) => parts.values().map(|p| &p.live).collect(),
+                None => vec![live],
+            })
+            .flat_map(|live| match live {
+                LiveConfig::Http {
+                    bearer_token_file,
+                    secret_headers,
+                    oauth,
+                    ..
+                } => {
+                    let oauth_files = oauth
+                        .iter()
+                        .flat_map(|o| [&o.client_secret_file, &o.password_file]);
+                    let header_files = secret_headers.values().map(|s| &s.file);
+                    std::iter::once(bearer_token_file)
+                        .chain(header_files)
+                        .chain(oauth_files)
+                        .filter_map(|p| p.as_deref())
+                        .collect()
+                }
+                _ => Vec::new(),
+            });
         let discovery = self.discovery.iter().flat_map(|d| {
             d.bearer_token_file
                 .iter()

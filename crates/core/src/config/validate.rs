@@ -52,47 +52,64 @@ impl Config {
             if let Some(filter) = &env.filter {
                 filter.check(&format!("apps.{}.envs.{}.filter", env_ref.app, env_ref.env))?;
             }
-            if let Some(LiveConfig::Http {
-                url,
-                write_url,
-                headers,
-                bearer_token_env,
-                bearer_token_file,
-                secret_headers,
-                oauth,
-                ..
-            }) = &env.live
-            {
+            if let Some(live) = &env.live {
                 let at = format!("apps.{}.envs.{}.live", env_ref.app, env_ref.env);
-                for u in std::iter::once(url).chain(write_url) {
-                    if !(u.starts_with("http://") || u.starts_with("https://")) {
-                        return Err(Error::config(format!(
-                            "{at}: {:?} is not an http:// or https:// URL",
-                            u
-                        )));
+                match super::parts_of(live) {
+                    Some(parts) => {
+                        for (name, part) in parts {
+                            check_http(&super::part_key(&env_ref, name), &part.live)?;
+                        }
                     }
+                    None => check_http(&at, live)?,
                 }
-                if bearer_token_env.is_some() && bearer_token_file.is_some() {
-                    return Err(Error::config(format!(
-                        "{at}: set at most one of bearer_token_env and bearer_token_file"
-                    )));
-                }
-                let bearer = bearer_token_env.is_some() || bearer_token_file.is_some();
-                if let Some(o) = oauth {
-                    if bearer {
-                        return Err(Error::config(format!(
-                            "{at}: set at most one of a bearer token (bearer_token_env, \
-                             bearer_token_file) and oauth"
-                        )));
-                    }
-                    o.validate(&format!("{at}.oauth"))?;
-                }
-                check_secret_headers(&at, headers, secret_headers, bearer || oauth.is_some())?;
             }
         }
         crate::crypt::Encryption::from_config(self)?;
+        self.validate_parts()?;
         Ok(())
     }
+}
+
+/// An HTTP live target's URLs, token sources, sign-in and secret headers (`at` is its
+/// table's key); other kinds pass.
+fn check_http(at: &str, live: &LiveConfig) -> Result<()> {
+    let LiveConfig::Http {
+        url,
+        write_url,
+        headers,
+        bearer_token_env,
+        bearer_token_file,
+        secret_headers,
+        oauth,
+        ..
+    } = live
+    else {
+        return Ok(());
+    };
+    for u in std::iter::once(url).chain(write_url) {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(Error::config(format!(
+                "{at}: {:?} is not an http:// or https:// URL",
+                u
+            )));
+        }
+    }
+    if bearer_token_env.is_some() && bearer_token_file.is_some() {
+        return Err(Error::config(format!(
+            "{at}: set at most one of bearer_token_env and bearer_token_file"
+        )));
+    }
+    let bearer = bearer_token_env.is_some() || bearer_token_file.is_some();
+    if let Some(o) = oauth {
+        if bearer {
+            return Err(Error::config(format!(
+                "{at}: set at most one of a bearer token (bearer_token_env, \
+                 bearer_token_file) and oauth"
+            )));
+        }
+        o.validate(&format!("{at}.oauth"))?;
+    }
+    check_secret_headers(at, headers, secret_headers, bearer || oauth.is_some())
 }
 
 /// Secret headers: valid names, each from exactly one of a variable and a file, none

@@ -206,6 +206,14 @@ pub fn check_all(config: &Config) -> Result<usize> {
             EnvFilters::compile(&table_key(&env), filter)?;
             n += 1;
         }
+        let parts = env_config.live.as_ref().and_then(crate::config::parts_of);
+        for (name, part) in parts.into_iter().flatten() {
+            if let Some(filter) = &part.filter {
+                let at = format!("{}.filter", crate::config::part_key(&env, name));
+                EnvFilters::compile(&at, filter)?;
+                n += 1;
+            }
+        }
     }
     Ok(n)
 }

@@ -15,6 +15,7 @@ use crate::id::EnvRef;
 pub mod file;
 pub mod filtered;
 pub mod http;
+pub mod parts;
 pub mod s3;
 
 /// A live configuration that can be read and written.
@@ -37,7 +38,9 @@ pub trait LiveTarget: Send + Sync + fmt::Debug {
 }
 
 /// Builds the live target an environment's config describes, without the environment's
-/// filters ([`open_configured`] applies them).
+/// filters ([`open_configured`] applies them). A `parts` target's parts each get their
+/// own filter; their read-back is bounded by the default `snapshots.max_size`
+/// ([`open_configured`] uses the configured one).
 ///
 /// `store_s3` gives S3 targets the store's endpoint settings when they set none.
 ///
@@ -48,10 +51,37 @@ pub async fn open(
     config: &LiveConfig,
     store_s3: &S3Options,
 ) -> Result<Arc<dyn LiveTarget>> {
+    let limit = crate::config::SnapshotOptions::default().max_size.0;
+    open_limited(env, config, store_s3, limit).await
+}
+
+async fn open_limited(
+    env: &EnvRef,
+    config: &LiveConfig,
+    store_s3: &S3Options,
+    limit: u64,
+) -> Result<Arc<dyn LiveTarget>> {
+    match config {
+        LiveConfig::Parts { parts } => Ok(Arc::new(
+            parts::PartsTarget::open(env, parts, store_s3, limit).await?,
+        )),
+        leaf => open_leaf(env, leaf, store_s3).await,
+    }
+}
+
+/// Builds a target that is not `parts` (a part can't have parts).
+async fn open_leaf(
+    env: &EnvRef,
+    config: &LiveConfig,
+    store_s3: &S3Options,
+) -> Result<Arc<dyn LiveTarget>> {
     match config {
         LiveConfig::File { path } => Ok(Arc::new(file::FileTarget::new(path.clone()))),
         LiveConfig::Http { .. } => Ok(Arc::new(http::HttpTarget::from_config(env, config)?)),
         LiveConfig::S3 { .. } => Ok(Arc::new(s3::S3Target::from_config(config, store_s3).await?)),
+        LiveConfig::Parts { .. } => Err(Error::config(format!(
+            "{env}: a part of a kind = \"parts\" live target can't itself have parts"
+        ))),
     }
 }
 
@@ -80,7 +110,7 @@ pub async fn open_configured(config: &Config, env: &EnvRef) -> Result<Arc<dyn Li
             [Step::FromFile],
         ))
     })?;
-    let target = open(env, live, &config.s3).await?;
+    let target = open_limited(env, live, &config.s3, config.snapshots.max_size.0).await?;
     match &env_config.filter {
         None => Ok(target),
         Some(f) => {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::{LiveRetry, LiveState, RestorePlan};
 use crate::codec;
-use crate::diff::Diff;
+use crate::diff::DiffOptions;
 use crate::error::{ErrorKind, Result};
 use crate::filter;
 use crate::id::EnvRef;
@@ -40,6 +40,27 @@ impl Vault {
         target: &dyn LiveTarget,
         source: &Selector,
     ) -> Result<RestorePlan> {
+        self.plan_restore_with(env, target, source, DiffOptions::default())
+            .await
+    }
+
+    /// [`Vault::plan_restore`], its diff compared with `options` (the environment's
+    /// `diff.keys`: [`DiffOptions::for_env`]); the target's `ignore` paths are left out
+    /// of the diff either way.
+    ///
+    /// # Errors
+    /// As [`Vault::plan_restore`].
+    pub async fn plan_restore_with(
+        &self,
+        env: &EnvRef,
+        target: &dyn LiveTarget,
+        source: &Selector,
+        options: DiffOptions,
+    ) -> Result<RestorePlan> {
+        let options = match target.filters() {
+            Some(f) if !f.ignore_paths().is_empty() => options.ignoring(f),
+            _ => options,
+        };
         let (snapshot, raw) = self.checked_snapshot(env, source).await.map_err(|e| {
             e.context(format!(
                 "refusing to restore {source} of {env} (nothing was pushed)"
@@ -62,7 +83,7 @@ impl Vault {
             Some(current) if matches!(live, LiveState::Present { json: true, .. }) => {
                 let (current, new) = (current.clone(), raw.clone());
                 tokio::task::spawn_blocking(move || {
-                    Diff::between(&current, &new, "live", "snapshot")
+                    options.between(&current, &new, "live", "snapshot")
                 })
                 .await
                 .ok()
@@ -136,3 +157,7 @@ impl Vault {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
