@@ -7,6 +7,9 @@
 # the file (the original plus N trailing spaces), so every run really writes.
 #
 #   bench/backup-schema.sh [RUNS]     (default 21 pairs; JV=path/to/jetvault to skip the build)
+#
+# With JV_BEFORE=path/to/another/jetvault (e.g. a build of an earlier commit), each round
+# also runs that build's pair, against buckets of its own, and the table shows both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-21}
@@ -15,24 +18,29 @@ target=${CARGO_TARGET_DIR:-target}
 JV=${JV:-$target/release/jetvault}
 [ -x "$JV" ] || { cargo build --release --quiet; JV=$target/release/jetvault; }
 
-eval "$(localstack/localstack.sh start jv-plain jv-schema)"
+kinds=(plain schema)
+[ -n "${JV_BEFORE:-}" ] && kinds+=(plain-before schema-before)
+eval "$(localstack/localstack.sh start "${kinds[@]/#/jv-}")"
 work=$(mktemp -d)
 cleanup() { localstack/localstack.sh stop "$LOCALSTACK_PID" "$LOCALSTACK_DIR" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_ENDPOINT_URL=$LOCALSTACK_ENDPOINT
 
-printf 'store = "s3://jv-plain"\n' >"$work/plain.toml"
-printf 'store = "s3://jv-schema"\n[apps.bench.envs.production.schema]\nfile = "%s"\n' \
-  "$PWD/bench/schema/walk.json" >"$work/schema.toml"
-for i in $(seq 0 $((2 * RUNS + 2))); do
+for suffix in "" -before; do
+  printf 'store = "s3://jv-plain%s"\n' "$suffix" >"$work/plain$suffix.toml"
+  printf 'store = "s3://jv-schema%s"\n[apps.bench.envs.production.schema]\nfile = "%s"\n' \
+    "$suffix" "$PWD/bench/schema/walk.json" >"$work/schema$suffix.toml"
+done
+for i in $(seq 0 $((4 * RUNS + 8))); do
   { cat "$FILE"; printf '%*s\n' "$i" ''; } >"$work/v$i.json"
 done
-python3 - "$JV" "$work" "$RUNS" <<'PY'
+python3 - "$JV" "$work" "$RUNS" "${JV_BEFORE:-}" <<'PY'
 import statistics, subprocess, sys, time
-jv, work, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+jv, work, runs, before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 def run(kind, i):
-    cmd = [jv, "--config", f"{work}/{kind}.toml", "--s3-path-style",
+    binary = before if kind.endswith("-before") else jv
+    cmd = [binary, "--config", f"{work}/{kind}.toml", "--s3-path-style",
            "backup", "bench", "production", "--from", f"{work}/v{i}.json"]
     t = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -40,19 +48,24 @@ def run(kind, i):
     if out.returncode != 0 or "written" not in out.stdout:
         sys.exit(f"{cmd} failed: {out.stdout}{out.stderr}")
     return took
-# One backup each first, so neither pays for creating its store layout in the runs.
-run("plain", 0); run("schema", 1)
-times = {"plain": [], "schema": []}
+kinds = ["plain", "schema"] + (["plain-before", "schema-before"] if before else [])
+# One backup each first, so none pays for creating its store layout in the runs.
+for n, k in enumerate(kinds):
+    run(k, n)
+times = {k: [] for k in kinds}
 for r in range(runs):
-    order = ["plain", "schema"] if r % 2 == 0 else ["schema", "plain"]
+    order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
     for k in order:
-        times[k].append(run(k, 2 + 2 * r + (k == "schema")))
+        times[k].append(run(k, len(kinds) * (r + 1) + kinds.index(k)))
 med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-ratios = sorted(s / p for p, s in zip(times["plain"], times["schema"]))
-print(f"| backup --from, 1.32 MB, to LocalStack | median of {runs} |")
-print("|---|---:|")
-print(f"| without a schema | {med['plain']:.1f} ms |")
-print(f"| with walk.json | {med['schema']:.1f} ms |")
-print(f"| ratio of the medians | **{med['schema'] / med['plain']:.3f}x** |")
-print(f"| pairwise ratios, quartiles | {ratios[len(ratios)//4]:.3f} / {ratios[len(ratios)//2]:.3f} / {ratios[3*len(ratios)//4]:.3f} |")
+builds = [("this build", "")] + ([("before", "-before")] if before else [])
+print(f"| backup --from, 1.32 MB, to LocalStack | " + " | ".join(f"{b}, median of {runs}" for b, _ in builds) + " |")
+print("|---|" + "---:|" * len(builds))
+print("| without a schema | " + " | ".join(f"{med['plain' + s]:.1f} ms" for _, s in builds) + " |")
+print("| with walk.json | " + " | ".join(f"{med['schema' + s]:.1f} ms" for _, s in builds) + " |")
+print("| ratio of the medians | " + " | ".join(f"**{med['schema' + s] / med['plain' + s]:.3f}x**" for _, s in builds) + " |")
+def quartiles(s):
+    r = sorted(b / a for a, b in zip(times["plain" + s], times["schema" + s]))
+    return f"{r[len(r)//4]:.3f} / {r[len(r)//2]:.3f} / {r[3*len(r)//4]:.3f}"
+print("| pairwise ratios, quartiles | " + " | ".join(quartiles(s) for _, s in builds) + " |")
 PY

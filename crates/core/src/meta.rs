@@ -140,6 +140,12 @@ const M_RESTORED_FROM: &str = "jetvault-restored-from";
 const M_SCHEMA_ERRORS: &str = "jetvault-schema-errors";
 const M_SCHEMA_ERROR: &str = "jetvault-schema-error";
 const M_RECIPIENTS: &str = "jetvault-recipients";
+/// The sha256 of the configuration without its environment's ignored paths (see
+/// [`crate::filter::EnvFilters::ignoring_sha256`]), written by backups of environments
+/// with ignore paths, so that the next backup compares two hashes instead of reading
+/// and parsing this snapshot. Absent in older snapshots. Kept out of [`SnapshotMeta`]
+/// (and the listing index): only backup reads it, with a HEAD of the latest snapshot.
+pub(crate) const M_IGNORING_SHA256: &str = "jetvault-sha256-ignoring";
 /// `jetvault-codec` of a plain snapshot, and of an encrypted one.
 const CODEC_ZSTD: &str = "zstd";
 const CODEC_AGE_ZSTD: &str = "age+zstd";

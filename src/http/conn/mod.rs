@@ -45,6 +45,7 @@ mod check;
 #[cfg(test)]
 mod differential;
 mod file_body;
+mod framing;
 mod head;
 mod respond;
 mod rewind;
@@ -384,16 +385,25 @@ impl Connection {
         } = self;
         let slot = ticket.slot.clone();
         let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let framing = Arc::new(framing::Framing::default());
         let service = hyper::service::service_fn({
-            let (slot, started) = (slot.clone(), started.clone());
+            let (slot, started, framing) = (slot.clone(), started.clone(), framing.clone());
             move |mut req: Request<Incoming>| {
                 started.store(true, std::sync::atomic::Ordering::Release);
                 slot.set_busy(true);
                 req.extensions_mut().insert(ConnectInfo(addr));
                 let router = router.clone();
                 let slot = slot.clone();
+                // hyper's `Uri` has dropped a fragment: the framing saw it.
+                let fragment = framing.next() == Some(true);
                 Box::pin(async move {
-                    let res = match check::check_host(req.version(), req.headers()) {
+                    // The target first, as on jetvault's path.
+                    let checked = if fragment {
+                        check::check_target("#")
+                    } else {
+                        check::check_host(req.version(), req.headers())
+                    };
+                    let res = match checked {
                         Ok(()) => match router.oneshot(req.map(Body::new)).await {
                             Ok(res) => res,
                             Err(never) => match never {},
@@ -409,7 +419,7 @@ impl Connection {
                 })
             }
         });
-        let io = TokioIo::new(Rewind::new(read.freeze(), stream, limits.write));
+        let io = TokioIo::new(Rewind::new(read.freeze(), stream, limits.write, framing));
         let mut builder = hyper::server::conn::http1::Builder::new();
         // Half-closed: a client that shut its side after its requests still gets every
         // answer, as on jetvault's path.

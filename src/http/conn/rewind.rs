@@ -3,6 +3,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use bytes::{Buf as _, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
+
+use super::framing::Framing;
 
 /// The connection with the bytes already read from it put back in front.
 #[derive(Debug)]
@@ -20,15 +23,23 @@ pub(super) struct Rewind {
     pub(super) write_timeout: Duration,
     /// Running while a write waits.
     pub(super) write_timer: Option<Pin<Box<Sleep>>>,
+    /// Follows the requests in what is read (for the checks hyper's parser can't make).
+    pub(super) framing: Arc<Framing>,
 }
 
 impl Rewind {
-    pub(super) fn new(read: Bytes, stream: TcpStream, write_timeout: Duration) -> Self {
+    pub(super) fn new(
+        read: Bytes,
+        stream: TcpStream,
+        write_timeout: Duration,
+        framing: Arc<Framing>,
+    ) -> Self {
         Self {
             read,
             stream,
             write_timeout,
             write_timer: None,
+            framing,
         }
     }
 
@@ -68,10 +79,14 @@ impl AsyncRead for Rewind {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.read.is_empty() {
-            return Pin::new(&mut this.stream).poll_read(cx, buf);
+            let before = buf.filled().len();
+            ready!(Pin::new(&mut this.stream).poll_read(cx, buf))?;
+            this.framing.feed(&buf.filled()[before..]);
+            return Poll::Ready(Ok(()));
         }
         let n = this.read.len().min(buf.remaining());
         buf.put_slice(&this.read[..n]);
+        this.framing.feed(&this.read[..n]);
         this.read.advance(n);
         if this.read.is_empty() {
             // Frees the buffer jetvault's path read into (up to 16 KiB and more per

@@ -47,6 +47,48 @@ pub fn check_json(raw: &[u8], what: &str) -> Result<()> {
         .map_err(|e| Error::invalid(format!("{what} is not valid JSON: {}", explain(&e))))
 }
 
+/// [`check_json`] and a parse into a `serde_json::Value` in one pass, for callers that
+/// need the value (a schema check): what it accepts and refuses, and the messages, are
+/// [`check_json`]'s (an input it refuses is run through [`check_json`] for the message).
+///
+/// # Errors
+/// As [`check_json`].
+pub fn parse_json(raw: &[u8], what: &str) -> Result<serde_json::Value> {
+    let parsed = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .filter(|v| depth(v, 0) <= MAX_JSON_DEPTH);
+    match parsed {
+        Some(v) => Ok(v),
+        None => {
+            check_json(raw, what)?;
+            // Not reached: whatever serde_json or the depth walk refuses, check_json does.
+            Err(Error::invalid(format!("{what} is not valid JSON")))
+        }
+    }
+}
+
+/// How many arrays and objects are open at the deepest point of `v`, `at` levels in;
+/// stops counting past the limit.
+fn depth(v: &serde_json::Value, at: usize) -> usize {
+    if at > MAX_JSON_DEPTH {
+        return at;
+    }
+    match v {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| depth(i, at + 1))
+            .max()
+            .unwrap_or(at + 1),
+        serde_json::Value::Object(map) => map
+            .values()
+            .map(|i| depth(i, at + 1))
+            .max()
+            .unwrap_or(at + 1),
+        _ => at,
+    }
+}
+
 /// The 1-based line and column (in bytes) of byte `offset`, as serde_json counts them.
 fn line_column(raw: &[u8], offset: usize) -> (usize, usize) {
     let before = &raw[..offset];
@@ -278,6 +320,33 @@ mod tests {
         // Whatever passes here, serde_json::Value (diff, restore's plan) reads too.
         let at_limit = nested("[", "]", MAX_JSON_DEPTH);
         assert!(serde_json::from_slice::<serde_json::Value>(&at_limit).is_ok());
+    }
+
+    #[test]
+    fn parse_json_accepts_and_refuses_what_check_json_does() {
+        for raw in [
+            &b"{\"a\":\"\xff\xfe\"}"[..],
+            br#"["\ud800"]"#,
+            b"[1,]",
+            b"{}x",
+            b"[1e400]",
+            &nested("[", "]", MAX_JSON_DEPTH + 1),
+            &nested("{\"k\":", "}", MAX_JSON_DEPTH + 1),
+            &vec![b'['; 100_000],
+        ] {
+            let by_parse = parse_json(raw, "x").expect_err("refused").to_string();
+            assert_eq!(by_parse, refused(raw));
+        }
+        for raw in [
+            &b"0"[..],
+            b" {\"a\": [1, {\"b\": null}], \"c\": \"\\u00e9\"} ",
+            &nested("[", "]", MAX_JSON_DEPTH),
+            &nested("{\"k\":", "}", MAX_JSON_DEPTH),
+        ] {
+            let v = parse_json(raw, "x").unwrap();
+            assert_eq!(v, serde_json::from_slice::<serde_json::Value>(raw).unwrap());
+        }
+        assert_eq!(depth(&serde_json::json!([[], {"a": [1]}]), 0), 3);
     }
 
     #[test]

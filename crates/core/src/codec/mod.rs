@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 mod json;
 
-pub use json::{MAX_JSON_DEPTH, check_json};
+pub use json::{MAX_JSON_DEPTH, check_json, parse_json};
 
 /// The sha256 of `bytes`, as lowercase hex.
 #[must_use]

@@ -116,6 +116,53 @@ impl EnvFilters {
         Ok(Bytes::from(value::to_bytes(&out)?))
     }
 
+    /// [`EnvFilters::read`], and, with ignore paths, the sha256 of the result without
+    /// them ([`EnvFilters::ignoring_sha256`]), from the one parse the read filter makes
+    /// (without a read filter, the export is parsed once for it).
+    ///
+    /// # Errors
+    /// As [`EnvFilters::read`].
+    pub fn read_with_digest(&self, exported: Bytes) -> Result<(Bytes, Option<String>)> {
+        if self.ignore.is_none() {
+            return Ok((self.read(exported)?, None));
+        }
+        let input = value::parse(&exported, "what the live target exports")?;
+        let (out, doc) = match &self.read {
+            None => (exported, input),
+            Some(read) => {
+                let doc = read.run(input, Vec::new())?;
+                (Bytes::from(value::to_bytes(&doc)?), doc)
+            }
+        };
+        Ok((out, self.digest_of(doc)))
+    }
+
+    /// The sha256 of a document (JSON text) without the ignored paths, whatever the
+    /// order of object keys, prefixed by the ignore paths themselves (a change to them
+    /// changes every digest); `None` without ignore paths, or if they fail on it.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `raw` is not JSON.
+    pub fn ignoring_sha256(&self, raw: &[u8]) -> Result<Option<String>> {
+        if self.ignore.is_none() {
+            return Ok(None);
+        }
+        Ok(self.digest_of(value::parse(raw, "a document to compare")?))
+    }
+
+    fn digest_of(&self, doc: Val) -> Option<String> {
+        use sha2::Digest as _;
+        let ignore = self.ignore.as_ref()?;
+        let stripped = ignore.run(doc, Vec::new()).ok()?;
+        let mut hasher = sha2::Sha256::new();
+        for path in &self.ignore_paths {
+            hasher.update((path.len() as u64).to_le_bytes());
+            hasher.update(path.as_bytes());
+        }
+        value::digest(&stripped, &mut hasher).ok()?;
+        Some(hex::encode(hasher.finalize()))
+    }
+
     /// Runs the write filter on a stored document, with `live` (the raw live document,
     /// or `None` when live holds nothing) as `$live` (unchanged without one).
     ///

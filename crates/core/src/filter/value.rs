@@ -93,3 +93,60 @@ fn serialize_num<S: Serializer>(n: &Num, s: S) -> std::result::Result<S::Ok, S::
         Num::Dec(d) => s.serialize_f64(d.parse().unwrap_or(f64::NAN)),
     }
 }
+
+/// Feeds `value` to `hasher` in a form where object key order does not matter (members
+/// sorted by key) and every value is delimited, so that two values hash alike exactly
+/// when they are equal as documents (numbers compared as the JSON text they are written
+/// as).
+///
+/// # Errors
+/// As [`to_bytes`].
+pub fn digest(value: &Val, hasher: &mut sha2::Sha256) -> Result<()> {
+    use sha2::Digest as _;
+    let len = |h: &mut sha2::Sha256, n: usize| h.update((n as u64).to_le_bytes());
+    match value {
+        Val::Null => hasher.update(b"n"),
+        Val::Bool(b) => hasher.update(if *b { b"t" } else { b"f" }),
+        Val::Num(n) => {
+            let text = serialize_num(n, serde_json::value::Serializer)
+                .map_err(|e| Error::invalid(format!("{e}")))?;
+            hasher.update(b"#");
+            hasher.update(text.to_string().as_bytes());
+            hasher.update(b";");
+        }
+        Val::TStr(b) | Val::BStr(b) => {
+            hasher.update(b"s");
+            len(hasher, b.len());
+            hasher.update(&b[..]);
+        }
+        Val::Arr(items) => {
+            hasher.update(b"[");
+            len(hasher, items.len());
+            for item in items.iter() {
+                digest(item, hasher)?;
+            }
+        }
+        Val::Obj(map) => {
+            let mut members = Vec::with_capacity(map.len());
+            for (k, v) in map.iter() {
+                match k {
+                    Val::TStr(b) | Val::BStr(b) => members.push((&b[..], v)),
+                    other => {
+                        return Err(Error::invalid(format!(
+                            "an object key must be a string, not {other}"
+                        )));
+                    }
+                }
+            }
+            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            hasher.update(b"{");
+            len(hasher, members.len());
+            for (k, v) in members {
+                len(hasher, k.len());
+                hasher.update(k);
+                digest(v, hasher)?;
+            }
+        }
+    }
+    Ok(())
+}

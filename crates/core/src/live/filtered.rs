@@ -88,6 +88,18 @@ impl LiveTarget for FilteredTarget {
     fn filters(&self) -> Option<Arc<EnvFilters>> {
         Some(Arc::clone(&self.filters))
     }
+
+    async fn read_for_backup(&self, limit: u64) -> Result<(Bytes, Option<String>)> {
+        if self.filters.ignore_paths().is_empty() {
+            return Ok((self.read(limit).await?, None));
+        }
+        let exported = self.inner.read(limit).await?;
+        let filters = Arc::clone(&self.filters);
+        tokio::task::spawn_blocking(move || filters.read_with_digest(exported))
+            .await
+            .map_err(|e| Error::internal(format!("filter task failed: {e}")))?
+            .map_err(|e| e.context(format!("reading {}", self.inner.describe())))
+    }
 }
 
 #[cfg(test)]
@@ -308,5 +320,72 @@ mod tests {
         // Live equals v1 but for the version: a second restore pushes nothing.
         let again = vault.restore(&env, &target, req(1)).await.unwrap();
         assert!(!again.pushed);
+    }
+
+    /// With ignore paths, a backup stores the hash of the document without them in the
+    /// snapshot's metadata, and the next backup compares with it instead of reading the
+    /// snapshot back; an older snapshot without it is read back and compared; object
+    /// key order never matters; other ignore paths give other hashes (a new snapshot,
+    /// the safe side).
+    #[tokio::test]
+    async fn the_hash_without_ignored_paths_is_stored_and_compared() {
+        let (dir, store, vault, env) = local_vault();
+        let live = dir.path().join("live.json");
+        let target = |ignore: &[&str]| {
+            let inner: Arc<dyn LiveTarget> = Arc::new(FileTarget::new(live.clone()));
+            FilteredTarget::new(inner, compiled(".", ".", ignore), 1 << 20)
+        };
+        let hash_of = |v: u64| {
+            let store = store.clone();
+            let key = crate::layout::snapshot_key(&env, v);
+            async move {
+                let info = store.head(&key).await.unwrap();
+                info.metadata.get(crate::meta::M_IGNORING_SHA256).cloned()
+            }
+        };
+        let outcome = |t: FilteredTarget| {
+            let vault = &vault;
+            let env = &env;
+            async move { vault.backup_from_live(env, &t, backup()).await.unwrap() }
+        };
+        // An older snapshot, without the hash (taken without filters).
+        std::fs::write(&live, r#"{"a":1,"b":{"v":1,"x":[1,2]}}"#).unwrap();
+        vault
+            .backup_from_live(&env, &FileTarget::new(live.clone()), backup())
+            .await
+            .unwrap();
+        assert_eq!(hash_of(1).await, None);
+        // Only the ignored path changed, keys in another order: unchanged (read back).
+        std::fs::write(&live, r#"{"b":{"x":[1,2],"v":2},"a":1}"#).unwrap();
+        assert!(matches!(
+            outcome(target(&[".b.v"])).await,
+            BackupOutcome::Unchanged(_)
+        ));
+        // A real change: v2 carries the hash, the same as from the stored bytes.
+        std::fs::write(&live, r#"{"b":{"x":[1,3],"v":2},"a":1}"#).unwrap();
+        assert_eq!(outcome(target(&[".b.v"])).await.snapshot().version, 2);
+        let hash = hash_of(2).await.expect("stored with v2");
+        let (_, stored) = vault.get(&env, 2).await.unwrap();
+        let t = target(&[".b.v"]);
+        assert_eq!(
+            t.filters.ignoring_sha256(&stored).unwrap(),
+            Some(hash.clone())
+        );
+        assert_eq!(
+            t.filters
+                .ignoring_sha256(br#"{"a":1,"b":{"v":9,"x":[1,3]}}"#)
+                .unwrap(),
+            Some(hash)
+        );
+        // The next comparison needs only the hash: v2's content is not read (here it
+        // could not be: it is damaged).
+        std::fs::write(dir.path().join(crate::layout::snapshot_key(&env, 2)), b"x").unwrap();
+        std::fs::write(&live, r#"{"a":1,"b":{"v":3,"x":[1,3]}}"#).unwrap();
+        assert!(matches!(outcome(t).await, BackupOutcome::Unchanged(_)));
+        // Other ignore paths: another hash, so a new snapshot.
+        assert!(matches!(
+            outcome(target(&[".b.v", ".a"])).await,
+            BackupOutcome::Created(_)
+        ));
     }
 }

@@ -35,6 +35,13 @@ pub trait LiveTarget: Send + Sync + fmt::Debug {
     fn filters(&self) -> Option<Arc<EnvFilters>> {
         None
     }
+
+    /// What a backup reads: [`LiveTarget::read`], and, when the target's filters have
+    /// ignore paths, the sha256 of the document without them
+    /// ([`EnvFilters::ignoring_sha256`]), computed from the parse the read made.
+    async fn read_for_backup(&self, limit: u64) -> Result<(Bytes, Option<String>)> {
+        Ok((self.read(limit).await?, None))
+    }
 }
 
 /// Builds the live target an environment's config describes, without the environment's

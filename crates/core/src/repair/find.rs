@@ -30,6 +30,7 @@ struct Recorded {
     promotes: BTreeSet<u64>,
     pruned: Vec<(u64, u64)>,
     pins: BTreeMap<u64, Vec<DateTime<Utc>>>,
+    unpins: BTreeMap<u64, Vec<DateTime<Utc>>>,
 }
 
 impl Recorded {
@@ -54,7 +55,12 @@ impl Recorded {
                 .or_default()
                 .push(e.at),
             Action::Promote => self.promotes.extend(e.version),
-            Action::Unpin | Action::Rekey => {}
+            Action::Unpin => self
+                .unpins
+                .entry(e.version.unwrap_or(0))
+                .or_default()
+                .push(e.at),
+            Action::Rekey => {}
         }
     }
 
@@ -338,6 +344,7 @@ impl Vault {
         gaps: &mut Vec<Gap>,
     ) -> Result<()> {
         let pins = self.pins(env).await?;
+        self.unpin_gaps(env, &pins, recorded, cutoff, reconstruct, gaps);
         let records: Vec<(u64, Result<crate::pin::PinRecord>)> = futures::stream::iter(pins)
             .map(|v| async move {
                 let key = layout::pin_key(env, v);
@@ -394,6 +401,53 @@ impl Vault {
             ));
         }
         Ok(())
+    }
+
+    /// Unpins killed between deleting the pin and recording it: a version whose last
+    /// pin event is older than `cutoff`, that is not pinned now (a pin is removed only by
+    /// `unpin`), and that has no unpin event since. The rebuilt event is dated 1 ms after
+    /// that pin event: the earliest the unpin can have happened.
+    fn unpin_gaps(
+        &self,
+        env: &EnvRef,
+        pinned: &BTreeSet<u64>,
+        recorded: &Recorded,
+        cutoff: DateTime<Utc>,
+        reconstruct: &(
+             dyn Fn(Action, DateTime<Utc>, Option<u64>, String, Value) -> (String, Event) + Sync
+         ),
+        gaps: &mut Vec<Gap>,
+    ) {
+        for (&v, ats) in &recorded.pins {
+            let Some(&pinned_at) = ats.iter().max() else {
+                continue;
+            };
+            let unpinned = recorded
+                .unpins
+                .get(&v)
+                .is_some_and(|u| u.iter().any(|at| *at >= pinned_at));
+            if pinned.contains(&v) || unpinned || pinned_at > cutoff {
+                continue;
+            }
+            let at = pinned_at + TimeDelta::milliseconds(1);
+            let details = json!({
+                "note": "the pin is gone and no unpin event recorded its removal; the time \
+                         is the earliest the unpin can have happened (just after the last pin)",
+                "pinned_at": pinned_at,
+            });
+            let from = format!("the pin events of v{v} and its missing pin");
+            let (key, event) = reconstruct(Action::Unpin, at, Some(v), from, details);
+            gaps.push(gap(
+                GapKind::MissingEvent,
+                &layout::pin_key(env, v),
+                Some(v),
+                format!("v{v} was unpinned, and no unpin event records it"),
+                Fix::WriteEvent {
+                    key,
+                    event: Box::new(event),
+                },
+            ));
+        }
     }
 
     /// The missing promote event of a snapshot copied by `promote`: where it came from

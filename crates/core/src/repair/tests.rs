@@ -409,3 +409,75 @@ async fn repair_beside_running_writers_touches_nothing_of_theirs() {
             .is_empty()
     );
 }
+
+/// An unpin killed after deleting the pin, before its event: verify names it, repair
+/// writes the unpin event once, dated just after the last pin; a pin and unpin that
+/// both completed, and a version pinned again, leave no gap.
+#[tokio::test]
+async fn an_unpin_without_its_event_is_rebuilt_from_the_pin_events() {
+    let (_dir, store, vault, env) = local_vault();
+    for i in 1..=2 {
+        vault
+            .backup(
+                &env,
+                BackupRequest::new(format!("{{\"n\":{i}}}"), Trigger::Manual),
+            )
+            .await
+            .unwrap();
+    }
+    // v1: pinned, unpinned, pinned again (still pinned); v2: pinned and unpinned.
+    vault.pin(&env, 1, &actor()).await.unwrap();
+    vault.unpin(&env, 1, &actor()).await.unwrap();
+    vault.pin(&env, 1, &actor()).await.unwrap();
+    vault.pin(&env, 2, &actor()).await.unwrap();
+    vault.unpin(&env, 2, &actor()).await.unwrap();
+    let clean = vault.find_gaps(&env, Duration::ZERO).await.unwrap();
+    assert!(clean.is_empty(), "{clean:#?}");
+
+    // The kill: v2's unpin event never written.
+    delete_events(store.as_ref(), &env, Action::Unpin, Some(2)).await;
+    // Younger than the grace period: not named yet.
+    assert!(
+        vault
+            .find_gaps(&env, Duration::from_secs(600))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let gaps = vault.find_gaps(&env, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        kinds(&gaps),
+        BTreeMap::from([("missing_event", 1)]),
+        "{gaps:#?}"
+    );
+    assert_eq!(gaps[0].version, Some(2));
+    assert!(gaps[0].detail.contains("unpinned"), "{}", gaps[0].detail);
+
+    let report = vault.repair_env(&env, &now_opts()).await.unwrap();
+    assert_eq!(report.repaired.len(), 1, "{report:#?}");
+    let unpins = event_keys(store.as_ref(), &env, Action::Unpin, Some(2)).await;
+    assert_eq!(unpins.len(), 1);
+    let event: Event = serde_json::from_slice(&store.get(&unpins[0]).await.unwrap().bytes).unwrap();
+    assert_eq!(event.actor.via, "repair");
+    assert!(event.details["reconstructed"].is_object(), "{event:?}");
+    let pin = vault
+        .events(&env, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == Action::Pin && e.version == Some(2))
+        .map(|e| e.at)
+        .max()
+        .unwrap();
+    assert!(event.at > pin, "{} after {pin}", event.at);
+    // Closed: nothing left, and a second repair writes nothing.
+    assert!(
+        vault
+            .find_gaps(&env, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = vault.repair_env(&env, &now_opts()).await.unwrap();
+    assert!(again.repaired.is_empty(), "{again:#?}");
+}

@@ -14,7 +14,9 @@ use crate::filter;
 use crate::id::EnvRef;
 use crate::layout;
 use crate::live::LiveTarget;
-use crate::meta::{MAX_FREE_TEXT_METADATA, MAX_SCHEMA_ERROR_METADATA, SnapshotMeta, encode_text};
+use crate::meta::{
+    M_IGNORING_SHA256, MAX_FREE_TEXT_METADATA, MAX_SCHEMA_ERROR_METADATA, SnapshotMeta, encode_text,
+};
 use crate::schema::Violations;
 use crate::store::PutMode;
 use crate::vault::Vault;
@@ -45,32 +47,54 @@ impl Vault {
                 req.raw.len()
             )));
         }
-        // The schema check (when the environment has a schema) starts now on a thread of
-        // its own and is awaited only before the first write: it overlaps the JSON check,
-        // compression and the read of the latest snapshot. Content equal to the latest
-        // is not checked again (it was when it was stored).
-        let mut schema_check = self.options().schemas.get(env).map(|_| {
-            let (schemas, env, raw) =
-                (self.options().schemas.clone(), env.clone(), req.raw.clone());
-            tokio::task::spawn_blocking(move || schemas.check(&env, &raw))
-        });
+        // One parse serves the JSON check and, when the environment has a schema, the
+        // schema check (its result is used only before the first write: content equal
+        // to the latest is not checked again). With ignore paths, the sha256 of the
+        // document without them is stored with the snapshot, so that the next backup
+        // compares hashes instead of reading this snapshot back; a live target's read
+        // computes it from its own parse ([`LiveTarget::read_for_backup`]).
         let level = self.options().compression_level;
         let raw = req.raw.clone();
         let what = format!("configuration for {env}");
+        let schema = self
+            .options()
+            .schemas
+            .get(env)
+            .map(|_| (self.options().schemas.clone(), env.clone()));
+        let ignoring = req
+            .filters
+            .clone()
+            .filter(|f| !f.ignore_paths().is_empty() && req.ignoring_sha256.is_none());
         // Encrypted environments store age(zstd(json)); the metadata names the recipients.
         let recipients = self.options().encryption.recipients(env).cloned();
         let recipient_names = recipients.as_ref().map(|r| r.names().to_vec());
-        let (sha256, compressed) = tokio::task::spawn_blocking(move || {
-            codec::check_json(&raw, &what)?;
-            let zstd = codec::compress(&raw, level)?;
-            let stored = match &recipients {
-                Some(r) => crypt::encrypt(&zstd, r)?,
-                None => zstd,
-            };
-            Ok::<_, Error>((codec::sha256_hex(&raw), stored))
-        })
-        .await
-        .map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
+        let (sha256, compressed, mut schema_check, computed) =
+            tokio::task::spawn_blocking(move || {
+                let schema_check = match schema {
+                    Some((schemas, env)) => {
+                        let doc = codec::parse_json(&raw, &what)?;
+                        Some(
+                            schemas
+                                .get(&env)
+                                .map_or(Ok(None), |s| s.check_value(&env, &doc)),
+                        )
+                    }
+                    None => {
+                        codec::check_json(&raw, &what)?;
+                        None
+                    }
+                };
+                let ignoring = ignoring.and_then(|f| f.ignoring_sha256(&raw).ok().flatten());
+                let zstd = codec::compress(&raw, level)?;
+                let stored = match &recipients {
+                    Some(r) => crypt::encrypt(&zstd, r)?,
+                    None => zstd,
+                };
+                Ok::<_, Error>((codec::sha256_hex(&raw), stored, schema_check, ignoring))
+            })
+            .await
+            .map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
+        let ignoring_sha256 = req.ignoring_sha256.clone().or(computed);
         let compressed = Bytes::from(compressed);
         let (mut violations, mut schema_overridden) = (None, false);
 
@@ -114,14 +138,15 @@ impl Vault {
             };
             if let Some(latest) = &latest
                 && !req.force
-                && (latest.sha256 == meta.sha256 || self.equal_ignoring(env, latest, &req).await)
+                && (latest.sha256 == meta.sha256
+                    || self
+                        .equal_ignoring(env, latest, &req, ignoring_sha256.as_deref())
+                        .await)
             {
                 return Ok(BackupOutcome::Unchanged(latest.clone()));
             }
             if let Some(check) = schema_check.take() {
-                violations = check
-                    .await
-                    .map_err(|e| Error::internal(format!("schema check task failed: {e}")))??;
+                violations = check?;
                 if let Some(v) = &violations {
                     schema_overridden = self.refuse_on_schema(env, &req, v)?;
                     meta.schema_errors = Some(v.count);
@@ -134,14 +159,13 @@ impl Vault {
             meta.version = latest.as_ref().map_or(1, |l| l.version + 1);
             meta.key = layout::snapshot_key(env, meta.version);
             meta.created_at = Utc::now().trunc_subsecs(3);
+            let mut metadata = meta.to_metadata();
+            if let Some(d) = &ignoring_sha256 {
+                metadata.insert(M_IGNORING_SHA256.into(), d.clone());
+            }
             match self
                 .store()
-                .put(
-                    &meta.key,
-                    compressed.clone(),
-                    &meta.to_metadata(),
-                    PutMode::Create,
-                )
+                .put(&meta.key, compressed.clone(), &metadata, PutMode::Create)
                 .await
             {
                 Ok(_) => {
@@ -184,12 +208,15 @@ impl Vault {
 
     /// Whether `req.raw` equals the latest snapshot once the ignore paths of
     /// `req.filters` are left out; false without ignore paths, and when either side
-    /// can't be compared (a new snapshot is then the safe outcome).
+    /// can't be compared (a new snapshot is then the safe outcome). `ignoring_sha256` is
+    /// the new document's hash without them: when the latest snapshot's metadata holds
+    /// its own, the two are compared (one HEAD); older snapshots are read and compared.
     async fn equal_ignoring(
         &self,
         env: &EnvRef,
         latest: &SnapshotMeta,
         req: &BackupRequest,
+        ignoring_sha256: Option<&str>,
     ) -> bool {
         let Some(filters) = req
             .filters
@@ -198,6 +225,20 @@ impl Vault {
         else {
             return false;
         };
+        if let Some(new) = ignoring_sha256 {
+            match self.store().head(&latest.key).await {
+                Ok(info) => {
+                    if let Some(stored) = info.metadata.get(M_IGNORING_SHA256) {
+                        return stored == new;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%env, version = latest.version, error = %e.report(),
+                        "cannot read the latest snapshot's metadata; taking a new one");
+                    return false;
+                }
+            }
+        }
         let compared = async {
             // The new document is parsed while the latest is fetched.
             let (stored, new) = tokio::join!(
@@ -245,11 +286,12 @@ impl Vault {
         target: &dyn LiveTarget,
         mut req: BackupRequest,
     ) -> Result<BackupOutcome> {
-        let raw = target
-            .read(self.options().max_size)
+        let (raw, ignoring_sha256) = target
+            .read_for_backup(self.options().max_size)
             .await
             .map_err(|e| e.context(format!("reading the live configuration of {env}")))?;
         req.raw = raw;
+        req.ignoring_sha256 = ignoring_sha256;
         req.source = Some(target.describe());
         req.filters = target.filters();
         self.backup(env, req).await

@@ -43,6 +43,9 @@ pub struct BackupRequest {
     pub filters: Option<Arc<EnvFilters>>,
     /// For trigger `restore`: the version restored (kept in the metadata).
     pub restored_from: Option<u64>,
+    /// The sha256 of `raw` without the ignore paths of `filters`, when the caller has
+    /// it already ([`crate::live::LiveTarget::read_for_backup`]); computed otherwise.
+    pub ignoring_sha256: Option<String>,
     /// Store a configuration that fails the environment's schema although its
     /// `on_backup` is `refuse` (flagged in the metadata, recorded in the event).
     pub skip_schema_check: bool,
@@ -61,6 +64,7 @@ impl BackupRequest {
             force: false,
             filters: None,
             restored_from: None,
+            ignoring_sha256: None,
             skip_schema_check: false,
         }
     }
