@@ -392,6 +392,12 @@ mod tests {
                     if name == "limit" {
                         assert_eq!(p["schema"]["maximum"], 1000, "{at}");
                     }
+                    if name == "after" {
+                        let cursor = "0000000001234-abcdef012345";
+                        let pattern = p["schema"]["pattern"].as_str().unwrap();
+                        assert!(matches(pattern, cursor), "{at}");
+                        assert!(jetvault_core::events::is_event_cursor(cursor));
+                    }
                 }
             }
         }
@@ -461,6 +467,37 @@ mod tests {
             }
         }
         assert!(schemas["BackupOutcomeCreated"]["allOf"].is_array());
+    }
+
+    /// An optional body is the object or nothing, never `oneOf [T, null]`; required
+    /// bodies are untouched.
+    #[test]
+    fn optional_bodies_are_plain() {
+        let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+        let body = |path: &str| {
+            doc["paths"][format!("/v1/apps/{{app}}/envs/{{env}}/{path}")]["post"]["requestBody"]
+                .clone()
+        };
+        for (path, schema) in [
+            ("backup", "BackupBody"),
+            ("rollback", "RollbackBody"),
+            ("verify", "VerifyBody"),
+            ("prune", "PruneBody"),
+        ] {
+            let b = body(path);
+            assert_ne!(b["required"], true, "{path}");
+            assert_eq!(
+                b["content"]["application/json"]["schema"],
+                json!({"$ref": format!("#/components/schemas/{schema}")}),
+                "{path}"
+            );
+        }
+        assert_eq!(body("restore")["required"], true);
+        let text = serde_json::to_string(&doc["paths"]).unwrap();
+        assert!(
+            !text.contains(r#"{"type":"null"}]"#),
+            "a nullable body is left"
+        );
     }
 
     #[test]
