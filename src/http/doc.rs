@@ -248,7 +248,7 @@ fn add_links(doc: &mut OpenApi) {
             "restore",
             same_env(
                 "restore",
-                Some(json!({"source": {"version": "$response.body#/version"}, "dry_run": true})),
+                Some(json!({"source": "$response.body#/version", "dry_run": true})),
                 "Plan a restore of the released snapshot",
             ),
         ),
@@ -258,7 +258,7 @@ fn add_links(doc: &mut OpenApi) {
             "restore",
             same_env(
                 "restore",
-                Some(json!({"source": {"version": "$response.body#/version"}, "dry_run": true})),
+                Some(json!({"source": "$response.body#/version", "dry_run": true})),
                 "Plan a restore of the snapshot rolled back to",
             ),
         ),
