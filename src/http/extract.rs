@@ -153,8 +153,9 @@ fn body_error(e: BytesRejection) -> ApiError {
     }
 }
 
-/// Extractor: an optional JSON body; an empty body or `null` gives `T::default()`, malformed JSON
-/// a 400 naming the problem.
+/// Extractor: an optional JSON body; an empty body gives `T::default()`, malformed JSON
+/// (or `null`: the document says the body is left out or is an object) a 400 naming the
+/// problem.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
 
@@ -163,7 +164,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let Body(bytes) = Body::from_request(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
         parse_json(&bytes).map(Self)

@@ -42,9 +42,11 @@ pub mod error;
 pub mod extract;
 pub mod ops;
 pub mod pins;
+pub mod prune;
 pub mod releases;
 pub mod restore;
 pub mod snapshots;
+pub mod verify;
 
 use crate::metrics::{DiscoveryMetrics, HttpMetrics, Metrics};
 use auth::Auth;
@@ -150,6 +152,10 @@ fn api() -> OpenApiRouter<AppState> {
         // Pins.
         .routes(routes!(pins::list))
         .routes(routes!(pins::pin, pins::unpin))
+        // Verify and prune.
+        .routes(routes!(verify::verify))
+        .routes(routes!(prune::plan))
+        .routes(routes!(prune::apply))
         // Restore.
         .routes(routes!(restore::restore))
         // Environments.
@@ -165,7 +171,9 @@ fn api() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of the service.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    let mut doc = api().into_openapi();
+    doc::finish(&mut doc);
+    doc
 }
 
 /// Builds the router and its state.
@@ -178,7 +186,8 @@ pub fn build(
     auth: Auth,
     tasks: Tasks,
 ) -> Result<(Router, AppState)> {
-    let (router, doc) = api().split_for_parts();
+    let (router, mut doc) = api().split_for_parts();
+    doc::finish(&mut doc);
     let openapi = doc
         .to_json()
         .map_err(|e| Error::internal(format!("cannot encode the OpenAPI document: {e}")))?;

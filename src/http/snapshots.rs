@@ -276,6 +276,9 @@ pub struct EventsQuery {
     /// How many (1 to 1000, default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+    /// The cursor of the next page, from the previous page's `Link: <...>; rel="next"`.
+    #[param(pattern = r"^[0-9]{13}-[0-9a-f]{1,32}$")]
+    pub after: Option<String>,
 }
 
 /// An environment's audit events, newest first.
@@ -283,7 +286,8 @@ pub struct EventsQuery {
     params(EnvPath, EventsQuery),
     responses(
         ReadErrors,
-        (status = 200, description = "Events, newest first", body = Vec<Event>),
+        (status = 200, description = "Events, newest first; `Link: <...>; rel=\"next\"` names the next page", body = Vec<Event>,
+            headers(("Link" = String, description = "`<path?limit=L&after=C>; rel=\"next\"` when there is a next page"))),
         (status = 400, description = "Invalid id or limit", body = ErrorBody),
         (status = 404, description = "The environment has no snapshots and no events", body = ErrorBody),
     ),
@@ -295,11 +299,24 @@ pub async fn events(
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
     let limit = page_limit(q.limit)?;
-    let events = state.vault.events(&env, limit).await?;
-    if events.is_empty() && state.vault.latest_version(&env).await?.is_none() {
+    let (events, next) = state
+        .vault
+        .events_page(&env, q.after.as_deref(), limit)
+        .await?;
+    if events.is_empty() && q.after.is_none() && state.vault.latest_version(&env).await?.is_none() {
         return Err(no_snapshots(&env).into());
     }
-    Ok(json_response(StatusCode::OK, &events))
+    let mut res = json_response(StatusCode::OK, &events);
+    // The cursor is 13 digits, `-` and hex digits: nothing to escape.
+    if let Some(after) = next
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "</v1/apps/{}/envs/{}/events?limit={limit}&after={after}>; rel=\"next\"",
+            env.app, env.env
+        ))
+    {
+        res.headers_mut().insert(header::LINK, v);
+    }
+    Ok(res)
 }
 
 /// Options of a backup from the live target.

@@ -225,12 +225,47 @@ impl Vault {
     /// # Errors
     /// Store errors; `Corrupt` for an unreadable event.
     pub async fn events(&self, env: &EnvRef, limit: usize) -> Result<Vec<Event>> {
+        self.events_page(env, None, limit)
+            .await
+            .map(|(events, _)| events)
+    }
+
+    /// Up to `limit` events of `env`, newest first, from after the cursor `after` (the
+    /// previous page's); with the cursor of the next page when there is one. A cursor
+    /// is the name of an event object without `.json` (`0000000001234-abcdef012345`).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a cursor that is no event's name; store errors; `Corrupt` for
+    /// an unreadable event.
+    pub async fn events_page(
+        &self,
+        env: &EnvRef,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<String>)> {
         use futures::{StreamExt, TryStreamExt};
+        let prefix = layout::events_prefix(env);
+        if let Some(a) = after
+            && !is_event_cursor(a)
+        {
+            return Err(Error::invalid(format!(
+                "after={a:?} is not an events cursor: pass the `after` of a `Link: rel=\"next\"` \
+                 header as it is"
+            )));
+        }
+        let start = after.map(|a| format!("{prefix}{a}.json"));
         let page = self
             .store()
-            .list(&layout::events_prefix(env), None, limit.min(1000))
+            .list(&prefix, start.as_deref(), limit.clamp(1, 1000))
             .await?;
-        futures::stream::iter(page.objects)
+        let next = page
+            .truncated
+            .then(|| page.objects.last())
+            .flatten()
+            .and_then(|o| o.key.strip_prefix(&prefix))
+            .and_then(|name| name.strip_suffix(".json"))
+            .map(str::to_string);
+        let events = futures::stream::iter(page.objects)
             .map(|o| async move {
                 let obj = self.store().get(&o.key).await?;
                 serde_json::from_slice::<Event>(&obj.bytes)
@@ -238,8 +273,21 @@ impl Vault {
             })
             .buffered(16)
             .try_collect()
-            .await
+            .await?;
+        Ok((events, next))
     }
+}
+
+/// Whether `s` is an event object's name without `.json`: 13 digits, `-`, an id of 1
+/// to 32 lowercase hex digits.
+#[must_use]
+pub fn is_event_cursor(s: &str) -> bool {
+    s.split_once('-').is_some_and(|(ms, id)| {
+        ms.len() == 13
+            && ms.bytes().all(|b| b.is_ascii_digit())
+            && (1..=32).contains(&id.len())
+            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 #[cfg(test)]
@@ -305,5 +353,51 @@ mod tests {
         let pruned =
             Event::now(Action::Prune, &env(), &actor).details(serde_json::json!({"deleted": 4}));
         assert!(pruned.notice().unwrap().message.contains("deleted 4"));
+    }
+
+    #[test]
+    fn a_cursor_is_an_event_name() {
+        let key = layout::event_key(&env(), Utc::now(), "0123456789ab");
+        let name = key
+            .strip_prefix(&layout::events_prefix(&env()))
+            .and_then(|k| k.strip_suffix(".json"))
+            .unwrap();
+        assert!(is_event_cursor(name), "{name}");
+        for bad in [
+            "",
+            "1-a",
+            "0000000000001-",
+            "0000000000001-G",
+            "../x",
+            "0000000000001",
+        ] {
+            assert!(!is_event_cursor(bad), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_of_events_follow_each_other_newest_first() {
+        let (_dir, _store, vault, env) = crate::testutil::local_vault();
+        let actor = Actor::on_this_host("ana", "cli");
+        let t0 = Utc::now();
+        for v in 1..=5_u64 {
+            let mut e = Event::now(Action::Backup, &env, &actor).version(v);
+            e.at = t0 + chrono::Duration::milliseconds(i64::try_from(v).unwrap());
+            vault.record_event(&e).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, next) = vault.events_page(&env, after.as_deref(), 2).await.unwrap();
+            assert!(page.len() <= 2);
+            seen.extend(page.iter().map(|e| e.version.unwrap()));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, [5, 4, 3, 2, 1]);
+        let err = vault.events_page(&env, Some("../x"), 2).await.unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput, "{err}");
     }
 }

@@ -41,7 +41,7 @@ impl Default for VerifyOptions {
 }
 
 /// A snapshot that failed a check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BadSnapshot {
     /// The object's key.
     pub key: String,
@@ -52,7 +52,7 @@ pub struct BadSnapshot {
 }
 
 /// What `verify` found in one environment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     /// The environment.
     pub env: EnvRef,

@@ -179,7 +179,7 @@ pub enum LiveConfig {
 }
 
 /// What prune keeps; a version kept by any rule is kept.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPolicy {
     /// The newest N versions.
@@ -190,7 +190,8 @@ pub struct RetentionPolicy {
     pub keep_weekly: Option<u32>,
     /// The newest version of each of the last N months that have one.
     pub keep_monthly: Option<u32>,
-    /// Every version younger than this.
+    /// Every version younger than this (`30d`, `12h`).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, example = "30d")]
     pub keep_within: Option<Duration>,
 }

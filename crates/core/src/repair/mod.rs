@@ -45,7 +45,7 @@ use crate::vault::Vault;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10 * 60);
 
 /// What kind of gap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GapKind {
     /// A snapshot without its listing index entry.
@@ -75,7 +75,7 @@ impl GapKind {
 }
 
 /// One gap: what is missing or left over, and where.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Gap {
     /// What kind.
     pub kind: GapKind,

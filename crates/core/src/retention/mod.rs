@@ -40,7 +40,7 @@ pub struct Candidate {
 }
 
 /// Versions that are kept whatever the policy says.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Protected {
     /// The version the release pointer names.
     pub release: Option<u64>,
@@ -83,7 +83,7 @@ impl Protected {
 }
 
 /// Why a version is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeepReason {
     /// The newest snapshot.
@@ -137,7 +137,7 @@ impl KeepReason {
 }
 
 /// The decision for one version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     /// The version.
     pub version: u64,
@@ -180,7 +180,7 @@ pub enum PruneProgress {
 }
 
 /// What a prune decided and did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PruneReport {
     /// The environment.
     pub env: EnvRef,
