@@ -219,30 +219,9 @@ fn text(row: &Row) -> String {
     s
 }
 
-/// A `verify-problem` notice for an environment with bad snapshots or gaps.
+/// Sends the `verify-problem` notice of an environment with bad snapshots or gaps.
 fn notify_problems(vault: &jetvault_core::Vault, ctx: &Ctx, r: &VerifyReport) {
-    if r.bad.is_empty() && r.gaps.is_empty() {
-        return;
+    if let Some(notice) = r.problem_notice(&ctx.actor(None)) {
+        vault.notify(notice);
     }
-    let first = r.bad.first().map_or_else(
-        || {
-            r.gaps
-                .first()
-                .map(|g| format!("{}: {}", g.key, g.detail))
-                .unwrap_or_default()
-        },
-        |b| format!("{}: {}", b.key, b.reason),
-    );
-    vault.notify(jetvault_core::notify::Notice::now(
-        jetvault_core::notify::NoticeKind::VerifyProblem,
-        &r.env,
-        &ctx.actor(None),
-        format!(
-            "verify found {} bad snapshots and {} gaps in {} (first: {first}); `jetvault \
-             repair` closes gaps",
-            r.bad.len(),
-            r.gaps.len(),
-            r.env
-        ),
-    ));
 }

@@ -84,5 +84,8 @@ pub async fn verify(
     }
     tracing::info!(%env, checked = report.checked, bad = report.bad.len(),
         gaps = report.gaps.len(), token = who.name(), "verified through the API");
+    if let Some(notice) = report.problem_notice(&who.actor()) {
+        state.vault.notify(notice);
+    }
     Ok(json_response(StatusCode::OK, &report))
 }

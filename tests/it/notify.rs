@@ -477,3 +477,49 @@ async fn config_check_names_a_missing_webhook_secret_file() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_over_http_sends_the_verify_problem_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rx, url) = Receiver::default().start().await;
+    let store_dir = dir.path().join("store");
+    let store = StoreSpec::local(&store_dir);
+    let text = config(
+        &store,
+        "",
+        &format!(
+            "{}{}",
+            notify_toml(dir.path(), &url, ""),
+            apps_toml(dir.path())
+        ),
+    );
+    let cfg_path = dir.path().join("jetvault.toml");
+    std::fs::write(&cfg_path, &text).unwrap();
+    let out = cli(&cfg_path, &["backup", "crm", "production"]).await;
+    assert!(out.status.success(), "{out:?}");
+    // Damage the stored snapshot: verify over HTTP must find it and say so to the hook.
+    let env = jetvault_core::EnvRef::parse("crm", "production").unwrap();
+    let object = store_dir.join(jetvault_core::layout::snapshot_key(&env, 1));
+    std::fs::write(&object, b"not zstd at all").unwrap();
+
+    let server = Server::start(dir.path(), &text);
+    let r = send(
+        client()
+            .post(server.url("/v1/apps/crm/envs/production/verify"))
+            .bearer_auth(OP),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let report = r.json();
+    assert_eq!(report["bad"].as_array().map(Vec::len), Some(1), "{report}");
+    let notice = rx.wait_for("verify-problem", Duration::from_secs(10)).await;
+    notice.assert_signed();
+    let body = notice.json();
+    assert_eq!(body["env"], "production");
+    assert_eq!(body["actor"]["via"], "api", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("1 bad snapshots"),
+        "{body}"
+    );
+    assert_no_secret(&rx.got());
+}

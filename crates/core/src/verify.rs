@@ -349,6 +349,39 @@ fn sample(mut keys: Vec<String>, n: usize) -> Vec<String> {
     keys
 }
 
+impl VerifyReport {
+    /// The `verify-problem` notice for a report with bad snapshots or gaps, as `actor`;
+    /// `None` when everything checked is good (`jetvault verify` and the HTTP route send
+    /// it through [`Vault::notify`]).
+    #[must_use]
+    pub fn problem_notice(&self, actor: &crate::events::Actor) -> Option<crate::notify::Notice> {
+        if self.bad.is_empty() && self.gaps.is_empty() {
+            return None;
+        }
+        let first = self.bad.first().map_or_else(
+            || {
+                self.gaps
+                    .first()
+                    .map(|g| format!("{}: {}", g.key, g.detail))
+                    .unwrap_or_default()
+            },
+            |b| format!("{}: {}", b.key, b.reason),
+        );
+        Some(crate::notify::Notice::now(
+            crate::notify::NoticeKind::VerifyProblem,
+            &self.env,
+            actor,
+            format!(
+                "verify found {} bad snapshots and {} gaps in {} (first: {first}); `jetvault \
+                 repair` closes gaps",
+                self.bad.len(),
+                self.gaps.len(),
+                self.env
+            ),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
