@@ -60,6 +60,7 @@ impl Config {
                 bearer_token_file,
                 secret_headers,
                 oauth,
+                create,
                 ..
             }) = &env.live
             {
@@ -88,6 +89,9 @@ impl Config {
                     o.validate(&format!("{at}.oauth"))?;
                 }
                 check_secret_headers(&at, headers, secret_headers, bearer || oauth.is_some())?;
+                if let Some(c) = create {
+                    c.validate(&format!("{at}.create"), write_url.is_some())?;
+                }
             }
         }
         crate::crypt::Encryption::from_config(self)?;
