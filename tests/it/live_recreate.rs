@@ -119,8 +119,22 @@ async fn a_deleted_workflow_is_created_anew_and_the_config_change_printed() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"unchanged\""), "{out}");
 
-    // Without the create table: exit 12, naming it; nothing created.
+    // A create request the platform refuses: exit 11 quoting it; nothing created.
     let config = example(&base, &key);
+    let refused = config.replace("id = \".id\"\n", "id = \".id\"\nwrite = \".\"\n");
+    assert_ne!(refused, config);
+    jv.write_config(&refused);
+    let (code, out) = run(&jv, &["restore", "n8n", "webhook-workflow", "1", "--yes"]).await;
+    assert_eq!(code, 11, "{out}");
+    assert!(
+        out.contains(&format!(
+            "creating it anew (POST {base}/api/v1/workflows) failed"
+        )) && out.contains("must NOT have additional properties"),
+        "{out}"
+    );
+    assert_eq!(n8n.inner.lock().unwrap().created.len(), 1);
+
+    // Without the create table: exit 12, naming it; nothing created.
     let at = config
         .find("[apps.n8n.envs.webhook-workflow.live.create]")
         .unwrap();
