@@ -77,6 +77,22 @@ impl Creator {
     }
 }
 
+/// The environment and the config a target was built from, to build it again at a new
+/// object's URL. Its debug output names the environment only: the config may hold
+/// secrets written inline.
+pub(super) struct Origin {
+    pub(super) env: EnvRef,
+    pub(super) config: LiveConfig,
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origin")
+            .field("env", &self.env)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What creating a live object gave: its new identity, the target that reads and
 /// writes it, and the config change that points the environment at it.
 #[derive(Debug, Clone)]
@@ -222,7 +238,8 @@ impl HttpTarget {
 
     /// The target at the new object `id`, and the config change that names it.
     fn relocated(&self, c: &Creator, id: String) -> Result<Created> {
-        let mut config = self.config.clone();
+        let env = &self.origin.env;
+        let mut config = self.origin.config.clone();
         let LiveConfig::Http { url, write_url, .. } = &mut config else {
             return Err(Error::internal("an http live target with another config"));
         };
@@ -238,13 +255,13 @@ impl HttpTarget {
         for v in set.values_mut() {
             *v = redact_url(v);
         }
-        let target = HttpTarget::from_config(&self.env, &config)
+        let target = HttpTarget::from_config(env, &config)
             .map_err(|e| e.context(format!("the new object {id:?}: its URL")))?;
         Ok(Created {
             id,
             target: Arc::new(target),
             change: ConfigChange {
-                table: format!("apps.{}.envs.{}.live", self.env.app, self.env.env),
+                table: format!("apps.{}.envs.{}.live", env.app, env.env),
                 set,
                 redacted,
             },

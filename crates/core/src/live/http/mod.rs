@@ -49,8 +49,7 @@ pub struct HttpTarget {
     /// How to create the object when the platform has deleted it.
     creator: Option<create::Creator>,
     /// The environment and its config, for the target at a new object's URL.
-    env: EnvRef,
-    config: LiveConfig,
+    origin: create::Origin,
 }
 
 /// The HTTP method of a configured write method.
@@ -128,8 +127,10 @@ impl HttpTarget {
                 .as_deref()
                 .map(|c| create::Creator::new(env, c))
                 .transpose()?,
-            env: env.clone(),
-            config: config.clone(),
+            origin: create::Origin {
+                env: env.clone(),
+                config: config.clone(),
+            },
         })
     }
 
@@ -379,7 +380,8 @@ mod tests {
         assert!(map["private-token"].is_sensitive());
         let config: LiveConfig = toml::from_str(
             "kind = \"http\"\nurl = \"http://h/x\"\n\
-             headers = { \"X-N8N-API-KEY\" = \"inline-key-0042\", \"X-Tenant\" = \"acme-tenant\" }",
+             headers = { \"X-N8N-API-KEY\" = \"inline-key-0042\", \"X-Tenant\" = \"acme-tenant\" }\n\
+             create = { url = \"http://h/new\", id = \".id\" }",
         )
         .unwrap();
         let t = HttpTarget::from_config(&env, &config).unwrap();
