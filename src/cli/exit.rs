@@ -87,6 +87,7 @@ fn render_step(step: &Step) -> String {
         Step::FromFile => "--from FILE".into(),
         Step::LaterTime => "a later --at".into(),
         Step::SaveLiveTo => "--save-live-to FILE".into(),
+        Step::CreateMissing => "--yes".into(),
         other => match command(other) {
             Some(cmd) => format!("`{cmd}`"),
             None => format!("{other:?}"),

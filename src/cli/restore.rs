@@ -42,7 +42,8 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Do not ask for confirmation (also: go on when live is truly missing: a 404 or
-    /// 410, no file, no object).
+    /// 410, no file, no object; and create a deleted object anew when the live target
+    /// has a `create` table).
     #[arg(long, short)]
     pub yes: bool,
     /// Overwrite live even when it can't be read (a 5xx, a timeout, a refused
@@ -112,12 +113,19 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
     let plan = vault
         .plan_restore_with(&env, target.as_ref(), &source, keys)
         .await?;
+    // How a deleted object would be created anew, when the target says and live is gone.
+    let creates = target
+        .creates()
+        .filter(|_| args.to.is_none() && matches!(plan.live, LiveState::Missing { .. }));
 
     if args.dry_run {
         if ctx.json() {
             print_json(&plan)?;
         } else {
             print_dry_run(&plan, args.to.is_some(), args.width);
+            if let Some(how) = &creates {
+                println!("{}", creates_line(how));
+            }
         }
         return Ok(exit::OK);
     }
@@ -131,6 +139,9 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
     if needs_consent && !args.yes {
         if !ctx.json() || std::io::stdin().is_terminal() {
             print_plan(&plan, args.to.is_some(), args.publish);
+            if let Some(how) = &creates {
+                eprintln!("  create    {}", creates_line(how));
+            }
             if let Some(path) = &args.save_live_to {
                 eprintln!(
                     "  instead   what is live will be saved to {}, not in the store",
@@ -164,6 +175,8 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<u8> {
         // Consent covers a truly missing live (the plan above said so); an unreadable
         // one needs its own flag.
         req.allow_missing_live = true;
+        // ... and creating a deleted object anew, when the target has a create table.
+        req.create_if_missing = true;
         req.allow_unreadable_live = args.overwrite_unreadable_live;
         req.publish = args.publish;
         req.skip_schema_check = args.skip_schema_check;
@@ -261,6 +274,15 @@ fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
+}
+
+/// What the plan says when a deleted object would be created anew.
+fn creates_line(how: &str) -> String {
+    format!(
+        "if the platform has deleted the object, it will be created anew ({how}); the \
+         platform gives it a new identity, and the config must then point at it (printed \
+         after the restore; the config file is not changed)"
+    )
 }
 
 fn snapshot_line(plan: &RestorePlan) -> String {
@@ -408,6 +430,16 @@ fn print_report(r: &RestoreReport, undo: &[String], to_file: bool) {
             r.target,
             &r.restored.sha256[..12]
         );
+    }
+    if let Some(c) = &r.recreated {
+        println!(
+            "the object was gone from the platform: created anew with the identity {}",
+            c.id
+        );
+        println!("to point {env} at it, change the config file (jetvault does not rewrite it):");
+        for line in c.config_change.toml().lines() {
+            println!("  {line}");
+        }
     }
     match &r.pre_restore {
         PreRestore::Saved { snapshot } => println!(

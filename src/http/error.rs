@@ -238,6 +238,7 @@ fn render_step(step: &Step) -> String {
         Step::Verify => "verifying the store (an operator's task; no route)".into(),
         Step::Doctor => "GET /readyz".into(),
         Step::SaveLiveTo => "a store the service can write".into(),
+        Step::CreateMissing => "\"create_if_missing\": true".into(),
         other => format!("{other:?}"),
     }
 }

@@ -62,6 +62,14 @@ pub struct RestoreBody {
     /// 400 naming the violations, nothing pushed); recorded in the audit event.
     #[serde(default)]
     pub skip_schema_check: bool,
+    /// When the platform has deleted the live object (the write answers 404 or 410)
+    /// and the live target has a `create` table: create it anew. The platform gives it
+    /// a new identity; the report's `recreated` names it and the config change that
+    /// points the environment at it (the config file is not changed). Implies
+    /// `allow_missing_live`. Without it such a restore answers 502 `live_missing`,
+    /// saying that the object can be created.
+    #[serde(default)]
+    pub create_if_missing: bool,
     /// Why (kept in the audit event, and the release notes when publishing).
     pub message: Option<String>,
 }
@@ -106,7 +114,8 @@ pub enum RestoreResponse {
             `allow_unreadable_live`), or the push failed (the message names the state live is \
             in)", body = ErrorBody),
         (status = 502, description = "`live_refused` or `live_missing`: the live target's own \
-            answer (it refused the push, or has no configuration)", body = ErrorBody),
+            answer (it refused the push, or has no configuration: then the message says whether \
+            `create_if_missing` can create it anew)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn restore(
@@ -134,6 +143,7 @@ pub async fn restore(
     req.allow_unreadable_live = body.allow_unreadable_live;
     req.publish = body.publish;
     req.skip_schema_check = body.skip_schema_check;
+    req.create_if_missing = body.create_if_missing;
     req.message = body.message;
     let s = state.clone();
     let e = env.clone();

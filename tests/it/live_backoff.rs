@@ -63,6 +63,7 @@ fn target(url: String) -> HttpTarget {
             secret_headers: BTreeMap::new(),
             oauth: None,
             timeout: None,
+            create: None,
         },
     )
     .unwrap()

@@ -77,6 +77,7 @@ fn target(url: String, token_file: Option<PathBuf>, timeout: Option<Duration>) -
             secret_headers: BTreeMap::new(),
             oauth: None,
             timeout,
+            create: None,
         },
     )
     .unwrap()
@@ -196,6 +197,7 @@ async fn missing_token_variable_is_a_config_error() {
             secret_headers: BTreeMap::new(),
             oauth: None,
             timeout: None,
+            create: None,
         },
     )
     .unwrap();

@@ -3,7 +3,10 @@
 //! properties with a 400; a deleted workflow answers 404. The key comes from a file
 //! (`secret_headers`), is read at each request (rotation needs no restart), and never
 //! appears in any output; each answer of the platform has its exit code and HTTP status.
+//! `POST /api/v1/workflows` creates a workflow with a new id, refusing extra fields as
+//! PUT does: restore creates a deleted workflow anew there (`[...live.create]`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
@@ -11,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use jetvault_core::config::Config;
@@ -22,28 +25,40 @@ use crate::harness::StoreSpec;
 use crate::harness::cli::Jv;
 use crate::harness::serve::{self as srv, Server};
 
-const KEY_ONE: &str = "N8nKey-planted-one-6b1f";
-const KEY_TWO: &str = "N8nKey-planted-two-0c9e";
+pub(crate) const KEY_ONE: &str = "N8nKey-planted-one-6b1f";
+pub(crate) const KEY_TWO: &str = "N8nKey-planted-two-0c9e";
 /// What n8n's PUT takes; GET gives these and read-only fields besides.
 const WRITABLE: [&str; 5] = ["name", "nodes", "connections", "settings", "staticData"];
 
 #[derive(Clone)]
-struct N8n {
-    inner: Arc<Mutex<Inner>>,
+pub(crate) struct N8n {
+    pub(crate) inner: Arc<Mutex<Inner>>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     /// The one key accepted.
-    key: String,
-    workflow: Value,
-    deleted: bool,
+    pub(crate) key: String,
+    pub(crate) workflow: Value,
+    pub(crate) deleted: bool,
     /// PUT answers 409 (someone else saved meanwhile).
     conflict: bool,
     saves: u32,
+    /// Workflows created by POST, by their new id.
+    pub(crate) created: BTreeMap<String, Value>,
+}
+
+impl Inner {
+    fn find(&mut self, id: &str) -> Option<&mut Value> {
+        if id == "wf1" && !self.deleted {
+            Some(&mut self.workflow)
+        } else {
+            self.created.get_mut(id)
+        }
+    }
 }
 
 impl N8n {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 key: KEY_ONE.into(),
@@ -61,17 +76,19 @@ impl N8n {
                 deleted: false,
                 conflict: false,
                 saves: 0,
+                created: BTreeMap::new(),
             })),
         }
     }
 
-    fn set(&self, f: impl FnOnce(&mut Inner)) {
+    pub(crate) fn set(&self, f: impl FnOnce(&mut Inner)) {
         f(&mut self.inner.lock().unwrap());
     }
 
-    async fn serve(&self) -> String {
+    pub(crate) async fn serve(&self) -> String {
         let app = Router::new()
             .route("/api/v1/workflows/{id}", get(get_wf).put(put_wf))
+            .route("/api/v1/workflows", post(create_wf))
             .with_state(self.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -84,16 +101,23 @@ fn answer(status: StatusCode, body: Value) -> (StatusCode, String) {
     (status, body.to_string())
 }
 
-/// The refusal for a request without the current key or for another workflow.
-fn refusal(s: &Inner, headers: &HeaderMap, id: &str) -> Option<(StatusCode, String)> {
+/// The refusal for a request without the current key.
+fn unauthorized(s: &Inner, headers: &HeaderMap) -> Option<(StatusCode, String)> {
     let key = headers.get("x-n8n-api-key").and_then(|v| v.to_str().ok());
-    if key != Some(s.key.as_str()) {
-        return Some(answer(
+    (key != Some(s.key.as_str())).then(|| {
+        answer(
             StatusCode::UNAUTHORIZED,
             json!({"message": format!("'X-N8N-API-KEY' header required; got {key:?}")}),
-        ));
+        )
+    })
+}
+
+/// The refusal for a request without the current key or for a workflow that is not there.
+fn refusal(s: &mut Inner, headers: &HeaderMap, id: &str) -> Option<(StatusCode, String)> {
+    if let Some(no) = unauthorized(s, headers) {
+        return Some(no);
     }
-    if s.deleted || id != "wf1" {
+    if s.find(id).is_none() {
         return Some(answer(
             StatusCode::NOT_FOUND,
             json!({"message": "Not Found"}),
@@ -107,11 +131,65 @@ async fn get_wf(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> (StatusCode, String) {
-    let s = n.inner.lock().unwrap();
-    if let Some(no) = refusal(&s, &headers, &id) {
+    let mut s = n.inner.lock().unwrap();
+    if let Some(no) = refusal(&mut s, &headers, &id) {
         return no;
     }
-    answer(StatusCode::OK, s.workflow.clone())
+    answer(StatusCode::OK, s.find(&id).unwrap().clone())
+}
+
+/// The body's fields if it is an object with only what n8n's PUT and POST take.
+fn writable(body: &[u8]) -> Result<serde_json::Map<String, Value>, (StatusCode, String)> {
+    let Ok(Value::Object(new)) = serde_json::from_slice::<Value>(body) else {
+        return Err(answer(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "request/body must be object"}),
+        ));
+    };
+    if new.keys().any(|k| !WRITABLE.contains(&k.as_str())) {
+        return Err(answer(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "request/body must NOT have additional properties"}),
+        ));
+    }
+    Ok(new)
+}
+
+/// `POST /api/v1/workflows`: a new workflow with a new id, as n8n creates one.
+async fn create_wf(
+    State(n): State<N8n>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, String) {
+    let mut s = n.inner.lock().unwrap();
+    if let Some(no) = unauthorized(&s, &headers) {
+        return no;
+    }
+    let new = match writable(&body) {
+        Ok(new) => new,
+        Err(no) => return no,
+    };
+    if let Some(k) = ["name", "nodes", "connections", "settings"]
+        .into_iter()
+        .find(|k| !new.contains_key(*k))
+    {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            json!({"message": format!("request/body must have required property '{k}'")}),
+        );
+    }
+    let id = format!("Nw{}x7Qa", s.created.len() + 1);
+    let mut wf = json!({
+        "id": id,
+        "active": false,
+        "createdAt": "2026-01-03T00:00:00.000Z",
+        "updatedAt": "2026-01-03T00:00:00.000Z",
+    });
+    for (k, v) in new {
+        wf[k] = v;
+    }
+    s.created.insert(id, wf.clone());
+    answer(StatusCode::OK, wf)
 }
 
 async fn put_wf(
@@ -121,7 +199,7 @@ async fn put_wf(
     body: axum::body::Bytes,
 ) -> (StatusCode, String) {
     let mut s = n.inner.lock().unwrap();
-    if let Some(no) = refusal(&s, &headers, &id) {
+    if let Some(no) = refusal(&mut s, &headers, &id) {
         return no;
     }
     if s.conflict {
@@ -130,24 +208,18 @@ async fn put_wf(
             json!({"message": "Workflow was changed by someone else; reload it"}),
         );
     }
-    let Ok(Value::Object(new)) = serde_json::from_slice::<Value>(&body) else {
-        return answer(
-            StatusCode::BAD_REQUEST,
-            json!({"message": "request/body must be object"}),
-        );
+    let new = match writable(&body) {
+        Ok(new) => new,
+        Err(no) => return no,
     };
-    if new.keys().any(|k| !WRITABLE.contains(&k.as_str())) {
-        return answer(
-            StatusCode::BAD_REQUEST,
-            json!({"message": "request/body must NOT have additional properties"}),
-        );
-    }
     s.saves += 1;
+    let saved = json!(format!("2026-01-02T00:00:{:02}.000Z", s.saves));
+    let wf = s.find(&id).unwrap();
     for (k, v) in new {
-        s.workflow[k] = v;
+        wf[k] = v;
     }
-    s.workflow["updatedAt"] = json!(format!("2026-01-02T00:00:{:02}.000Z", s.saves));
-    answer(StatusCode::OK, s.workflow.clone())
+    wf["updatedAt"] = saved;
+    answer(StatusCode::OK, wf.clone())
 }
 
 fn live_toml(app_env: &str, base: &str, key_file: &Path) -> String {
@@ -159,7 +231,7 @@ fn live_toml(app_env: &str, base: &str, key_file: &Path) -> String {
 }
 
 /// Fails naming the key if `text` holds either.
-fn assert_keyless(label: &str, text: &str) {
+pub(crate) fn assert_keyless(label: &str, text: &str) {
     for key in [KEY_ONE, KEY_TWO] {
         assert!(!text.contains(key), "{label} shows the API key:\n{text}");
     }
@@ -217,7 +289,7 @@ async fn a_rotated_key_file_is_read_at_each_request() {
 }
 
 /// Runs the binary off the runtime (the test server must keep answering).
-async fn run(jv: &Jv, args: &[&str]) -> (i32, String) {
+pub(crate) async fn run(jv: &Jv, args: &[&str]) -> (i32, String) {
     let mut cmd = jv.command(args);
     let out: Output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -286,6 +358,14 @@ async fn the_platforms_answers_have_their_own_exit_codes() {
         assert!(out.contains("404"), "{args:?}: {out}");
         if args[0] != "doctor" {
             assert!(out.contains("does not exist"), "{args:?}: {out}");
+        }
+        if args[0] == "restore" {
+            assert!(
+                out.contains("the object is gone from the platform")
+                    && out.contains("add an [apps.n8n.envs.production.live.create] table")
+                    && out.contains("\"Restoring a deleted object\""),
+                "names the config that recreates it: {out}"
+            );
         }
     }
     // No such snapshot is still exit 3.

@@ -26,6 +26,7 @@ mod live_backoff;
 mod live_http;
 mod live_n8n;
 mod live_oauth;
+mod live_recreate;
 mod node_red;
 mod node_red_parts;
 mod notify;

@@ -518,7 +518,10 @@ async fn verify_over_http_sends_the_verify_problem_notice() {
     assert_eq!(body["env"], "production");
     assert_eq!(body["actor"]["via"], "api", "{body}");
     assert!(
-        body["message"].as_str().unwrap().contains("1 bad snapshots"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 bad snapshots"),
         "{body}"
     );
     assert_no_secret(&rx.got());

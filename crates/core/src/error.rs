@@ -131,6 +131,9 @@ pub enum Step {
     /// Save what is live somewhere other than the store before restoring (CLI
     /// `--save-live-to FILE`), for a store that can't be written.
     SaveLiveTo,
+    /// Create the deleted live object anew when restoring (CLI `--yes`, HTTP
+    /// `create_if_missing`).
+    CreateMissing,
 }
 
 /// An environment a [`Step`] names: its app and env ids as text. (Errors sit below the

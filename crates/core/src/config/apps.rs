@@ -154,6 +154,9 @@ pub enum LiveConfig {
         /// Request timeout.
         #[serde(default, with = "humantime_serde")]
         timeout: Option<Duration>,
+        /// How to create the object when the platform has deleted it (restore then
+        /// creates it, and the environment's URL changes to the new identity's).
+        create: Option<Box<super::CreateConfig>>,
     },
     /// An object in any S3 bucket (credentials from the AWS chain).
     S3 {

@@ -81,6 +81,7 @@ fn check_http(at: &str, live: &LiveConfig) -> Result<()> {
         bearer_token_file,
         secret_headers,
         oauth,
+        create,
         ..
     } = live
     else {
@@ -109,7 +110,11 @@ fn check_http(at: &str, live: &LiveConfig) -> Result<()> {
         }
         o.validate(&format!("{at}.oauth"))?;
     }
-    check_secret_headers(at, headers, secret_headers, bearer || oauth.is_some())
+    check_secret_headers(at, headers, secret_headers, bearer || oauth.is_some())?;
+    if let Some(c) = create {
+        c.validate(&format!("{at}.create"), write_url.is_some())?;
+    }
+    Ok(())
 }
 
 /// Secret headers: valid names, each from exactly one of a variable and a file, none

@@ -100,6 +100,34 @@ impl LiveTarget for FilteredTarget {
             .map_err(|e| Error::internal(format!("filter task failed: {e}")))?
             .map_err(|e| e.context(format!("reading {}", self.inner.describe())))
     }
+
+    fn creates(&self) -> Option<String> {
+        self.inner.creates()
+    }
+
+    /// The body is `doc` through the write filter, with `$live` null (the object is
+    /// gone); the new object is seen through the same filters.
+    async fn create(&self, doc: Bytes, _body: Bytes) -> Result<super::http::Created> {
+        let filters = Arc::clone(&self.filters);
+        let d = doc.clone();
+        let body = blocking(move || filters.write(d, None))
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "preparing the create request for {} (nothing was created)",
+                    self.inner.describe()
+                ))
+            })?;
+        let created = self.inner.create(doc, body).await?;
+        Ok(super::http::Created {
+            target: Arc::new(Self::new(
+                created.target,
+                Arc::clone(&self.filters),
+                self.live_limit,
+            )),
+            ..created
+        })
+    }
 }
 
 #[cfg(test)]

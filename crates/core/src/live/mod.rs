@@ -42,6 +42,24 @@ pub trait LiveTarget: Send + Sync + fmt::Debug {
     async fn read_for_backup(&self, limit: u64) -> Result<(Bytes, Option<String>)> {
         Ok((self.read(limit).await?, None))
     }
+
+    /// How this target creates its object anew when the platform has deleted it (`POST
+    /// https://...`, from an HTTP target's `create` table), or `None` when it can't.
+    fn creates(&self) -> Option<String> {
+        None
+    }
+
+    /// Creates the object anew from `doc` (the stored document) and gives its new
+    /// identity and the target at it. `body` is what to send unless the target shapes
+    /// the request itself; callers pass `doc` for both. Only when
+    /// [`LiveTarget::creates`] says how.
+    async fn create(&self, doc: Bytes, body: Bytes) -> Result<http::Created> {
+        let _ = (doc, body);
+        Err(Error::internal(format!(
+            "{} can't create its object",
+            self.describe()
+        )))
+    }
 }
 
 /// Builds the live target an environment's config describes, without the environment's

@@ -3,7 +3,9 @@
 //! changes nothing else.
 
 use super::failure::{NoSnapshot, impossible};
-use super::{PreRestore, Published, Recorded, RestoreReport, RestoreRequest, Undo, Verification};
+use super::{
+    PreRestore, Published, Recorded, Recreated, RestoreReport, RestoreRequest, Undo, Verification,
+};
 use crate::codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Action, Actor, Event};
@@ -107,12 +109,19 @@ impl Vault {
 
         // 3. Push and read back, unless live already holds the snapshot.
         let pushed = pre_restore != PreRestore::NotNeeded;
-        let (verified, live_now) = if pushed {
+        let (verified, live_now, created) = if pushed {
             self.push_and_confirm(env, target, &snapshot, raw, &pre_restore, &req)
                 .await?
         } else {
-            (Verification::NotPushed, raw)
+            (Verification::NotPushed, raw, None)
         };
+        // Created anew (the platform had deleted it): it is somewhere else now.
+        let recreated = created.map(|c| Recreated {
+            id: c.id,
+            target: c.target.describe(),
+            config_change: c.change,
+        });
+        let where_ = recreated.as_ref().map_or(where_, |r| r.target.clone());
 
         // 4. What live holds now becomes the newest snapshot; the restore stands
         //    whatever happens here.
@@ -151,6 +160,7 @@ impl Vault {
             publish_error,
             recorded,
             undo,
+            recreated,
         };
         let event = Event::now(Action::Restore, env, &req.actor)
             .version(v)
@@ -172,6 +182,7 @@ impl Vault {
                 "schema_violations": schema_overridden,
                 "message": req.message,
                 "undo": report.undo,
+                "recreated": report.recreated,
             }));
         self.record_event_or_log(&event).await;
         tracing::info!(%env, version = v, target = %report.target, pushed, "restored");
@@ -301,6 +312,7 @@ impl Vault {
             publish_error: None,
             recorded: Recorded::NotRecorded,
             undo: Vec::new(),
+            recreated: None,
         })
     }
 }

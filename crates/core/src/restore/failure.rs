@@ -3,13 +3,14 @@
 
 use bytes::Bytes;
 
-use super::{LiveState, PreRestore, RestoreRequest, Verification};
+use super::{LiveState, PreRestore, RestoreRequest, Verification, recreate};
 use crate::codec;
 use crate::error::{Error, ErrorKind, Hint, Result, Step};
 use crate::events::{Action, Event};
 use crate::filter;
 use crate::id::EnvRef;
 use crate::live::LiveTarget;
+use crate::live::http::Created;
 use crate::meta::SnapshotMeta;
 use crate::vault::Vault;
 
@@ -26,22 +27,62 @@ impl Vault {
         raw: Bytes,
         pre_restore: &PreRestore,
         req: &RestoreRequest,
+    ) -> Result<(Verification, Bytes, Option<Created>)> {
+        let v = snapshot.version;
+        let mut created = None;
+        if let Err(e) = target.write(raw.clone()).await {
+            if e.is_live_missing() && req.create_if_missing && target.creates().is_some() {
+                created = Some(
+                    self.create_missing(env, target, snapshot, raw.clone(), pre_restore, req, e)
+                        .await?,
+                );
+            } else {
+                let state = self
+                    .state_after_failure(env, target, snapshot, pre_restore)
+                    .await;
+                self.record_failure(env, snapshot, pre_restore, req, "push", &e, &state)
+                    .await;
+                let message = format!(
+                    "restoring v{v} of {env}: pushing it to {} failed ({}); {}",
+                    target.describe(),
+                    e.report(),
+                    state.text
+                );
+                let missing = e.is_live_missing();
+                let err = state.error(e.kind(), message).with_source(e);
+                return Err(if missing {
+                    recreate::explain_missing(env, target, err)
+                } else {
+                    err
+                });
+            }
+        }
+        // A new object is read back where it now is.
+        let target = created.as_ref().map_or(target, |c| c.target.as_ref());
+        let confirmed = self
+            .confirm(env, target, snapshot, raw, pre_restore, req)
+            .await;
+        match confirmed {
+            Ok((verified, back)) => Ok((verified, back, created)),
+            Err(e) => Err(match &created {
+                Some(c) => recreate::created_but(e, c),
+                None => e,
+            }),
+        }
+    }
+
+    /// Reads back what was pushed and compares it with the snapshot.
+    async fn confirm(
+        &self,
+        env: &EnvRef,
+        target: &dyn LiveTarget,
+        snapshot: &SnapshotMeta,
+        raw: Bytes,
+        pre_restore: &PreRestore,
+        req: &RestoreRequest,
     ) -> Result<(Verification, Bytes)> {
         let v = snapshot.version;
         let where_ = target.describe();
-        if let Err(e) = target.write(raw.clone()).await {
-            let state = self
-                .state_after_failure(env, target, snapshot, pre_restore)
-                .await;
-            self.record_failure(env, snapshot, pre_restore, req, "push", &e, &state)
-                .await;
-            let message = format!(
-                "restoring v{v} of {env}: pushing it to {where_} failed ({}); {}",
-                e.report(),
-                state.text
-            );
-            return Err(state.error(e.kind(), message).with_source(e));
-        }
         let back = match target.read(self.options().max_size).await {
             Ok(back) => back,
             Err(e) => {
@@ -163,7 +204,7 @@ impl Vault {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn record_failure(
+    pub(super) async fn record_failure(
         &self,
         env: &EnvRef,
         snapshot: &SnapshotMeta,
@@ -190,16 +231,16 @@ impl Vault {
 }
 
 /// What live holds after a failure, in words and as a code for the event.
-struct LiveAfter {
-    text: String,
-    code: &'static str,
+pub(super) struct LiveAfter {
+    pub(super) text: String,
+    pub(super) code: &'static str,
     /// The restore that puts back what was live before, when the state calls for it.
-    undo: Option<Hint>,
+    pub(super) undo: Option<Hint>,
 }
 
 impl LiveAfter {
     /// The error for this state: `kind`, the message, the undo as a hint.
-    fn error(&self, kind: crate::error::ErrorKind, message: String) -> Error {
+    pub(super) fn error(&self, kind: crate::error::ErrorKind, message: String) -> Error {
         let e = Error::new(kind, message);
         match &self.undo {
             Some(hint) => e.with_next(hint.clone()),
@@ -270,7 +311,7 @@ pub(super) fn impossible(
     match why {
         NoSnapshot::Missing(reason) => {
             let reason = format!("{whose}: it is missing ({reason})");
-            if req.allow_missing_live {
+            if req.allow_missing_live || req.create_if_missing {
                 tracing::info!(%env, %reason, "restoring without a pre-restore snapshot");
                 return Ok(PreRestore::Impossible {
                     reason,

@@ -28,6 +28,7 @@ mod failure;
 #[cfg(test)]
 mod history_tests;
 mod plan;
+mod recreate;
 mod save_copy;
 #[cfg(test)]
 mod tests;
@@ -131,6 +132,13 @@ pub struct RestoreRequest {
     /// copy used for disaster recovery. The copy is read back and checked before
     /// anything is pushed.
     pub save_live_to: Option<std::sync::Arc<dyn crate::live::LiveTarget>>,
+    /// When the write answers that the live object does not exist (404 or 410) and the
+    /// live target says how to create it (`[...live.create]`): create it anew. The
+    /// platform gives it a new identity; the report names it and the config change
+    /// that points the environment at it. Implies going on without a pre-restore
+    /// snapshot when live is missing. Off: such a restore fails with `LiveMissing`,
+    /// saying it can be created.
+    pub create_if_missing: bool,
 }
 
 impl RestoreRequest {
@@ -147,6 +155,7 @@ impl RestoreRequest {
             skip_schema_check: false,
             message: None,
             save_live_to: None,
+            create_if_missing: false,
         }
     }
 }
@@ -284,6 +293,22 @@ pub struct RestoreReport {
     pub recorded: Recorded,
     /// What undoes the restore, in order (empty when there is nothing to undo).
     pub undo: Vec<Undo>,
+    /// The live object was gone from the platform and was created anew
+    /// (`create_if_missing`): its new identity and the config change to make.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recreated: Option<Recreated>,
+}
+
+/// A live object a restore created anew, the platform having deleted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Recreated {
+    /// The identity the platform gave it.
+    pub id: String,
+    /// Where it is now (redacted).
+    pub target: String,
+    /// The config change that points the environment at it; jetvault never rewrites
+    /// the config file, so until it is made, backups still read the old URL.
+    pub config_change: crate::live::http::ConfigChange,
 }
 
 /// How the history records what live holds after a restore: as its newest snapshot,

@@ -6,8 +6,11 @@
 mod answer;
 mod auth;
 mod client;
+mod create;
 mod oauth;
 pub mod retry;
+
+pub use create::{ConfigChange, Created};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,6 +47,19 @@ pub struct HttpTarget {
     headers: HeaderMap,
     credentials: Credentials,
     timeout: Duration,
+    /// How to create the object when the platform has deleted it.
+    creator: Option<create::Creator>,
+    /// The environment and its config, for the target at a new object's URL.
+    origin: create::Origin,
+}
+
+/// The HTTP method of a configured write method.
+fn method_of(m: WriteMethod) -> Method {
+    match m {
+        WriteMethod::Put => Method::PUT,
+        WriteMethod::Post => Method::POST,
+        WriteMethod::Patch => Method::PATCH,
+    }
 }
 
 fn parse_url(env: &EnvRef, url: &str) -> Result<reqwest::Url> {
@@ -73,6 +89,7 @@ impl HttpTarget {
             secret_headers,
             oauth,
             timeout,
+            create,
         } = config
         else {
             return Err(Error::internal(
@@ -84,11 +101,7 @@ impl HttpTarget {
             Some(u) => parse_url(env, u)?,
             None => read_url.clone(),
         };
-        let write_method = match write_method.unwrap_or_default() {
-            WriteMethod::Put => Method::PUT,
-            WriteMethod::Post => Method::POST,
-            WriteMethod::Patch => Method::PATCH,
-        };
+        let write_method = method_of(write_method.unwrap_or_default());
         let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
         let credentials = Credentials::new(
             env,
@@ -106,6 +119,14 @@ impl HttpTarget {
             headers: header_map(env, headers)?,
             credentials,
             timeout,
+            creator: create
+                .as_deref()
+                .map(|c| create::Creator::new(env, c))
+                .transpose()?,
+            origin: create::Origin {
+                env: env.clone(),
+                config: config.clone(),
+            },
         })
     }
 
@@ -116,7 +137,11 @@ impl HttpTarget {
     fn scrub(&self, text: &str) -> String {
         let mut text = text.to_string();
         let mut secrets: Vec<String> = Vec::new();
-        for url in [&self.read_url, &self.write_url] {
+        let create_url = self.creator.as_ref().map(create::Creator::url);
+        for url in [&self.read_url, &self.write_url]
+            .into_iter()
+            .chain(create_url)
+        {
             text = text.replace(url.as_str(), &redact_url(url.as_str()));
             secrets.push(url.username().to_string());
             secrets.extend(url.password().map(str::to_string));
@@ -276,11 +301,40 @@ impl LiveTarget for HttpTarget {
 
     async fn read(&self, limit: u64) -> Result<Bytes> {
         let resp = self.send(&Method::GET, &self.read_url, None).await?;
+        self.body(resp, limit, &self.read_url, "reading the body of GET")
+            .await
+    }
+
+    async fn write(&self, bytes: Bytes) -> Result<()> {
+        self.send(&self.write_method, &self.write_url, Some(&bytes))
+            .await
+            .map(drop)
+    }
+
+    fn creates(&self) -> Option<String> {
+        self.creator.as_ref().map(create::Creator::describe)
+    }
+
+    async fn create(&self, doc: Bytes, body: Bytes) -> Result<Created> {
+        self.create_object(doc, body).await
+    }
+}
+
+impl HttpTarget {
+    /// An answer's body, refusing more than `limit` bytes; `doing` names the request in
+    /// errors ("reading the body of GET").
+    async fn body(
+        &self,
+        resp: reqwest::Response,
+        limit: u64,
+        url: &reqwest::Url,
+        doing: &str,
+    ) -> Result<Bytes> {
         let too_large = || {
             Error::too_large(format!(
-                "the live configuration at {} is larger than the {limit}-byte limit; raise \
+                "the answer of {} is larger than the {limit}-byte limit; raise \
                  snapshots.max_size if this is expected",
-                self.describe()
+                redact_url(url.as_str())
             ))
         };
         if resp.content_length().is_some_and(|n| n > limit) {
@@ -293,13 +347,7 @@ impl LiveTarget for HttpTarget {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
                 let cause = self.scrub(&e.to_string());
-                answer::send_error(
-                    "reading the body of GET",
-                    &self.read_url,
-                    &e,
-                    &cause,
-                    self.timeout,
-                )
+                answer::send_error(doing, url, &e, &cause, self.timeout)
             })?;
             if (body.len() + chunk.len()) as u64 > limit {
                 return Err(too_large());
@@ -307,12 +355,6 @@ impl LiveTarget for HttpTarget {
             body.extend_from_slice(&chunk);
         }
         Ok(body.freeze())
-    }
-
-    async fn write(&self, bytes: Bytes) -> Result<()> {
-        self.send(&self.write_method, &self.write_url, Some(&bytes))
-            .await
-            .map(drop)
     }
 }
 
@@ -334,7 +376,8 @@ mod tests {
         assert!(map["private-token"].is_sensitive());
         let config: LiveConfig = toml::from_str(
             "kind = \"http\"\nurl = \"http://h/x\"\n\
-             headers = { \"X-N8N-API-KEY\" = \"inline-key-0042\", \"X-Tenant\" = \"acme-tenant\" }",
+             headers = { \"X-N8N-API-KEY\" = \"inline-key-0042\", \"X-Tenant\" = \"acme-tenant\" }\n\
+             create = { url = \"http://h/new\", id = \".id\" }",
         )
         .unwrap();
         let t = HttpTarget::from_config(&env, &config).unwrap();
