@@ -44,6 +44,7 @@ pub mod ops;
 pub mod pins;
 pub mod releases;
 pub mod restore;
+pub mod restore_all;
 pub mod snapshots;
 
 use crate::metrics::{DiscoveryMetrics, HttpMetrics, Metrics};
@@ -152,6 +153,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(pins::pin, pins::unpin))
         // Restore.
         .routes(routes!(restore::restore))
+        .routes(routes!(restore_all::start))
+        .routes(routes!(restore_all::status))
         // Environments.
         .routes(routes!(envs::list))
         .routes(routes!(envs::session))

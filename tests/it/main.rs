@@ -32,6 +32,7 @@ mod prune_cli;
 mod release_race;
 mod replicas;
 mod restore_all;
+mod restore_all_http;
 mod restore_cli;
 mod restore_http;
 mod restore_s3;
