@@ -148,7 +148,10 @@ async fn a_run_started_over_http_restores_reports_and_undoes() {
     let events = status["events"].as_array().unwrap();
     assert_eq!(events.len(), 2, "{events:#?}");
     assert_eq!(events[0]["phase"], "start");
-    assert_eq!(events[0]["todo"], 4);
+    // A confirmed run reads live only in each restore: all six were to do; two
+    // turned out unchanged.
+    assert_eq!(events[0]["todo"], 6);
+    assert_eq!(events[1]["unchanged"], 2);
     assert_eq!(events[1]["phase"], "end");
     assert_eq!(events[1]["restored"], 4);
     assert_eq!(events[1]["actor"]["who"], "token:ci");
