@@ -3,7 +3,8 @@
 # LocalStack on loopback), against single `jetvault restore --at ... --yes` commands run
 # one after another, the way a shell loop does it today (SEQ of them, the rate
 # extrapolated). Every environment is damaged first, so every restore really saves,
-# pushes and reads back. Prints a Markdown report.
+# pushes and reads back. Prints a Markdown report, with the store requests per
+# environment that restore-all and its undo cost (from their `--json` reports).
 #
 #   bench/restore-all.sh [N] [SEQ] [CONCURRENCY]    (default 1000 100 16)
 #
@@ -55,10 +56,11 @@ t0=$(now)
 for i in $(seq 1 "$SEQ"); do jv restore "a$(printf %04d "$i")" prod --at "$AT" --yes >/dev/null; done
 t_seq=$(echo "$(now) - $t0" | bc)
 
-python3 - "$N" "$SEQ" "$C" "$t_all" "$t_seq" "$t_undo" "$t_backup" <<'PY'
-import sys
+python3 - "$N" "$SEQ" "$C" "$t_all" "$t_seq" "$t_undo" "$t_backup" "$work/run.json" "$work/undo.json" <<'PY'
+import json, sys
 n, seq, c = map(int, sys.argv[1:4])
 t_all, t_seq, t_undo, t_backup = map(float, sys.argv[4:8])
+reqs = [json.load(open(f)).get("requests", {}) for f in sys.argv[8:10]]
 rate_all, rate_seq = n / t_all, seq / t_seq
 print(f"| what | environments | wall | environments/s |")
 print("|---|---:|---:|---:|")
@@ -69,4 +71,9 @@ print(f"| `backup-all --concurrency {c}` (setup) | {n} | {t_backup:.1f} s | {n /
 print()
 print(f"restore-all throughput: {rate_all / rate_seq:.1f}x that of sequential `restore` commands "
       f"({n} environments in {t_all:.1f} s; sequentially about {n / rate_seq:.0f} s)")
+for what, r in zip(["restore-all", "undo"], reqs):
+    if r:
+        total = sum(r.values())
+        ops = ", ".join(f"{op} {v / n:.1f}" for op, v in r.items() if v)
+        print(f"\n{what}: {total} store requests, {total / n:.1f} per environment ({ops})")
 PY

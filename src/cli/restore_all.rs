@@ -15,9 +15,10 @@ use jetvault_core::live::LiveTarget;
 use jetvault_core::restore::LiveState;
 use jetvault_core::restore_all::{
     Decision, EnvFilter, EnvPlan, EnvRun, EnvTarget, Point, RunKind, RunOptions, RunRecord,
-    RunReport, Status,
+    RunReport, Selection, Status,
 };
 use jetvault_core::selector::parse_time;
+use jetvault_core::store::counting::RequestCounts;
 use jetvault_core::{AppId, EnvRef, Error};
 
 use super::{Ctx, exit, human_size, print_json, truncate};
@@ -63,6 +64,10 @@ pub struct RestoreAllArgs {
     /// Put back what was live before a run, in every environment it restored.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["point", "all", "apps", "env"])]
     pub undo: Option<String>,
+    /// Start a new run even if the newest run of the same selection and point is
+    /// unfinished (by default, rerunning the same command resumes that run).
+    #[arg(long, conflicts_with_all = ["resume", "undo"])]
+    pub new_run: bool,
     /// Who restores.
     #[arg(long)]
     pub author: Option<String>,
@@ -103,13 +108,41 @@ fn filter(args: &RestoreAllArgs) -> anyhow::Result<EnvFilter> {
 }
 
 pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
-    let vault = ctx.vault().await?;
+    // Every store request is counted: the report says what the run cost.
+    let store = jetvault_core::store::CountingStore::new(ctx.store().await?);
+    let counts = store.counts().clone();
+    let vault = ctx.vault_over(Arc::new(store), &ctx.config)?;
     let actor = ctx.actor(args.author.as_deref());
     let limits = HostLimits::new(usize::from(args.per_host));
     let concurrency = usize::from(args.concurrency);
+    // The plan reads every snapshot and every live configuration only when it is shown
+    // (the dry run, or before asking); a confirmed run reads live once, in each restore.
+    let read_live = args.dry_run || !args.yes;
 
-    let (record, targets, resume) = if let Some(id) = &args.resume {
-        let (record, etag) = vault.load_run(id).await?;
+    // A restore run to go on with: the one named, or the newest unfinished one with
+    // the same selection and point (rerunning the same command resumes it).
+    let mut found = match &args.resume {
+        Some(id) => Some(vault.load_run(id).await?),
+        None => None,
+    };
+    let mut point_sel = None;
+    if found.is_none() && args.undo.is_none() {
+        let p = point(&args)?;
+        let sel = Selection::new(args.all, args.apps.clone(), args.env.clone());
+        if !args.dry_run && !args.new_run {
+            found = vault.unfinished_run(&sel, &p).await?;
+            if let Some((r, _)) = &found {
+                eprintln!(
+                    "resuming run {} (the newest run of the same selection and point is                      unfinished; --new-run starts another)",
+                    r.id
+                );
+            }
+        }
+        point_sel = Some((p, sel));
+    }
+
+    let (record, targets, resume) = if let Some((record, etag)) = found {
+        let id = &record.id;
         let todo = record.envs.len() - done(&record);
         eprintln!(
             "run {id}: {} of {} environments done, {todo} to do",
@@ -126,7 +159,7 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
         let targets = open_targets(ctx, record.envs.keys()).await;
         ((record, etag), targets, true)
     } else {
-        let (plans, targets, kind, point) = if let Some(id) = &args.undo {
+        let (plans, targets, kind, point, selection) = if let Some(id) = &args.undo {
             let (run, _) = vault.load_run(id).await?;
             let names = run
                 .envs
@@ -134,10 +167,12 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
                 .filter(|(_, r)| r.status == Status::Restored)
                 .map(|(k, _)| k);
             let targets = env_targets(ctx, names).await;
-            let plans = vault.plan_undo(&run, &targets, concurrency, &limits).await;
-            (plans, targets, RunKind::Undo, None)
+            let plans = vault
+                .plan_undo(&run, &targets, concurrency, &limits, read_live)
+                .await;
+            (plans, targets, RunKind::Undo, None, None)
         } else {
-            let point = point(&args)?;
+            let (point, selection) = point_sel.ok_or_else(|| Error::internal("no point"))?;
             let targets = vault
                 .restore_all_targets(&ctx.config, &filter(&args)?)
                 .await?;
@@ -148,13 +183,24 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
                 .into());
             }
             let plans = vault
-                .plan_restore_all(&targets, &point, concurrency, &limits)
+                .plan_restore_all(&targets, &point, concurrency, &limits, read_live)
                 .await;
-            (plans, targets, RunKind::Restore, Some(point))
+            (
+                plans,
+                targets,
+                RunKind::Restore,
+                Some(point),
+                Some(selection),
+            )
         };
         let to_do = plans
             .iter()
-            .filter(|p| matches!(p.decision, Decision::Restore { .. }))
+            .filter(|p| {
+                matches!(
+                    p.decision,
+                    Decision::Restore { .. } | Decision::Resolved { .. }
+                )
+            })
             .count();
         let failed = plans
             .iter()
@@ -173,6 +219,7 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
         }
         let mut record = RunRecord::from_plan(kind, &plans, actor.clone());
         record.point = point;
+        record.selection = selection;
         record.undoes = args.undo.clone();
         let etag = vault.create_run(&record).await?;
         let by_name = targets
@@ -193,15 +240,26 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
         point: record.0.point.clone(),
         resume,
     };
+    // On a terminal a progress bar (failures printed above it); otherwise one line per
+    // environment.
+    let bar = super::progress(total as u64, "restore-all");
     let n = AtomicUsize::new(0);
     let progress = |env: &str, r: &EnvRun| {
         let i = n.fetch_add(1, Ordering::Relaxed) + 1;
-        eprintln!("[{i}/{total}] {env}: {}", outcome(r));
+        if bar.is_hidden() {
+            eprintln!("[{i}/{total}] {env}: {}", outcome(r));
+        } else {
+            if r.status == Status::Failed {
+                bar.println(format!("{env}: {}", outcome(r)));
+            }
+            bar.inc(1);
+        }
     };
     let report = vault
         .run_restore_all(record, &targets, &limits, &opts, &progress)
         .await;
-    print_report(ctx, &report)?;
+    bar.finish_and_clear();
+    print_report(ctx, &report, &counts)?;
     Ok(if report.failed > 0 || report.record_error.is_some() {
         exit::PARTIAL
     } else {
@@ -312,6 +370,11 @@ fn decision_text(p: &EnvPlan) -> (String, &'static str, String) {
             "unchanged",
             "live already holds it".into(),
         ),
+        Decision::Resolved { version } => (
+            format!("v{version}"),
+            "restore",
+            "live not read in advance".into(),
+        ),
         Decision::Skip { reason, detail } => {
             ("-".into(), "skip", format!("{}: {detail}", reason.as_str()))
         }
@@ -330,7 +393,7 @@ fn print_plan(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let count = |f: fn(&Decision) -> bool| plans.iter().filter(|p| f(&p.decision)).count();
-    let restore = count(|d| matches!(d, Decision::Restore { .. }));
+    let restore = count(|d| matches!(d, Decision::Restore { .. } | Decision::Resolved { .. }));
     let unchanged = count(|d| matches!(d, Decision::Unchanged { .. }));
     let skip = count(|d| matches!(d, Decision::Skip { .. }));
     let fail = count(|d| matches!(d, Decision::Fail { .. }));
@@ -380,7 +443,7 @@ fn print_record(ctx: &Ctx, record: &RunRecord) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_report(ctx: &Ctx, report: &RunReport) -> anyhow::Result<()> {
+fn print_report(ctx: &Ctx, report: &RunReport, counts: &RequestCounts) -> anyhow::Result<()> {
     let id = &report.run.id;
     let undo = (report.run.kind == RunKind::Restore && report.restored > 0)
         .then(|| format!("jetvault restore-all --undo {id} --yes"));
@@ -389,11 +452,29 @@ fn print_report(ctx: &Ctx, report: &RunReport) -> anyhow::Result<()> {
         let mut value = serde_json::to_value(report)?;
         value["undo"] = serde_json::json!(undo);
         value["resume"] = serde_json::json!(resume);
+        value["requests"] = serde_json::json!(
+            counts
+                .by_op()
+                .iter()
+                .map(|(op, n)| (op.to_string(), *n))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        );
         return print_json(&value);
     }
+    let ops: Vec<String> = counts
+        .by_op()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect();
     println!(
-        "run {id}: {} restored, {} unchanged, {} skipped, {} failed",
-        report.restored, report.unchanged, report.skipped, report.failed
+        "run {id}: {} restored, {} unchanged, {} skipped, {} failed; {} store requests ({})",
+        report.restored,
+        report.unchanged,
+        report.skipped,
+        report.failed,
+        counts.total(),
+        ops.join(", ")
     );
     let failures: Vec<_> = report
         .run

@@ -45,6 +45,7 @@ pub mod pins;
 pub mod prune;
 pub mod releases;
 pub mod restore;
+pub mod restore_all;
 pub mod snapshots;
 pub mod verify;
 
@@ -158,6 +159,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(prune::apply))
         // Restore.
         .routes(routes!(restore::restore))
+        .routes(routes!(restore_all::start))
+        .routes(routes!(restore_all::status))
         // Environments.
         .routes(routes!(envs::list))
         .routes(routes!(envs::session))

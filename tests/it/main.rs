@@ -36,6 +36,7 @@ mod pyclient;
 mod release_race;
 mod replicas;
 mod restore_all;
+mod restore_all_http;
 mod restore_cli;
 mod restore_http;
 mod restore_s3;

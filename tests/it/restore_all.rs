@@ -1,12 +1,19 @@
-//! `jetvault restore-all` through the real binary, with file live targets: a platform
-//! damaged at one moment goes back to the moment before, byte for byte; a run killed
-//! halfway is resumed without restoring any environment twice; undo puts the damage
-//! back; one environment's failure stops no other. On a local directory store and on
-//! LocalStack.
+//! `jetvault restore-all` through the real binary, with file live targets (and, on
+//! LocalStack, HTTP ones too): a platform damaged at one moment goes back to the moment
+//! before, byte for byte; a run killed halfway is resumed, by rerunning the same
+//! command, without restoring any environment twice; undo puts the damage back; one
+//! environment's failure stops no other. On a local directory store and on LocalStack.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path as AxPath, State};
+use axum::http::StatusCode;
+use axum::routing::get;
 
 use crate::harness::cli::Jv;
 use crate::harness::{Backend, TestBucket};
@@ -23,28 +30,95 @@ fn bad(i: usize) -> Vec<u8> {
     format!("{{\"app\":\"a{i:03}\",\"flows\":[],\"migrated\":true}}").into_bytes()
 }
 
-/// The platform: `n` environments `a000/prod` ... with file live targets, all backed up
-/// holding `good`; then the time `before`; then `damaged` of them overwritten with
-/// `bad` and backed up again (the scheduled backup after the damage).
+/// A platform's HTTP API in this process: `GET`/`PUT /cfg/{app}` read and replace an
+/// app's configuration (404 when it has none).
+#[derive(Clone, Default)]
+struct HttpLive {
+    configs: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+}
+
+impl HttpLive {
+    /// Starts the server on a loopback port; its base URL.
+    fn start(&self) -> String {
+        async fn export(
+            State(h): State<HttpLive>,
+            AxPath(app): AxPath<String>,
+        ) -> (StatusCode, Vec<u8>) {
+            match h.configs.lock().unwrap().get(&app) {
+                Some(body) => (StatusCode::OK, body.clone()),
+                None => (StatusCode::NOT_FOUND, b"no such app".to_vec()),
+            }
+        }
+        async fn import(
+            State(h): State<HttpLive>,
+            AxPath(app): AxPath<String>,
+            body: axum::body::Bytes,
+        ) -> StatusCode {
+            h.configs.lock().unwrap().insert(app, body.to_vec());
+            StatusCode::NO_CONTENT
+        }
+        let app = Router::new()
+            .route("/cfg/{app}", get(export).put(import))
+            .with_state(self.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        format!("http://{}", rx.recv().unwrap())
+    }
+}
+
+/// The platform: `n` environments `a000/prod` ... with file live targets (with `http`,
+/// every odd one an HTTP live target instead), all backed up holding `good`; then the
+/// time `before`; then `damaged` of them overwritten with `bad` and backed up again
+/// (the scheduled backup after the damage).
 struct Platform {
     jv: Jv,
     n: usize,
     damaged: Vec<usize>,
     before: String,
+    http: Option<HttpLive>,
 }
 
 impl Platform {
     fn new(jv: Jv, n: usize, damaged: impl Fn(usize) -> bool) -> Self {
+        Self::with_http(jv, n, damaged, false)
+    }
+
+    fn with_http(jv: Jv, n: usize, damaged: impl Fn(usize) -> bool, http: bool) -> Self {
         std::fs::create_dir_all(jv.path("live")).unwrap();
+        let http = http.then(HttpLive::default);
+        let base = http.as_ref().map(HttpLive::start);
         let mut config = String::new();
         for i in 0..n {
-            config.push_str(&Jv::file_env(
-                &format!("a{i:03}"),
-                "prod",
-                &live(&jv, i),
-                "",
-            ));
-            std::fs::write(live(&jv, i), good(i)).unwrap();
+            match &base {
+                Some(base) if i % 2 == 1 => config.push_str(&format!(
+                    "[apps.a{i:03}.envs.prod]\nlive = {{ kind = \"http\", url = \"{base}/cfg/a{i:03}\" }}\n"
+                )),
+                _ => config.push_str(&Jv::file_env(
+                    &format!("a{i:03}"),
+                    "prod",
+                    &live(&jv, i),
+                    "",
+                )),
+            }
+            match &http {
+                Some(h) if i % 2 == 1 => {
+                    h.configs
+                        .lock()
+                        .unwrap()
+                        .insert(format!("a{i:03}"), good(i));
+                }
+                _ => std::fs::write(live(&jv, i), good(i)).unwrap(),
+            }
         }
         jv.write_config(&config);
         jv.ok(&["backup-all", "--concurrency", "16"]);
@@ -53,20 +127,38 @@ impl Platform {
         let before = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         std::thread::sleep(std::time::Duration::from_millis(20));
         let damaged: Vec<usize> = (0..n).filter(|&i| damaged(i)).collect();
-        for &i in &damaged {
-            std::fs::write(live(&jv, i), bad(i)).unwrap();
-        }
-        jv.ok(&["backup-all", "--concurrency", "16"]);
-        Self {
+        let mut p = Self {
             jv,
             n,
             damaged,
             before,
+            http,
+        };
+        for &i in &p.damaged.clone() {
+            p.set_live(i, bad(i));
+        }
+        p.jv.ok(&["backup-all", "--concurrency", "16"]);
+        p
+    }
+
+    fn is_http(&self, i: usize) -> bool {
+        self.http.is_some() && i % 2 == 1
+    }
+
+    fn set_live(&mut self, i: usize, bytes: Vec<u8>) {
+        match &self.http {
+            Some(h) if self.is_http(i) => {
+                h.configs.lock().unwrap().insert(format!("a{i:03}"), bytes);
+            }
+            _ => std::fs::write(live(&self.jv, i), bytes).unwrap(),
         }
     }
 
     fn live(&self, i: usize) -> Vec<u8> {
-        std::fs::read(live(&self.jv, i)).unwrap()
+        match &self.http {
+            Some(h) if self.is_http(i) => h.configs.lock().unwrap()[&format!("a{i:03}")].clone(),
+            _ => std::fs::read(live(&self.jv, i)).unwrap(),
+        }
     }
 
     /// Restore events of env `i` that pushed something.
@@ -131,8 +223,8 @@ fn run_and_kill(p: &Platform, after: usize) -> String {
 }
 
 /// The scenario on any store: plan, a run killed halfway, resume, undo.
-fn platform_scenario(jv: Jv, n: usize, damaged: impl Fn(usize) -> bool) {
-    let p = Platform::new(jv, n, damaged);
+fn platform_scenario(jv: Jv, n: usize, damaged: impl Fn(usize) -> bool, http: bool) {
+    let p = Platform::with_http(jv, n, damaged, http);
     let (d, untouched) = (p.damaged.len(), n - p.damaged.len());
 
     // The plan: the damaged would go back to v1, the others are already equal.
@@ -153,9 +245,18 @@ fn platform_scenario(jv: Jv, n: usize, damaged: impl Fn(usize) -> bool) {
     assert!(r.stderr.contains("pass --yes"), "{}", r.stderr);
     assert_eq!(p.live(p.damaged[0]), bad(p.damaged[0]));
 
-    // Killed halfway, then resumed.
+    // Killed halfway, then resumed by rerunning the same command: it finds the
+    // unfinished run of the same selection and point.
     let id = run_and_kill(&p, d / 2);
-    let resumed = p.jv.json(&["restore-all", "--resume", &id, "--yes"]);
+    let rerun =
+        p.jv.ok(&["--json", "restore-all", "--all", "--at", &p.before, "--yes"]);
+    assert!(
+        rerun.stderr.contains(&format!("resuming run {id}")),
+        "{}",
+        rerun.stderr
+    );
+    let resumed = rerun.json();
+    assert_eq!(resumed["run"]["id"], id.as_str(), "{resumed:#}");
     assert_eq!(resumed["failed"], 0, "{resumed:#}");
     assert_eq!(resumed["restored"], d, "{resumed:#}");
     assert_eq!(resumed["unchanged"], untouched, "{resumed:#}");
@@ -189,7 +290,7 @@ fn platform_scenario(jv: Jv, n: usize, damaged: impl Fn(usize) -> bool) {
 
 #[test]
 fn twenty_envs_fifteen_damaged_local() {
-    platform_scenario(Jv::new(), 20, |i| i % 4 != 0);
+    platform_scenario(Jv::new(), 20, |i| i % 4 != 0, false);
 }
 
 #[test]
@@ -197,7 +298,13 @@ fn two_hundred_envs_localstack() {
     let Some(bucket) = TestBucket::new_blocking(Backend::LocalStack, "restore-all") else {
         return;
     };
-    platform_scenario(Jv::with_store(bucket.spec("jetvault")), 200, |i| i % 4 != 0);
+    // Half of them (the odd ones) have HTTP live targets, on one local server.
+    platform_scenario(
+        Jv::with_store(bucket.spec("jetvault")),
+        200,
+        |i| i % 4 != 0,
+        true,
+    );
 }
 
 /// One environment whose live can't be written fails; the others are restored; the

@@ -17,6 +17,7 @@
 //!    skipped, failed ones retried) and undone (every restored environment back to the
 //!    pre-restore snapshot the restore saved).
 
+pub mod events;
 pub mod plan;
 pub mod record;
 pub mod run;
@@ -31,7 +32,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::restore::LiveState;
 
-pub use record::{EnvRun, RunKind, RunRecord, Status};
+pub use events::{RunEvent, RunPhase};
+pub use record::{EnvRun, RunKind, RunRecord, Selection, Status};
 pub use run::{RunOptions, RunReport};
 pub use select::{EnvFilter, EnvTarget};
 
@@ -108,6 +110,13 @@ pub enum Decision {
         /// The version.
         version: u64,
     },
+    /// To restore to `version`; live was not read in advance (the plan of a confirmed
+    /// run): the restore itself reads it once, finds it already equal (unchanged) or
+    /// refuses an unreadable one (failed, retried by a resume).
+    Resolved {
+        /// The version it goes to.
+        version: u64,
+    },
     /// Left alone.
     Skip {
         /// Why.
@@ -143,7 +152,9 @@ impl EnvPlan {
     #[must_use]
     pub fn version(&self) -> Option<u64> {
         match &self.decision {
-            Decision::Restore { version, .. } | Decision::Unchanged { version } => Some(*version),
+            Decision::Restore { version, .. }
+            | Decision::Unchanged { version }
+            | Decision::Resolved { version } => Some(*version),
             Decision::Fail { version, .. } => *version,
             Decision::Skip { .. } => None,
         }

@@ -15,17 +15,25 @@ impl Vault {
     /// `concurrency` environments at a time, at most `limits.per_host()` reads toward
     /// one live host. One environment's failure is its own plan's, never the others'.
     /// Plans come back in id order.
+    ///
+    /// `read_live`: read each snapshot and each live configuration to say what would
+    /// change (the dry run, and the plan shown before asking). Without it only the
+    /// version is found ([`Decision::Resolved`]): a confirmed run then reads live once,
+    /// in the restore itself, instead of twice.
     pub async fn plan_restore_all(
         &self,
         targets: &[EnvTarget],
         point: &Point,
         concurrency: usize,
         limits: &HostLimits,
+        read_live: bool,
     ) -> Vec<EnvPlan> {
-        let mut plans: Vec<EnvPlan> = futures::stream::iter(targets)
+        // Owned items: a future that borrows them through the closure's argument is not
+        // `Send` for every lifetime, as a server task needs.
+        let mut plans: Vec<EnvPlan> = futures::stream::iter(targets.to_vec())
             .map(|t| async move {
                 let version = self.resolve_point(&t.env, point).await;
-                self.plan_one(t, version, limits).await
+                self.plan_one(&t, version, limits, read_live).await
             })
             .buffer_unordered(concurrency.max(1))
             .collect()
@@ -36,19 +44,24 @@ impl Vault {
 
     /// Plans putting back, in every environment `run` restored, what was live before
     /// (the pre-restore snapshot its restore saved); environments where nothing was
-    /// live before are skipped. Targets are those of the environments to undo.
+    /// live before are skipped. Targets are those of the environments to undo;
+    /// `read_live` as for [`Vault::plan_restore_all`].
     pub async fn plan_undo(
         &self,
         run: &RunRecord,
         targets: &[EnvTarget],
         concurrency: usize,
         limits: &HostLimits,
+        read_live: bool,
     ) -> Vec<EnvPlan> {
-        let mut plans: Vec<EnvPlan> = futures::stream::iter(targets)
-            .filter_map(|t| async move {
+        let todo: Vec<(EnvTarget, Option<u64>)> = targets
+            .iter()
+            .filter_map(|t| {
                 let done = run.envs.get(&t.env.to_string())?;
-                (done.status == Status::Restored).then_some((t, done.pre_restore))
+                (done.status == Status::Restored).then(|| (t.clone(), done.pre_restore))
             })
+            .collect();
+        let mut plans: Vec<EnvPlan> = futures::stream::iter(todo)
             .map(|(t, before)| async move {
                 let version = before.ok_or_else(|| {
                     (
@@ -59,7 +72,7 @@ impl Vault {
                         )),
                     )
                 });
-                self.plan_one(t, version, limits).await
+                self.plan_one(&t, version, limits, read_live).await
             })
             .buffer_unordered(concurrency.max(1))
             .collect()
@@ -73,6 +86,7 @@ impl Vault {
         t: &EnvTarget,
         version: std::result::Result<u64, (Option<SkipReason>, Error)>,
         limits: &HostLimits,
+        read_live: bool,
     ) -> EnvPlan {
         let env = &t.env;
         let target_name = t.target.as_ref().ok().map(|t| t.describe());
@@ -106,6 +120,9 @@ impl Vault {
                 });
             }
         };
+        if !read_live {
+            return plan(Decision::Resolved { version });
+        }
         let host = host_key(&target.describe());
         let permit = limits.acquire(host.as_deref()).await;
         let planned = self

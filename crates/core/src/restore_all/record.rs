@@ -87,8 +87,37 @@ pub struct RunRecord {
     pub updated_at: DateTime<Utc>,
     /// Who started it.
     pub actor: Actor,
+    /// The environments it was asked for (restore runs): rerunning the same command
+    /// finds the run again by it and its point, and resumes it while unfinished.
+    #[serde(default)]
+    pub selection: Option<Selection>,
     /// Every environment it covers, by `app/env`.
     pub envs: BTreeMap<String, EnvRun>,
+}
+
+/// Which environments a restore run was asked for, as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Selection {
+    /// Every environment.
+    #[serde(default)]
+    pub all: bool,
+    /// Only these apps (sorted).
+    #[serde(default)]
+    pub apps: Vec<String>,
+    /// The env name pattern.
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+impl Selection {
+    /// The selection, with its apps sorted and deduplicated so that the order they
+    /// were given in does not matter.
+    #[must_use]
+    pub fn new(all: bool, mut apps: Vec<String>, pattern: Option<String>) -> Self {
+        apps.sort();
+        apps.dedup();
+        Self { all, apps, pattern }
+    }
 }
 
 impl RunRecord {
@@ -111,7 +140,7 @@ impl RunRecord {
                     attempts: 0,
                 };
                 match &p.decision {
-                    Decision::Restore { .. } => {}
+                    Decision::Restore { .. } | Decision::Resolved { .. } => {}
                     Decision::Unchanged { .. } => run.status = Status::Unchanged,
                     Decision::Skip { reason, detail } => {
                         run.status = Status::Skipped;
@@ -135,8 +164,15 @@ impl RunRecord {
             created_at: now,
             updated_at: now,
             actor,
+            selection: None,
             envs,
         }
+    }
+
+    /// Whether every environment is done for good (none pending or failed).
+    #[must_use]
+    pub fn finished(&self) -> bool {
+        self.envs.values().all(|e| e.status.is_done())
     }
 
     /// How many environments stand at `status`.
@@ -146,7 +182,7 @@ impl RunRecord {
     }
 
     fn encode(&self) -> Result<Bytes> {
-        serde_json::to_vec_pretty(self)
+        serde_json::to_vec(self)
             .map(Bytes::from)
             .map_err(|e| Error::internal(format!("cannot encode run record {}: {e}", self.id)))
     }
@@ -216,6 +252,51 @@ impl Vault {
         let record = serde_json::from_slice(&obj.bytes)
             .map_err(|e| Error::corrupt(format!("run record {key} is unreadable: {e}")))?;
         Ok((record, obj.info.etag))
+    }
+
+    /// The newest restore run with this selection and point, if it is unfinished (some
+    /// environments pending or failed): what rerunning the same command resumes. A
+    /// finished newest run means a rerun starts afresh. Run ids begin with their start
+    /// time, so the newest is the last key; at most the 100 newest runs are read.
+    ///
+    /// # Errors
+    /// Store errors; `Corrupt` for an unreadable record.
+    pub async fn unfinished_run(
+        &self,
+        selection: &Selection,
+        point: &Point,
+    ) -> Result<Option<(RunRecord, String)>> {
+        let prefix = layout::RESTORE_ALL_RUNS_PREFIX;
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store().list(prefix, after.as_deref(), 1000).await?;
+            for o in &page.objects {
+                if let Some(id) = o
+                    .key
+                    .strip_prefix(prefix)
+                    .and_then(|k| k.strip_suffix(".json"))
+                    .filter(|id| check_run_id(id).is_ok())
+                {
+                    ids.push(id.to_string());
+                }
+            }
+            match page.objects.last() {
+                Some(last) if page.truncated => after = Some(last.key.clone()),
+                _ => break,
+            }
+        }
+        ids.sort();
+        for id in ids.iter().rev().take(100) {
+            let (record, etag) = self.load_run(id).await?;
+            if record.kind == RunKind::Restore
+                && record.selection.as_ref() == Some(selection)
+                && record.point.as_ref() == Some(point)
+            {
+                return Ok((!record.finished()).then_some((record, etag)));
+            }
+        }
+        Ok(None)
     }
 
     /// Applies `updates` to the stored record by compare-and-swap, starting from the

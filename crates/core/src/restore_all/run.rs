@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::record::skip_code;
-use super::{EnvRun, Point, RunRecord, SkipReason, Status};
+use super::{EnvRun, Point, RunEvent, RunPhase, RunRecord, SkipReason, Status};
 use crate::events::{Action, Actor};
 use crate::host_limits::{HostLimits, host_key};
 use crate::id::EnvRef;
@@ -17,6 +17,9 @@ use crate::live::LiveTarget;
 use crate::restore::RestoreRequest;
 use crate::selector::Selector;
 use crate::vault::Vault;
+
+/// At most one write of the run record per this long while a run goes on.
+const RECORD_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How a run goes.
 #[derive(Debug, Clone)]
@@ -88,6 +91,13 @@ impl Vault {
         on_env: &(dyn Fn(&str, &EnvRun) + Send + Sync),
     ) -> RunReport {
         let id = record.0.id.clone();
+        self.record_run_event(&RunEvent::of(
+            &record.0,
+            RunPhase::Start,
+            &opts.actor,
+            opts.resume,
+        ))
+        .await;
         let todo: Vec<(String, EnvRun)> = record
             .0
             .envs
@@ -111,16 +121,34 @@ impl Vault {
                 })
                 .await;
         };
+        // Results are written in batches, at most one write per `RECORD_EVERY` (and
+        // the last ones at the end): the record holds every environment, so a write
+        // per result would cost O(n²) bytes. A result not yet written when the run is
+        // killed is found again from the environment's restore event on resume.
         let write = async {
             let mut current = record;
             let mut unsaved: BTreeMap<String, EnvRun> = BTreeMap::new();
             let mut error = None;
-            while let Some((env, run)) = rx.recv().await {
+            let mut open = true;
+            while open {
+                let Some((env, run)) = rx.recv().await else {
+                    break;
+                };
                 on_env(&env, &run);
                 unsaved.insert(env, run);
-                while let Ok((env, run)) = rx.try_recv() {
-                    on_env(&env, &run);
-                    unsaved.insert(env, run);
+                let until = tokio::time::Instant::now() + RECORD_EVERY;
+                loop {
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some((env, run))) => {
+                            on_env(&env, &run);
+                            unsaved.insert(env, run);
+                        }
+                        Ok(None) => {
+                            open = false;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
                 }
                 let id = current.0.id.clone();
                 match self.update_run(&id, current.clone(), &unsaved).await {
@@ -131,17 +159,31 @@ impl Vault {
                     }
                     Err(e) => {
                         tracing::warn!(run = %id, error = %e.report(),
-                            "cannot update the run record; trying again with the next result");
+                            "cannot update the run record; trying again with the next results");
                         error = Some(e.report());
                     }
                 }
             }
-            for (env, run) in &unsaved {
-                current.0.envs.insert(env.clone(), run.clone());
+            if !unsaved.is_empty() {
+                let id = current.0.id.clone();
+                match self.update_run(&id, current.clone(), &unsaved).await {
+                    Ok(written) => {
+                        current = written;
+                        error = None;
+                    }
+                    Err(e) => {
+                        error = Some(e.report());
+                        for (env, run) in &unsaved {
+                            current.0.envs.insert(env.clone(), run.clone());
+                        }
+                    }
+                }
             }
             (current.0, error)
         };
         let ((), (run, error)) = futures::join!(work, write);
+        self.record_run_event(&RunEvent::of(&run, RunPhase::End, &opts.actor, opts.resume))
+            .await;
         RunReport::new(run, error)
     }
 

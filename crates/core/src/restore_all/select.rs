@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::{Point, SkipReason};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -94,6 +96,29 @@ impl Vault {
         Ok(out)
     }
 
+    /// The newest snapshot of `env` taken at or before `at`, looked for among the
+    /// newest `AT_PAGES` pages of the history: each page is one LIST of the snapshots
+    /// and one of the listing index, which describes them without a HEAD each, where
+    /// `snapshot_at`'s binary search costs a HEAD per step. The point of a restore-all
+    /// is usually recent. `None` when it is not found there (older, or none at all):
+    /// `snapshot_at` then finds it, or says why not.
+    async fn recent_at(&self, env: &EnvRef, at: DateTime<Utc>) -> Result<Option<u64>> {
+        const PAGE: usize = 32;
+        const AT_PAGES: usize = 4;
+        let mut before = None;
+        for _ in 0..AT_PAGES {
+            let page = self.list(env, before, PAGE).await?;
+            if let Some(m) = page.iter().find(|m| m.created_at <= at) {
+                return Ok(Some(m.version));
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => before = Some(last.version),
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
     /// The version `point` names for `env`.
     ///
     /// # Errors
@@ -113,11 +138,15 @@ impl Vault {
             }
         };
         match point {
-            Point::At(t) => self
-                .snapshot_at(env, *t)
-                .await
-                .map(|m| m.version)
-                .map_err(not_found(SkipReason::NoSnapshot)),
+            Point::At(t) => {
+                if let Some(v) = self.recent_at(env, *t).await.map_err(|e| (None, e))? {
+                    return Ok(v);
+                }
+                self.snapshot_at(env, *t)
+                    .await
+                    .map(|m| m.version)
+                    .map_err(not_found(SkipReason::NoSnapshot))
+            }
             Point::CurrentRelease => match self.current_release(env).await {
                 Ok(Some(p)) => Ok(p.release.version),
                 Ok(None) => Err((

@@ -145,7 +145,7 @@ impl World {
         let point = Point::At(self.before);
         let plans = self
             .vault
-            .plan_restore_all(targets, &point, 4, &limits)
+            .plan_restore_all(targets, &point, 4, &limits, false)
             .await;
         let mut record = RunRecord::from_plan(RunKind::Restore, &plans, actor());
         record.point = Some(point);
@@ -214,7 +214,7 @@ async fn the_plan_says_what_it_would_do_and_why_it_skips() {
 
     let plans = w
         .vault
-        .plan_restore_all(&targets, &Point::At(w.before), 4, &HostLimits::new(1))
+        .plan_restore_all(&targets, &Point::At(w.before), 4, &HostLimits::new(1), true)
         .await;
     let got: Vec<(String, String)> = plans
         .iter()
@@ -224,6 +224,7 @@ async fn the_plan_says_what_it_would_do_and_why_it_skips() {
                     version, changes, ..
                 } => format!("restore v{version}, {} changes", changes.unwrap()),
                 Decision::Unchanged { version } => format!("unchanged v{version}"),
+                Decision::Resolved { version } => format!("resolved v{version}"),
                 Decision::Skip { reason, .. } => format!("skip: {}", reason.as_str()),
                 Decision::Fail { error, .. } => format!("fail: {error}"),
             };
@@ -356,7 +357,10 @@ async fn undo_puts_back_what_was_live_before() {
     assert_eq!((run.restored, run.unchanged), (2, 1));
 
     let limits = HostLimits::new(2);
-    let plans = w.vault.plan_undo(&run.run, &targets, 4, &limits).await;
+    let plans = w
+        .vault
+        .plan_undo(&run.run, &targets, 4, &limits, false)
+        .await;
     // Only what the run restored is undone.
     let envs: Vec<_> = plans.iter().map(|p| p.env.as_str()).collect();
     assert_eq!(envs, ["app0/prod", "app2/prod"]);
@@ -380,4 +384,121 @@ async fn undo_puts_back_what_was_live_before() {
         assert_eq!(w.live(i), bad(i), "app{i} back to what it held");
     }
     assert_eq!(w.live(1), good(1));
+}
+
+#[tokio::test]
+async fn a_run_records_its_start_and_end_and_is_found_again_while_unfinished() {
+    let w = World::new(3, &[0, 2]).await;
+    let targets = w.targets(3, None);
+    let limits = HostLimits::new(2);
+    let point = Point::At(w.before);
+    let sel = Selection::new(true, vec![], None);
+    assert!(
+        w.vault
+            .unfinished_run(&sel, &point)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let plans = w
+        .vault
+        .plan_restore_all(&targets, &point, 4, &limits, false)
+        .await;
+    let mut record = RunRecord::from_plan(RunKind::Restore, &plans, actor());
+    record.point = Some(point.clone());
+    record.selection = Some(sel.clone());
+    let etag = w.vault.create_run(&record).await.unwrap();
+    // Unfinished: found again by the same selection and point, and by no other.
+    let (found, _) = w.vault.unfinished_run(&sel, &point).await.unwrap().unwrap();
+    assert_eq!(found.id, record.id);
+    let other = Selection::new(false, vec!["app0".into()], None);
+    assert!(
+        w.vault
+            .unfinished_run(&other, &point)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let later = Point::At(w.before + Duration::minutes(1));
+    assert!(
+        w.vault
+            .unfinished_run(&sel, &later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let report = w
+        .vault
+        .run_restore_all(
+            (record, etag),
+            &World::by_name(&targets),
+            &limits,
+            &w.opts(false),
+            &|_, _| {},
+        )
+        .await;
+    assert_eq!((report.restored, report.unchanged), (2, 1));
+    // Finished: the same command would start afresh.
+    assert!(
+        w.vault
+            .unfinished_run(&sel, &point)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let events = w.vault.run_events(&report.run.id).await.unwrap();
+    let got: Vec<_> = events
+        .iter()
+        .map(|e| (e.phase, e.todo, e.restored, e.unchanged))
+        .collect();
+    assert_eq!(
+        got,
+        [(RunPhase::Start, 3, 0, 0), (RunPhase::End, 0, 2, 1)],
+        "{events:#?}"
+    );
+    assert_eq!(events[1].selection.as_ref(), Some(&sel));
+}
+
+#[tokio::test]
+async fn a_confirmed_run_reads_live_once_and_fails_an_unreadable_one() {
+    let w = World::new(2, &[0, 1]).await;
+    let mut targets = w.targets(2, None);
+    targets[1].target = Ok(Arc::new(Flaky {
+        file: FileTarget::new(w.live_path(1)),
+        fail_write: Arc::new(AtomicBool::new(false)),
+        fail_read: true,
+    }));
+    let plans = w
+        .vault
+        .plan_restore_all(
+            &targets,
+            &Point::At(w.before),
+            4,
+            &HostLimits::new(2),
+            false,
+        )
+        .await;
+    // Without reading live, both are resolved to v1.
+    assert!(
+        plans
+            .iter()
+            .all(|p| matches!(p.decision, Decision::Resolved { version: 1 })),
+        "{plans:?}"
+    );
+    let report = w.run(&targets).await;
+    assert_eq!((report.restored, report.failed), (1, 1));
+    let failed = &report.run.envs["app1/prod"];
+    assert_eq!(failed.status, Status::Failed);
+    assert_eq!(failed.code.as_deref(), Some("unavailable"));
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("nothing was pushed"),
+        "{failed:?}"
+    );
+    assert_eq!(w.live(0), good(0));
+    assert_eq!(w.live(1), bad(1), "an unreadable live is left alone");
 }
