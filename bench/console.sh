@@ -5,7 +5,8 @@
 #     tenth with a release: time from navigation start to the table being in the page
 #     (the console's `jetvault:overview` performance mark; goal: under 1 s);
 #   - a history page of 50 versions: time from the data having arrived to the table being
-#     in the page (`jetvault:history-data` to `jetvault:history-rendered`; goal: 200 ms).
+#     in the page (`jetvault:history-data` to `jetvault:history-rendered`; goal: 200 ms);
+#   - `GET /v1/envs` alone (the overview's data), from a plain HTTP client.
 # Each is loaded RUNS times (default 7) in a fresh page; prints a Markdown report.
 #
 #   bench/console.sh [RUNS] [ENVS]      JV=path/to/jetvault to use another build
@@ -91,7 +92,7 @@ def stats(xs):
     xs = sorted(xs)
     return f"{statistics.median(xs):.0f} ms (min {xs[0]:.0f}, max {xs[-1]:.0f})"
 
-overview, history = [], []
+overview, history, envs_api = [], [], []
 try:
     for _ in range(runs + 1):  # the first load warms the service's and browser's caches
         call("POST", f"/session/{sid}/url", {"url": "about:blank"})
@@ -109,6 +110,12 @@ try:
                     {"script": "return document.querySelectorAll('#history tbody tr').length", "args": []})
         assert rows == 50, f"the history page shows {rows} rows, not 50"
         history.append(rendered - data)
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(base + "/v1/envs", timeout=120) as r:
+            n = len(json.load(r)["envs"])
+        envs_api.append((time.perf_counter() - t0) * 1000)
+        assert n >= envs, f"GET /v1/envs lists {n} environments, not {envs}"
 finally:
     call("DELETE", f"/session/{sid}")
 
@@ -116,4 +123,5 @@ print(f"| page | goal | measured (median of {runs}, after one warm-up) |")
 print("|---|---|---|")
 print(f"| overview, {envs} environments: navigation to table | < 1000 ms | {stats(overview[1:])} |")
 print(f"| history, 50 versions: data arrived to table | < 200 ms | {stats(history[1:])} |")
+print(f"| GET /v1/envs, {envs} environments (HTTP client) | | {stats(envs_api[1:])} |")
 PY

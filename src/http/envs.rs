@@ -1,27 +1,37 @@
 //! The environments the service knows (configured or stored), each with its latest
-//! snapshot, current release and pins; and who the caller is. The console's overview is
-//! built on these, and scripts can use them to walk every environment.
+//! snapshot, current release, pins and last verify; and who the caller is. The console's
+//! overview is built on these, and scripts can use them to walk every environment.
+//!
+//! Cost per environment: one LIST of the snapshots and one of the listing index (side by
+//! side, as `jetvault list` does), one LIST of the pins, one GET of the last verify's
+//! summary; the release comes from the pointer cache (no request within
+//! `server.pointer_ttl`, then a conditional GET). The store's apps are listed side by
+//! side too, and environments are read [`CONCURRENCY`] at a time.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::{StreamExt as _, TryStreamExt as _};
+use serde::Deserialize;
 use serde::Serialize;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 
 use super::auth::{AuthMode, CanRead};
-use super::error::{ApiError, ReadErrors};
+use super::error::{ApiError, ErrorBody, ReadErrors};
+use super::extract::Q;
 use super::{AppState, json_response};
 use crate::metrics::LastRun;
 use jetvault_core::config::{Config, LiveConfig, Role, next_run};
 use jetvault_core::discovery::{self, Source};
-use jetvault_core::id::EnvRef;
+use jetvault_core::id::{AppId, EnvId, EnvRef};
 use jetvault_core::release::Release;
 use jetvault_core::snapshot::SnapshotMeta;
 use jetvault_core::store::redact_url;
+use jetvault_core::verify::LastVerify;
 
-/// How many environments are read from the store at once.
-const CONCURRENCY: usize = 16;
+/// How many environments (and apps, when listing the store) are read at once.
+pub const CONCURRENCY: usize = 32;
 
 /// One environment at a glance.
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,6 +62,28 @@ pub struct EnvSummary {
     pub next_run: Option<chrono::DateTime<chrono::Utc>>,
     /// How the last scheduled backup in this process went.
     pub last_scheduled: Option<LastRun>,
+    /// The result of the last verify (CLI or API), as recorded in the store.
+    pub last_verify: Option<LastVerify>,
+}
+
+/// Which environments to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EnvsQuery {
+    /// Only this app's environments.
+    #[param(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
+    pub app: Option<String>,
+    /// Only environments with this id (with `app`: that one environment).
+    #[param(
+        pattern = r"^[a-z0-9]([a-z0-9_-]|\.[a-z0-9_-])*\.?$",
+        min_length = 1,
+        max_length = 63
+    )]
+    pub env: Option<String>,
 }
 
 /// Every environment, by app then environment id.
@@ -79,17 +111,29 @@ pub fn describe_live(live: &LiveConfig) -> String {
 }
 
 /// Lists every environment: those in the config, those discovered and those in the
-/// store, each with its source.
+/// store, each with its source; `app` and `env` narrow the list.
 #[utoipa::path(get, path = "/v1/envs", tag = "environments", operation_id = "list_envs",
+    params(EnvsQuery),
     responses(
         ReadErrors,
-        (status = 200, description = "Every environment with its latest snapshot, release and pins", body = EnvList),
+        (status = 200, description = "Every environment with its latest snapshot, release, pins and last verify", body = EnvList),
+        (status = 400, description = "`app` or `env` is not a valid id", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn list(_: CanRead, State(state): State<AppState>) -> Result<Response, ApiError> {
-    let stored = state.vault.stored_envs().await?;
+pub async fn list(
+    _: CanRead,
+    Q(q): Q<EnvsQuery>,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    let app = q.app.as_deref().map(AppId::new).transpose()?;
+    let env_id = q.env.as_deref().map(EnvId::new).transpose()?;
+    let stored = stored_envs(&state, app.as_ref()).await?;
     let config = state.config.load_full();
-    let sources = discovery::sources(&config, &state.discovered.load(), &stored);
+    let sources = discovery::sources(&config, &state.discovered.load(), &stored)
+        .into_iter()
+        .filter(|(e, _)| {
+            app.as_ref().is_none_or(|a| &e.app == a) && env_id.as_ref().is_none_or(|v| &e.env == v)
+        });
     let envs: Vec<EnvSummary> = futures::stream::iter(sources)
         .map(|(env, source)| {
             let state = state.clone();
@@ -102,6 +146,29 @@ pub async fn list(_: CanRead, State(state): State<AppState>) -> Result<Response,
     Ok(json_response(StatusCode::OK, &EnvList { envs }))
 }
 
+/// The environments in the store (of `app` only, if given): the apps listed side by
+/// side, where [`jetvault_core::vault::Vault::stored_envs`] lists them one by one.
+async fn stored_envs(state: &AppState, app: Option<&AppId>) -> Result<Vec<EnvRef>, ApiError> {
+    if let Some(app) = app {
+        return Ok(state.vault.stored_envs_of(app).await?);
+    }
+    let apps = state
+        .vault
+        .store()
+        .list_dirs(jetvault_core::layout::APPS_PREFIX)
+        .await?;
+    let per_app: Vec<Vec<EnvRef>> = futures::stream::iter(apps)
+        .filter_map(|name| async move {
+            // Not an app id: skipped, as the vault's own listing does (it warns).
+            AppId::new(&name).ok()
+        })
+        .map(|app| async move { state.vault.stored_envs_of(&app).await })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(per_app.into_iter().flatten().collect())
+}
+
 async fn summary(
     state: &AppState,
     config: &Config,
@@ -109,12 +176,15 @@ async fn summary(
     source: Source,
 ) -> Result<EnvSummary, ApiError> {
     let configured = config.env(&env);
-    let (latest, pointer, pins) = tokio::try_join!(
+    let (latest, served, pins, last_verify) = tokio::try_join!(
         state.vault.latest(&env),
-        state.vault.current_release(&env),
+        state.cache.serve(&state.vault, &env, &state.metrics),
         state.vault.pins(&env),
+        state.vault.last_verify(&env),
     )?;
-    let (release, release_etag) = pointer.map_or((None, None), |p| (Some(p.release), Some(p.etag)));
+    let (release, release_etag) = served.pointer.map_or((None, None), |p| {
+        (Some(p.release.clone()), Some(p.store_etag.clone()))
+    });
     Ok(EnvSummary {
         app: env.app.to_string(),
         env: env.env.to_string(),
@@ -126,6 +196,7 @@ async fn summary(
             .and_then(|c| c.schedule.as_deref())
             .and_then(|s| next_run(s, chrono::Utc::now())),
         last_scheduled: state.metrics.last_scheduled(&env),
+        last_verify,
         latest,
         release,
         release_etag,

@@ -18,20 +18,20 @@ const ENTER: &str = "\u{E007}";
 
 /// A served store with `crm/production` (a file live target): three snapshots of the
 /// Node-RED corpus flow, each edited, and v2 released.
-struct World {
-    _dir: tempfile::TempDir,
-    server: Server,
-    live: PathBuf,
-    versions: Vec<Value>,
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub server: Server,
+    pub live: PathBuf,
+    pub versions: Vec<Value>,
 }
 
-fn edited(n: usize) -> Vec<u8> {
+pub fn edited(n: usize) -> Vec<u8> {
     let mut flow: Value = serde_json::from_slice(&corpus(NODERED)).unwrap();
     flow[0]["name"] = Value::String(format!("edit {n}"));
     serde_json::to_vec_pretty(&flow).unwrap()
 }
 
-fn world() -> World {
+pub fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = StoreSpec::local(&dir.path().join("store"));
     let live = dir.path().join("crm-production.json");
@@ -63,14 +63,14 @@ fn world() -> World {
         })
         .unwrap();
     World {
-        _dir: dir,
+        dir,
         server,
         live,
         versions,
     }
 }
 
-fn cli(server: &Server, args: &[&str]) -> String {
+pub fn cli(server: &Server, args: &[&str]) -> String {
     let out = server.cli().args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -81,7 +81,7 @@ fn cli(server: &Server, args: &[&str]) -> String {
 }
 
 /// Signs in with `token` through the page's form.
-async fn sign_in(b: &Browser, server: &Server, token: &str) {
+pub async fn sign_in(b: &Browser, server: &Server, token: &str) {
     b.goto(&server.url("/")).await;
     let input = b.find("#token").await;
     input.send_keys(token).await.unwrap();
@@ -93,7 +93,7 @@ async fn sign_in(b: &Browser, server: &Server, token: &str) {
     b.wait_text("#who", "role:").await;
 }
 
-async fn no_serious_violations(b: &Browser, page: &str) {
+pub async fn no_serious_violations(b: &Browser, page: &str) {
     let found = b.axe().await;
     assert!(found.is_empty(), "axe-core on {page}: {found:#?}");
 }
@@ -306,7 +306,7 @@ async fn release_conflict_rollback_and_restore() {
     b.close().await;
 }
 
-async fn click_row_button(b: &Browser, version: u64, label: &str) {
+pub async fn click_row_button(b: &Browser, version: u64, label: &str) {
     let xpath = format!("//tr[@data-version='{version}']//button[text()='{label}']");
     let start = std::time::Instant::now();
     loop {
@@ -336,7 +336,8 @@ async fn a_read_token_sees_every_action_disabled() {
     let enabled = b
         .js(
             "return [...document.querySelectorAll('#main button')].filter(x => \
-             ['Back up now','Upload a JSON file','Roll back the release','Release','Restore']\
+             ['Back up now','Upload a JSON file','Roll back the release','Release','Restore',\
+              'Pin','Unpin','Promote…','Compare with live']\
              .includes(x.textContent) && !x.disabled).length",
         )
         .await;
@@ -348,6 +349,13 @@ async fn a_read_token_sees_every_action_disabled() {
     // And the API refuses them anyway.
     let res = reqwest::Client::new()
         .post(w.server.url("/v1/apps/crm/envs/production/backup"))
+        .bearer_auth(RD)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = reqwest::Client::new()
+        .post(w.server.url("/v1/apps/crm/envs/production/pins/1"))
         .bearer_auth(RD)
         .send()
         .await

@@ -12,6 +12,8 @@ mod batch_cli;
 mod cli_output;
 mod cli_release;
 mod console;
+mod console_actions;
+mod console_quickstart;
 mod crash_repair;
 mod diff_keyed;
 mod discovery;

@@ -9,6 +9,7 @@
 //! apps/<app>/envs/<env>/labels/<label>.json                 label index, immutable
 //! apps/<app>/envs/<env>/pins/<ord(v)>-v<v>                  pinned versions
 //! apps/<app>/envs/<env>/events/<ord(ms)>-<id>.json          audit events, immutable
+//! apps/<app>/envs/<env>/verify.json                         last verify's summary (overwritten)
 //! runs/restore-all/<run>.json                               restore-all run record (CAS)
 //! claims/replicas/<replica>/<at ms>-<settled ms>             replica heartbeat (scheduler)
 //! claims/ticks/<app>/<env>/<tick ms>                         tick claim, create-only
@@ -118,6 +119,13 @@ pub fn parse_index_key(key: &str) -> Option<(u64, &str)> {
 #[must_use]
 pub fn release_pointer_key(env: &EnvRef) -> String {
     format!("{}release.json", env_prefix(env))
+}
+
+/// The key of the summary of the last verify, overwritten by each (see
+/// [`crate::verify::LastVerify`]).
+#[must_use]
+pub fn last_verify_key(env: &EnvRef) -> String {
+    format!("{}verify.json", env_prefix(env))
 }
 
 /// The prefix of the release history, newest first.

@@ -21,6 +21,9 @@ use crate::repair::Gap;
 use crate::snapshot::decode_snapshot;
 use crate::vault::Vault;
 
+mod record;
+pub use record::LastVerify;
+
 /// How much to check.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyOptions {
@@ -166,6 +169,7 @@ impl Vault {
             Err(e) if e.kind() == ErrorKind::Corrupt => Vec::new(),
             Err(e) => return Err(e),
         };
+        self.record_last_verify(&report, opts).await;
         Ok(report)
     }
 

@@ -4,6 +4,8 @@
 (() => {
 'use strict';
 
+// Shared with actions.js (the dialogs), which adds its functions here.
+const JV = window.jetvault = {};
 const TOKEN_KEY = 'jetvault-token';
 const PAGE = 50;
 const POLL_MS = 3000;
@@ -186,6 +188,9 @@ function dialog(title, build) {
 let pollTimer = null;
 function stopPolling() { clearTimeout(pollTimer); pollTimer = null; }
 
+/** The overview's first request, sent with the session's (see start). */
+let prefetched = null;
+
 async function overview() {
   crumbs([{ text: 'Environments' }]);
   const holder = h('div', { class: 'scroll' });
@@ -193,7 +198,9 @@ async function overview() {
   let last = '';
   const tick = async () => {
     try {
-      const r = await api('GET', '/v1/envs');
+      const first = prefetched;
+      prefetched = null;
+      const r = (first && await first) || await api('GET', '/v1/envs');
       const text = JSON.stringify(r.data);
       if (text !== last) {
         last = text;
@@ -216,6 +223,7 @@ function envTable(envs) {
     h('thead', {}, h('tr', {},
       h('th', {}, 'Environment'), h('th', {}, 'Latest'), h('th', {}, 'Release'),
       h('th', { class: 'hide-narrow' }, 'Scheduled backup'),
+      h('th', { class: 'hide-narrow' }, 'Last verify'),
       h('th', { class: 'hide-narrow' }, 'Pins'), h('th', { class: 'hide-narrow' }, 'Live'))),
     h('tbody', {}, envs.map((e) => h('tr', { 'data-env': e.app + '/' + e.env },
       h('td', {}, h('a', { href: '#/e/' + enc(e.app) + '/' + enc(e.env) }, e.app + '/' + e.env),
@@ -228,8 +236,18 @@ function envTable(envs) {
         ? [h('span', { class: 'badge release' }, e.release.label), ' v' + e.release.version]
         : h('span', { class: 'muted' }, '–')),
       h('td', { class: 'hide-narrow schedule' }, scheduleCell(e)),
+      h('td', { class: 'hide-narrow verify' }, verifyCell(e.last_verify)),
       h('td', { class: 'hide-narrow' }, e.pins.length ? e.pins.map((p) => 'v' + p).join(', ') : '–'),
       h('td', { class: 'hide-narrow mono' }, e.live || '–')))));
+}
+
+function verifyCell(v) {
+  if (!v) return h('span', { class: 'muted' }, 'never');
+  const what = v.checked + (v.sampled ? ' of ' + v.total : '') + ' checked';
+  if (v.ok) return [h('span', { class: 'badge release' }, 'ok ', time(v.at)), ' ', h('span', { class: 'muted' }, what)];
+  return [h('span', { class: 'badge restore' }, 'failed ', time(v.at)), ' ',
+    h('span', {}, v.bad + ' bad, ' + v.gaps + ' gaps of ' + what),
+    v.problem ? h('div', { class: 'error' }, v.problem) : null];
 }
 
 function scheduleCell(e) {
@@ -253,7 +271,7 @@ async function historyPage(app, env) {
   const [snaps, releases, summary] = await Promise.all([
     api('GET', envPath(app, env) + '/snapshots?limit=' + PAGE).catch((e) => e),
     api('GET', envPath(app, env) + '/releases?limit=1000').catch(() => ({ data: { releases: [] } })),
-    api('GET', '/v1/envs').then((r) => r.data.envs.find((e) => e.app === app && e.env === env)).catch(() => null),
+    api('GET', '/v1/envs?app=' + enc(app) + '&env=' + enc(env)).then((r) => r.data.envs[0] || null).catch(() => null),
   ]);
   const labels = new Map();
   for (const r of (releases.data.releases || releases.data || [])) {
@@ -283,7 +301,7 @@ async function historyPage(app, env) {
       && (!f.a || (s.author || '').toLowerCase().includes(f.a))
       && (!f.m || (s.message || '').toLowerCase().includes(f.m))).map((s) => snapshotRow(app, env, s, {
       labels: labels.get(s.version) || [], pinned: pins.has(s.version), current, selected, compare,
-      reload: () => historyPage(app, env),
+      live: summary && summary.live,
     })));
   };
   for (const el of [trigger, author, text]) el.addEventListener('input', render);
@@ -301,9 +319,10 @@ async function historyPage(app, env) {
       current ? ['Released: ', h('span', { class: 'badge release' }, current.label), ' v' + current.version + ' ', time(current.released_at)]
         : h('span', { class: 'muted' }, 'Not released yet.')),
     h('div', { class: 'bar' },
-      actionButton('Back up now', () => backupNow(app, env)),
-      actionButton('Upload a JSON file', () => upload(app, env)),
-      actionButton('Roll back the release', () => rollback(app, env), 'secondary'),
+      actionButton('Back up now', () => JV.backupNow(app, env)),
+      actionButton('Upload a JSON file', () => JV.upload(app, env)),
+      actionButton('Roll back the release', () => JV.rollback(app, env), 'secondary'),
+      actionButton('Promote…', () => JV.promote(app, env, current ? current.version : rows[0] && rows[0].version), 'secondary'),
       h('a', { href: base + '/events' }, 'Audit events')),
     snaps instanceof Error ? errorBox(snaps) : null,
     h('div', { class: 'bar', role: 'search' },
@@ -343,9 +362,25 @@ function snapshotRow(app, env, s, ctx) {
     h('td', { class: 'hide-narrow' }, s.author || '–'),
     h('td', {}, s.message || ''),
     h('td', { class: 'hide-narrow num' }, bytes(s.size)),
-    h('td', {},
-      actionButton('Release', () => release(app, env, s.version), 'secondary'), ' ',
-      actionButton('Restore', () => restore(app, env, s.version), 'secondary')));
+    h('td', { class: 'row-actions' },
+      actionButton('Release', () => JV.release(app, env, s.version), 'secondary'), ' ',
+      actionButton('Restore', () => JV.restore(app, env, s.version), 'secondary'), ' ',
+      pinButton(app, env, s.version, ctx.pinned), ' ',
+      liveButton(app, env, s.version, ctx.live)));
+}
+
+/** Pin or unpin a version (prune keeps pinned ones). */
+function pinButton(app, env, version, pinned) {
+  return actionButton(pinned ? 'Unpin' : 'Pin', () => JV.pin(app, env, version, !pinned), 'secondary pin-toggle');
+}
+
+/** Opens the diff of a version against live (the dry-run restore plan: operate only). */
+function liveButton(app, env, version, live) {
+  const b = actionButton('Compare with live', () => {
+    location.hash = '#/e/' + enc(app) + '/' + enc(env) + '/live/' + version;
+  }, 'secondary live-diff');
+  if (!live) { b.disabled = true; b.title = 'No live target in the config'; }
+  return b;
 }
 
 // ---------------------------------------------------------------- snapshot
@@ -353,10 +388,12 @@ function snapshotRow(app, env, s, ctx) {
 async function snapshot(app, env, version) {
   const base = '#/e/' + enc(app) + '/' + enc(env);
   crumbs([{ text: 'Environments', href: '#/' }, { text: app + '/' + env, href: base }, { text: 'v' + version }]);
-  const [meta, content] = await Promise.all([
+  const [meta, content, summary] = await Promise.all([
     api('GET', envPath(app, env) + '/snapshots/' + version),
     api('GET', envPath(app, env) + '/snapshots/' + version + '/config'),
+    api('GET', '/v1/envs?app=' + enc(app) + '&env=' + enc(env)).then((r) => r.data.envs[0] || null).catch(() => null),
   ]);
+  const pinned = !!summary && summary.pins.includes(version);
   const m = meta.data;
   const search = h('input', { id: 'tree-search', type: 'search' });
   const tree = h('div', { class: 'tree', id: 'tree' }, jsonTree(content.data, null, 0));
@@ -368,10 +405,14 @@ async function snapshot(app, env, version) {
       ['sha256', h('code', {}, m.sha256)], ['size', bytes(m.size) + ' (' + bytes(m.stored_size) + ' stored)'],
     ].map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
     h('div', { class: 'bar' },
-      h('button', { type: 'button', class: 'secondary', onclick: () => download(app, env, version) }, 'Download the JSON'),
+      h('button', { type: 'button', class: 'secondary', onclick: () => JV.download(app, env, version) }, 'Download the JSON'),
       m.version > 1 ? h('a', { class: 'button', href: base + '/diff/' + (m.version - 1) + '/' + m.version }, 'Changes from v' + (m.version - 1)) : null,
-      actionButton('Release', () => release(app, env, version), 'secondary'),
-      actionButton('Restore', () => restore(app, env, version), 'secondary')),
+      liveButton(app, env, version, summary && summary.live),
+      actionButton('Release', () => JV.release(app, env, version), 'secondary'),
+      actionButton('Restore', () => JV.restore(app, env, version), 'secondary'),
+      pinButton(app, env, version, pinned),
+      actionButton('Promote…', () => JV.promote(app, env, version), 'secondary')),
+    pinned ? h('p', {}, h('span', { class: 'badge pin' }, 'pinned'), ' Prune keeps this version whatever the policy.') : null,
     h('h2', {}, 'Configuration'),
     h('div', { class: 'bar', role: 'search' }, h('label', {}, 'Search keys and values', search)),
     tree);
@@ -420,19 +461,6 @@ function highlight(tree, needle) {
   toast(hits + ' match' + (hits === 1 ? '' : 'es'));
 }
 
-async function download(app, env, version) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  const res = await fetch(envPath(app, env) + '/snapshots/' + version + '/config',
-    { headers: token ? { Authorization: 'Bearer ' + token } : {} });
-  if (!res.ok) { toast('Download failed: HTTP ' + res.status); return; }
-  const url = URL.createObjectURL(await res.blob());
-  const a = h('a', { href: url, download: app + '-' + env + '-v' + version + '.json' });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-}
-
 // ---------------------------------------------------------------- diff
 
 function changeLine(c) {
@@ -475,6 +503,27 @@ async function diff(app, env, a, b, view) {
     ...changesView(r.data.changes, view));
 }
 
+/** What restoring `version` would change in live: the dry-run plan's diff. */
+async function liveDiff(app, env, version) {
+  const base = '#/e/' + enc(app) + '/' + enc(env);
+  crumbs([{ text: 'Environments', href: '#/' }, { text: app + '/' + env, href: base }, { text: 'live → v' + version }]);
+  if (!canOperate()) {
+    page('Live compared with v' + version, h('p', { class: 'error', role: 'alert' },
+      'Reading live needs a token with the role "operate" (it is the dry run of a restore).'));
+    return;
+  }
+  const plan = (await api('POST', envPath(app, env) + '/restore', { json: { source: { version }, dry_run: true } })).data;
+  const live = plan.live || {};
+  page('Live compared with v' + version,
+    h('p', {}, 'Live (', h('code', {}, plan.target), ') is ', live.state + (live.reason ? ': ' + live.reason : ''),
+      plan.already_live ? '; it holds v' + version + ' already.' : '.',
+      ' The changes below are what restoring v' + version + ' would do to it: "removed" is only in live, "added" only in v' + version + '.'),
+    h('div', { class: 'bar' },
+      h('a', { href: base + '/v/' + version }, 'Back to v' + version),
+      actionButton('Restore v' + version + '…', () => JV.restore(app, env, version), 'secondary')),
+    plan.changes ? changesView(plan.changes, 'unified') : h('p', { class: 'muted' }, 'No diff: live is not readable JSON.'));
+}
+
 // ---------------------------------------------------------------- events
 
 async function events(app, env) {
@@ -490,153 +539,6 @@ async function events(app, env) {
       h('td', { class: 'hide-narrow mono' }, e.details && Object.keys(e.details).length ? short(JSON.stringify(e.details)) : '')))))));
 }
 
-// ---------------------------------------------------------------- actions
-
-async function backupNow(app, env) {
-  try {
-    const r = await api('POST', envPath(app, env) + '/backup', { json: {} });
-    toast(r.status === 201 ? 'Backed up as v' + r.data.version : 'Unchanged since v' + r.data.version + ': nothing written');
-    historyPage(app, env);
-  } catch (e) { toast('Backup failed: ' + e.message); }
-}
-
-async function upload(app, env) {
-  await dialog('Upload a configuration to ' + app + '/' + env, (close) => {
-    const file = h('input', { id: 'upload-file', type: 'file', accept: 'application/json,.json', required: true });
-    const msg = h('input', { id: 'upload-message', type: 'text' });
-    const out = h('div');
-    return h('form', {
-      onsubmit: async (ev) => {
-        ev.preventDefault();
-        const f = file.files[0];
-        if (!f) return;
-        try {
-          const text = await f.text();
-          const q = msg.value ? '?message=' + enc(msg.value) : '';
-          const r = await api('POST', envPath(app, env) + '/snapshots' + q, { body: text });
-          toast('Stored as v' + r.data.version);
-          close(true);
-          historyPage(app, env);
-        } catch (e) { out.replaceChildren(errorBox(e)); }
-      },
-    }, h('label', {}, 'JSON file', file), h('label', {}, 'Message (optional)', msg), out,
-    h('div', { class: 'actions' },
-      h('button', { type: 'button', class: 'secondary dialog-cancel', onclick: () => close(null) }, 'Cancel'),
-      h('button', { type: 'submit' }, 'Upload')));
-  });
-}
-
-async function release(app, env, version) {
-  // The pointer's ETag as it is now: the release is made over exactly this one.
-  let etag = null;
-  let current = null;
-  try {
-    const p = await api('GET', envPath(app, env) + '/release', { headers: { 'Cache-Control': 'no-cache' } });
-    etag = p.etag;
-    current = p.data;
-  } catch (e) { if (e.status !== 404) { toast(e.message); return; } }
-  await dialog('Release v' + version + ' of ' + app + '/' + env, (close) => {
-    const label = h('input', { id: 'release-label', type: 'text', placeholder: 'default: the next number' });
-    const notes = h('textarea', { id: 'release-notes', rows: 3 });
-    const out = h('div');
-    return h('form', {
-      onsubmit: async (ev) => {
-        ev.preventDefault();
-        try {
-          const headers = etag ? { 'If-Match': etag } : { 'If-None-Match': '*' };
-          const r = await api('POST', envPath(app, env) + '/release', {
-            headers, json: { version, label: label.value || undefined, notes: notes.value || undefined },
-          });
-          toast('Released v' + r.data.version + ' as ' + r.data.label);
-          close(true);
-          historyPage(app, env);
-        } catch (e) {
-          if (e.status === 412) {
-            out.replaceChildren(h('p', { class: 'error', role: 'alert' },
-              'Someone else released meanwhile, so nothing was changed. Close this, look at the current release and try again. (',
-              e.message, ')'));
-          } else out.replaceChildren(errorBox(e));
-        }
-      },
-    },
-    h('p', {}, current ? 'It replaces ' + current.label + ' (v' + current.version + ').' : 'It is the first release.'),
-    h('label', {}, 'Label', label), h('label', {}, 'Notes', notes), out,
-    h('div', { class: 'actions' },
-      h('button', { type: 'button', class: 'secondary dialog-cancel', onclick: () => close(null) }, 'Cancel'),
-      h('button', { type: 'submit', id: 'release-submit' }, 'Release')));
-  });
-}
-
-async function rollback(app, env) {
-  let etag = null;
-  let current = null;
-  try {
-    const p = await api('GET', envPath(app, env) + '/release', { headers: { 'Cache-Control': 'no-cache' } });
-    etag = p.etag;
-    current = p.data;
-  } catch (e) { toast(e.message); return; }
-  await dialog('Roll back ' + app + '/' + env, (close) => {
-    const out = h('div');
-    return h('form', {
-      onsubmit: async (ev) => {
-        ev.preventDefault();
-        try {
-          const r = await api('POST', envPath(app, env) + '/rollback', { headers: { 'If-Match': etag }, json: {} });
-          toast('Rolled back to v' + r.data.version + ' (' + r.data.label + ')');
-          close(true);
-          historyPage(app, env);
-        } catch (e) { out.replaceChildren(errorBox(e)); }
-      },
-    }, h('p', {}, 'The current release is ' + current.label + ' (v' + current.version + '). Roll back to the one before it?'), out,
-    h('div', { class: 'actions' },
-      h('button', { type: 'button', class: 'secondary dialog-cancel', onclick: () => close(null) }, 'Cancel'),
-      h('button', { type: 'submit', id: 'rollback-submit' }, 'Roll back')));
-  });
-}
-
-async function restore(app, env, version) {
-  const path = envPath(app, env) + '/restore';
-  let plan;
-  try {
-    plan = (await api('POST', path, { json: { source: { version }, dry_run: true } })).data;
-  } catch (e) { toast('Cannot plan the restore: ' + e.message); return; }
-  await dialog('Restore v' + version + ' to ' + app + '/' + env + ' live', (close) => {
-    const confirm = h('input', { id: 'restore-confirm', type: 'text', autocomplete: 'off' });
-    const go = h('button', { type: 'submit', class: 'danger', id: 'restore-submit', disabled: true }, 'Restore');
-    confirm.addEventListener('input', () => { go.disabled = confirm.value !== env; });
-    const out = h('div', { id: 'restore-outcome' });
-    const live = plan.live || {};
-    const form = h('form', {
-      onsubmit: async (ev) => {
-        ev.preventDefault();
-        if (confirm.value !== env) return;
-        go.disabled = true;
-        try {
-          const r = (await api('POST', path, {
-            json: { source: { version }, allow_missing_live: live.state === 'missing' },
-          })).data;
-          const undo = (r.undo || []).find((u) => u.action === 'restore');
-          out.replaceChildren(h('p', { class: 'notice', role: 'status' },
-            'Restored v' + r.restored.version + ' to ' + r.target + '; read back: ' + JSON.stringify(r.verified) + '.'),
-          undo ? h('button', { type: 'button', class: 'secondary', id: 'restore-undo',
-            onclick: () => { close(true); restore(app, env, undo.version); } }, 'Undo: restore v' + undo.version + ' (what was live before)') : null,
-          h('button', { type: 'button', onclick: () => { close(true); historyPage(app, env); } }, 'Done'));
-          const done = out.querySelector('button');
-          if (done) done.focus();
-        } catch (e) { out.replaceChildren(errorBox(e)); go.disabled = false; }
-      },
-    },
-    h('p', {}, 'Live (' + plan.target + ') is ', live.state === 'present' ? 'present' : live.state + (live.reason ? ': ' + live.reason : ''),
-      plan.already_live ? '; it already holds v' + version + '.' : '. What is live is saved as a snapshot first.'),
-    plan.changes ? changesView(plan.changes, 'unified') : h('p', { class: 'muted' }, 'No diff against live (live is not readable JSON).'),
-    h('label', { for: 'restore-confirm' }, 'Type the environment\'s name, ', h('code', {}, env), ', to confirm'), confirm,
-    out,
-    h('div', { class: 'actions' },
-      h('button', { type: 'button', class: 'secondary dialog-cancel', onclick: () => close(null) }, 'Cancel'), go));
-    return form;
-  });
-}
-
 // ---------------------------------------------------------------- router
 
 async function route() {
@@ -649,6 +551,7 @@ async function route() {
     else if (p[0] === 'e' && p[3] === 'v' && p.length === 5) await snapshot(p[1], p[2], Number(p[4]));
     else if (p[0] === 'e' && p[3] === 'diff' && p.length >= 6) await diff(p[1], p[2], p[4], p[5], p[6] || 'unified');
     else if (p[0] === 'e' && p[3] === 'events') await events(p[1], p[2]);
+    else if (p[0] === 'e' && p[3] === 'live' && p.length === 5) await liveDiff(p[1], p[2], Number(p[4]));
     else page('Not found', h('p', {}, 'No such page. '), h('a', { href: '#/' }, 'Back to the environments'));
   } catch (e) {
     if (e.status !== 401) page('Error', errorBox(e));
@@ -666,6 +569,8 @@ async function start() {
   window.addEventListener('hashchange', () => {
     if (session.loaded) route();
   });
+  // The overview's data is asked for with the session, not after it.
+  if (location.hash === '' || location.hash === '#/') prefetched = api('GET', '/v1/envs', { noSignIn: true }).catch(() => null);
   try {
     await loadSession();
   } catch (e) {
@@ -676,5 +581,9 @@ async function start() {
   route();
 }
 
+Object.assign(JV, {
+  TOKEN_KEY, h, $, enc, toast, time, errorBox, api, envPath, canOperate, actionButton, dialog, changesView, historyPage,
+  reload: route,
+});
 document.addEventListener('DOMContentLoaded', start);
 })();
