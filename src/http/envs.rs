@@ -22,7 +22,7 @@ use super::error::{ApiError, ErrorBody, ReadErrors};
 use super::extract::Q;
 use super::{AppState, json_response};
 use crate::metrics::LastRun;
-use jetvault_core::config::{Config, LiveConfig, Role, next_run};
+use jetvault_core::config::{Config, LiveConfig, Role, SchedulerConfig, parse_cron};
 use jetvault_core::discovery::{self, Source};
 use jetvault_core::id::{AppId, EnvId, EnvRef};
 use jetvault_core::release::Release;
@@ -110,6 +110,20 @@ pub fn describe_live(live: &LiveConfig) -> String {
     }
 }
 
+/// When the scheduler next runs `env` on `schedule`: its next tick, plus its spread
+/// offset when `[scheduler] spread` is on (the scheduler's own rule).
+fn next_run_of(
+    settings: &SchedulerConfig,
+    env: &EnvRef,
+    schedule: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let cron = parse_cron(schedule).ok()?;
+    let spread = settings.spread.then_some(settings.spread_max);
+    let now = chrono::Utc::now().timestamp_millis();
+    let (_, due) = jetvault_core::claim::first_run(&cron, env, spread, now)?;
+    chrono::DateTime::from_timestamp_millis(due)
+}
+
 /// Lists every environment: those in the config, those discovered and those in the
 /// store, each with its source; `app` and `env` narrow the list.
 #[utoipa::path(get, path = "/v1/envs", tag = "environments", operation_id = "list_envs",
@@ -194,7 +208,7 @@ async fn summary(
         schedule: configured.and_then(|c| c.schedule.clone()),
         next_run: configured
             .and_then(|c| c.schedule.as_deref())
-            .and_then(|s| next_run(s, chrono::Utc::now())),
+            .and_then(|s| next_run_of(&config.scheduler, &env, s)),
         last_scheduled: state.metrics.last_scheduled(&env),
         last_verify,
         latest,

@@ -516,22 +516,17 @@ async fn run_timer(
     let start = now_ms();
     for (idx, job) in jobs.iter().enumerate() {
         let idx = u32::try_from(idx).unwrap_or(u32::MAX);
-        // The tick whose spread run is still ahead counts too: the first tick at or
-        // after (now - interval) whose due time has not passed.
-        let mut after = start - 1;
-        if shared.settings.spread
-            && let Some(first) = timer::next_tick(&job.cron, start - 1)
-        {
-            let interval = timer::interval_after(&job.cron, first);
-            let back = i64::try_from(interval.as_millis()).unwrap_or(0);
-            after = start - back - 1;
-        }
-        let mut entry = next_run(job, idx, &shared.settings, after, None);
-        while let Some(e) = &entry
-            && e.due_ms < start
-        {
-            entry = next_run(job, idx, &shared.settings, e.tick_ms, None);
-        }
+        // The tick whose spread run is still ahead counts too (the console shows the
+        // same first run).
+        let spread = shared.settings.spread.then_some(shared.settings.spread_max);
+        let entry = jetvault_core::claim::first_run(&job.cron, &job.env, spread, start).map(
+            |(tick_ms, due_ms)| Entry {
+                due_ms,
+                job: idx,
+                tick_ms,
+                what: Due::Run { prev_tick_ms: None },
+            },
+        );
         if let Some(e) = entry {
             timer.push(e);
         }

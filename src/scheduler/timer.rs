@@ -5,9 +5,6 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
 
 /// What is due.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,26 +75,12 @@ impl Timer {
     }
 }
 
-/// The next cron time after `after_ms`, in ms (a whole second: croner keeps the
-/// fraction of the time it starts from, so it starts from the whole second before).
-pub fn next_tick(cron: &croner::Cron, after_ms: i64) -> Option<i64> {
-    let after = DateTime::<Utc>::from_timestamp_millis(after_ms.div_euclid(1000) * 1000)?;
-    cron.find_next_occurrence(&after, false)
-        .ok()
-        .map(|t| t.timestamp_millis())
-}
-
-/// The tick at `tick_ms` and the time to the following one (the interval the tick's
-/// spread offset stays within).
-pub fn interval_after(cron: &croner::Cron, tick_ms: i64) -> Duration {
-    next_tick(cron, tick_ms).map_or(Duration::ZERO, |n| {
-        Duration::from_millis(u64::try_from(n - tick_ms).unwrap_or(0))
-    })
-}
+pub use jetvault_core::claim::{interval_after, next_tick};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn pops_in_due_order_only_when_due() {

@@ -510,6 +510,55 @@ impl Claims {
     }
 }
 
+/// The first tick of `cron` after `after_ms` (ms; cron works in whole seconds).
+#[must_use]
+pub fn next_tick(cron: &croner::Cron, after_ms: i64) -> Option<i64> {
+    let after =
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(after_ms.div_euclid(1000) * 1000)?;
+    cron.find_next_occurrence(&after, false)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// The tick at `tick_ms` and the time to the following one (the interval the tick's
+/// spread offset stays within).
+#[must_use]
+pub fn interval_after(cron: &croner::Cron, tick_ms: i64) -> Duration {
+    next_tick(cron, tick_ms).map_or(Duration::ZERO, |n| {
+        Duration::from_millis(u64::try_from(n - tick_ms).unwrap_or(0))
+    })
+}
+
+/// `env`'s first run due at or after `now_ms`, as (tick, due time) in ms: its next tick,
+/// plus the spread offset when `spread` is on, so that a tick whose offset run is still
+/// ahead counts. What the scheduler runs first, and what the console shows as next.
+#[must_use]
+pub fn first_run(
+    cron: &croner::Cron,
+    env: &EnvRef,
+    spread: Option<Duration>,
+    now_ms: i64,
+) -> Option<(i64, i64)> {
+    let offset = |tick: i64| match spread {
+        Some(max) => ms(spread_offset(env, interval_after(cron, tick), max)),
+        None => 0,
+    };
+    let mut after = now_ms - 1;
+    if spread.is_some()
+        && let Some(first) = next_tick(cron, now_ms - 1)
+    {
+        after = now_ms - ms(interval_after(cron, first)) - 1;
+    }
+    let mut tick = next_tick(cron, after)?;
+    loop {
+        let due = tick + offset(tick);
+        if due >= now_ms {
+            return Some((tick, due));
+        }
+        tick = next_tick(cron, tick)?;
+    }
+}
+
 /// How old a tick must be for its claim to be swept: no replica looks at a tick again
 /// after a few leases, and a lease is minutes at most.
 pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);

@@ -283,3 +283,30 @@ async fn sweep_deletes_only_claims_of_old_ticks() {
         0
     );
 }
+
+#[test]
+fn first_run_is_the_next_tick_plus_its_spread_offset() {
+    let cron = crate::config::parse_cron("0 */5 * * * *").unwrap();
+    let five = 300_000;
+    let e = env(7);
+    let now = 1_700_000_000_000 - 1_700_000_000_000 % five + 1_000; // 1 s past a tick
+    // No spread: the next tick, due at its time.
+    assert_eq!(
+        first_run(&cron, &e, None, now),
+        Some((now - 1_000 + five, now - 1_000 + five))
+    );
+    // Spread: the offset stays the same for every tick of the environment, within the
+    // interval; a tick whose offset run is still ahead is the one due next.
+    let max = Duration::from_secs(3600);
+    let offset = ms(spread_offset(&e, Duration::from_millis(300_000), max));
+    assert!((0..five).contains(&offset));
+    let (tick, due) = first_run(&cron, &e, Some(max), now).unwrap();
+    assert_eq!(due - tick, offset);
+    assert!(due >= now && due < now + five, "{due} {now}");
+    let expected_tick = if offset >= 1_000 {
+        now - 1_000
+    } else {
+        now - 1_000 + five
+    };
+    assert_eq!(tick, expected_tick);
+}
