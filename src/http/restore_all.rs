@@ -228,7 +228,8 @@ fn plan_answer(plans: Vec<EnvPlan>, point: Option<Point>) -> Response {
 /// `dry_run`, answers 200 with the plan and changes nothing. `resume` goes on with a
 /// run; `undo` puts back what was live before one. Without either, the newest run of
 /// the same selection and point is resumed while it is unfinished (`new_run` starts
-/// another).
+/// another). The body names environments (`all`, `apps` or `env`) and at most one point
+/// (`at`, `release`, `release_at`); `dry_run`, `resume` and `undo` exclude each other.
 #[utoipa::path(post, path = "/v1/restore-all", tag = "restore", operation_id = "restore_all",
     request_body = RestoreAllBody,
     responses(
@@ -237,8 +238,9 @@ fn plan_answer(plans: Vec<EnvPlan>, point: Option<Point>) -> Response {
             follow it at `Location`", body = RunStarted,
             headers(("Location" = String, description = "`/v1/restore-all/{run}`"))),
         (status = 200, description = "`dry_run`: the plan, per environment", body = RestoreAllPlan),
-        (status = 400, description = "Malformed body: no selection or point, an invalid \
-            app id, time or run id, a limit out of range", body = ErrorBody),
+        (status = 400, description = "Malformed body: no selection or point, two points, \
+            two of `dry_run`, `resume` and `undo`, an invalid app id, time or run id, a limit \
+            out of range", body = ErrorBody),
         (status = 404, description = "No environment matches, or no such run to resume or \
             undo", body = ErrorBody),
         (status = 409, description = "The run is already running on this server", body = ErrorBody),
