@@ -19,7 +19,7 @@ use jetvault_core::restore_all::{
 };
 use jetvault_core::selector::parse_time;
 use jetvault_core::store::counting::RequestCounts;
-use jetvault_core::{AppId, EnvRef, Error};
+use jetvault_core::{EnvRef, Error};
 
 use super::{Ctx, exit, human_size, print_json, truncate};
 
@@ -92,19 +92,12 @@ fn point(args: &RestoreAllArgs) -> anyhow::Result<Point> {
 }
 
 fn filter(args: &RestoreAllArgs) -> anyhow::Result<EnvFilter> {
-    if !args.all && args.apps.is_empty() && args.env.is_none() {
-        return Err(
-            Error::invalid("say which environments: --all, --app APP or --env PATTERN").into(),
-        );
-    }
-    Ok(EnvFilter {
-        apps: args
-            .apps
-            .iter()
-            .map(|a| AppId::new(a.as_str()))
-            .collect::<Result<_, _>>()?,
-        pattern: args.env.clone(),
-    })
+    Ok(EnvFilter::from_request(
+        args.all,
+        &args.apps,
+        args.env.as_ref(),
+        "--all, --app APP or --env PATTERN",
+    )?)
 }
 
 pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {

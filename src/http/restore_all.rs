@@ -23,7 +23,7 @@ use super::{AppState, json_response};
 use jetvault_core::config::Config;
 use jetvault_core::error::{Error, ErrorKind};
 use jetvault_core::host_limits::HostLimits;
-use jetvault_core::id::{AppId, EnvRef};
+use jetvault_core::id::EnvRef;
 use jetvault_core::live::LiveTarget;
 use jetvault_core::restore_all::record::check_run_id;
 use jetvault_core::restore_all::{
@@ -175,19 +175,12 @@ fn point(body: &RestoreAllBody) -> Result<Point, Error> {
 }
 
 fn filter(body: &RestoreAllBody) -> Result<EnvFilter, Error> {
-    if !body.all && body.apps.is_empty() && body.env.is_none() {
-        return Err(Error::invalid(
-            "say which environments: `all`, `apps` or `env`",
-        ));
-    }
-    Ok(EnvFilter {
-        apps: body
-            .apps
-            .iter()
-            .map(|a| AppId::new(a.as_str()))
-            .collect::<Result<_, _>>()?,
-        pattern: body.env.clone(),
-    })
+    EnvFilter::from_request(
+        body.all,
+        &body.apps,
+        body.env.as_ref(),
+        "`all`, `apps` or `env`",
+    )
 }
 
 async fn open_targets<'a>(

@@ -23,6 +23,29 @@ pub struct EnvFilter {
 }
 
 impl EnvFilter {
+    /// The filter of a request: `all`, or some `apps` and/or an env `pattern`; `how`
+    /// names these selectors in the caller's words (flags, or body fields) for the error.
+    ///
+    /// # Errors
+    /// `InvalidInput` when nothing is selected (saying `how`), or for an invalid app id.
+    pub fn from_request(
+        all: bool,
+        apps: &[String],
+        pattern: Option<&String>,
+        how: &str,
+    ) -> Result<Self> {
+        if !all && apps.is_empty() && pattern.is_none() {
+            return Err(Error::invalid(format!("say which environments: {how}")));
+        }
+        Ok(Self {
+            apps: apps
+                .iter()
+                .map(|a| AppId::new(a.as_str()))
+                .collect::<Result<_>>()?,
+            pattern: pattern.cloned(),
+        })
+    }
+
     /// Whether `env` is covered.
     #[must_use]
     pub fn matches(&self, env: &EnvRef) -> bool {
