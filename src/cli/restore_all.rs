@@ -15,7 +15,7 @@ use jetvault_core::live::LiveTarget;
 use jetvault_core::restore::LiveState;
 use jetvault_core::restore_all::{
     Decision, EnvFilter, EnvPlan, EnvRun, EnvTarget, Point, RunKind, RunOptions, RunRecord,
-    RunReport, Selection, Status,
+    RunReport, Selection, Status, latest_of,
 };
 use jetvault_core::selector::parse_time;
 use jetvault_core::store::counting::RequestCounts;
@@ -134,7 +134,7 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
         point_sel = Some((p, sel));
     }
 
-    let (record, targets, resume) = if let Some((record, etag)) = found {
+    let (record, targets, resume, latest) = if let Some((record, etag)) = found {
         let id = &record.id;
         let todo = record.envs.len() - done(&record);
         eprintln!(
@@ -150,7 +150,7 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
             return Ok(code);
         }
         let targets = open_targets(ctx, record.envs.keys()).await;
-        ((record, etag), targets, true)
+        ((record, etag), targets, true, HashMap::new())
     } else {
         let (plans, targets, kind, point, selection) = if let Some(id) = &args.undo {
             let (run, _) = vault.load_run(id).await?;
@@ -219,7 +219,7 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
             .into_iter()
             .filter_map(|t| Some((t.env.to_string(), t.target.ok()?)))
             .collect();
-        ((record, etag), by_name, false)
+        ((record, etag), by_name, false, latest_of(&plans))
     };
 
     let id = record.0.id.clone();
@@ -232,6 +232,7 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
         allow_missing_live: true,
         point: record.0.point.clone(),
         resume,
+        latest,
     };
     // On a terminal a progress bar (failures printed above it); otherwise one line per
     // environment.

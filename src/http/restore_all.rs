@@ -28,7 +28,7 @@ use jetvault_core::live::LiveTarget;
 use jetvault_core::restore_all::record::check_run_id;
 use jetvault_core::restore_all::{
     Decision, EnvFilter, EnvPlan, EnvTarget, Point, RunEvent, RunKind, RunOptions, RunRecord,
-    Selection, Status,
+    Selection, Status, latest_of,
 };
 use jetvault_core::selector::parse_time;
 
@@ -323,14 +323,14 @@ pub async fn start(
                 .into_iter()
                 .filter_map(|t| Some((t.env.to_string(), t.target.ok()?)))
                 .collect();
-            new = Some(((record, etag), by_name));
+            new = Some(((record, etag), by_name, latest_of(&plans)));
         }
     }
     let resumed = found.is_some();
-    let (record, targets) = match (found, new) {
+    let (record, targets, latest) = match (found, new) {
         (Some(record), _) => {
             let targets = open_targets(&config, record.0.envs.keys()).await;
-            (record, targets)
+            (record, targets, HashMap::new())
         }
         (None, Some(new)) => new,
         (None, None) => return Err(Error::internal("no run to start").into()),
@@ -364,6 +364,7 @@ pub async fn start(
         allow_missing_live: true,
         point: record.0.point.clone(),
         resume: resumed,
+        latest,
     };
     let s = state.clone();
     let run_id = id.clone();

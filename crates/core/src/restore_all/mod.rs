@@ -20,6 +20,8 @@
 pub mod events;
 pub mod plan;
 pub mod record;
+#[cfg(test)]
+mod request_tests;
 pub mod run;
 pub mod select;
 #[cfg(test)]
@@ -145,6 +147,23 @@ pub struct EnvPlan {
     /// What would be done.
     #[serde(flatten)]
     pub decision: Decision,
+    /// The environment's latest snapshot, when resolving the point listed it: the
+    /// run's restore compares live with it instead of listing again
+    /// ([`RunOptions::latest`]).
+    #[serde(skip)]
+    pub latest: Option<crate::meta::SnapshotMeta>,
+}
+
+/// The latest snapshots the plans found, by `app/env`: what [`RunOptions::latest`]
+/// takes.
+#[must_use]
+pub fn latest_of(
+    plans: &[EnvPlan],
+) -> std::collections::HashMap<String, crate::meta::SnapshotMeta> {
+    plans
+        .iter()
+        .filter_map(|p| Some((p.env.clone(), p.latest.clone()?)))
+        .collect()
 }
 
 impl EnvPlan {

@@ -39,6 +39,11 @@ pub struct RunOptions {
     /// still pending is first looked for in its audit events, so that one restored
     /// just before the interruption is not restored again.
     pub resume: bool,
+    /// The latest snapshot of environments, by `app/env`, as the plan found it
+    /// ([`super::latest_of`]): each restore's pre-restore check compares with it
+    /// instead of listing the history again (lossless when stale, see
+    /// [`RestoreRequest::latest`]). Empty: each restore lists.
+    pub latest: HashMap<String, crate::meta::SnapshotMeta>,
 }
 
 /// What a run did: the record as it ends, and its counts.
@@ -223,10 +228,14 @@ impl Vault {
             );
         };
         run.target = Some(target.describe());
+        let mut latest = opts.latest.get(env_name).cloned();
         let version = match (run.version, &opts.point) {
             (Some(v), _) => v,
-            (None, Some(point)) => match self.resolve_point(&env, point).await {
-                Ok(v) => v,
+            (None, Some(point)) => match self.resolve_point_with_latest(&env, point).await {
+                Ok((v, found)) => {
+                    latest = found;
+                    v
+                }
                 Err((Some(reason), e)) => {
                     return fail(run, Status::Skipped, e.report(), skip_code(reason));
                 }
@@ -257,6 +266,7 @@ impl Vault {
 
         let mut req = RestoreRequest::new(Selector::Version(version), opts.actor.clone());
         req.allow_missing_live = opts.allow_missing_live;
+        req.latest = latest;
         req.message = Some(match &opts.message {
             Some(m) => format!("{m} ({})", run_marker(id)),
             None => run_marker(id),

@@ -136,6 +136,7 @@ impl World {
             allow_missing_live: true,
             point: Some(Point::At(self.before)),
             resume,
+            latest: HashMap::new(),
         }
     }
 
@@ -150,12 +151,14 @@ impl World {
         let mut record = RunRecord::from_plan(RunKind::Restore, &plans, actor());
         record.point = Some(point);
         let etag = self.vault.create_run(&record).await.unwrap();
+        let mut opts = self.opts(false);
+        opts.latest = latest_of(&plans);
         self.vault
             .run_restore_all(
                 (record, etag),
                 &Self::by_name(targets),
                 &limits,
-                &self.opts(false),
+                &opts,
                 &|_, _| {},
             )
             .await
