@@ -18,6 +18,7 @@
 //!    pre-restore snapshot the restore saved).
 
 pub mod events;
+pub mod lease;
 pub mod plan;
 pub mod record;
 #[cfg(test)]
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::restore::LiveState;
 
 pub use events::{RunEvent, RunPhase};
+pub use lease::{DEFAULT_LEASE, RunLease};
 pub use record::{EnvRun, RunKind, RunRecord, Selection, Status};
 pub use run::{RunOptions, RunReport};
 pub use select::{EnvFilter, EnvTarget};

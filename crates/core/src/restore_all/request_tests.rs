@@ -164,6 +164,7 @@ impl World {
             point,
             resume: false,
             latest: latest_of(plans),
+            lease: None,
         }
     }
 
