@@ -15,7 +15,7 @@ use jetvault_core::live::LiveTarget;
 use jetvault_core::restore::LiveState;
 use jetvault_core::restore_all::{
     Decision, EnvFilter, EnvPlan, EnvRun, EnvTarget, Point, RunKind, RunOptions, RunRecord,
-    RunReport, Selection, Status,
+    RunReport, Selection, Status, latest_of,
 };
 use jetvault_core::selector::parse_time;
 use jetvault_core::store::counting::RequestCounts;
@@ -68,6 +68,11 @@ pub struct RestoreAllArgs {
     /// unfinished (by default, rerunning the same command resumes that run).
     #[arg(long, conflicts_with_all = ["resume", "undo"])]
     pub new_run: bool,
+    /// Seconds the run's lease in the store lasts without a renewal (renewed every
+    /// third of it): while it holds, another process refuses to run the same run; after
+    /// this process dies, the run can be resumed elsewhere once it expires.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(2..=3600))]
+    pub lease: u32,
     /// Who restores.
     #[arg(long)]
     pub author: Option<String>,
@@ -134,7 +139,8 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
         point_sel = Some((p, sel));
     }
 
-    let (record, targets, resume) = if let Some((record, etag)) = found {
+    let lease_ttl = std::time::Duration::from_secs(u64::from(args.lease));
+    let (record, targets, resume, latest, lease) = if let Some((record, _)) = found {
         let id = &record.id;
         let todo = record.envs.len() - done(&record);
         eprintln!(
@@ -149,8 +155,24 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
         if let Some(code) = consent(args.yes, "resume the run")? {
             return Ok(code);
         }
+        // One process at a time: refused while another holds the run's lease; then
+        // the record is read again, as the last holder left it.
+        let lease = vault.lease_run(id, lease_ttl).await?;
+        let (record, etag) = match vault.load_run(id).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                lease.release().await;
+                return Err(e.into());
+            }
+        };
+        if record.finished() {
+            lease.release().await;
+            eprintln!("run {}: finished meanwhile, nothing to do", record.id);
+            print_record(ctx, &record)?;
+            return Ok(exit::OK);
+        }
         let targets = open_targets(ctx, record.envs.keys()).await;
-        ((record, etag), targets, true)
+        ((record, etag), targets, true, HashMap::new(), lease)
     } else {
         let (plans, targets, kind, point, selection) = if let Some(id) = &args.undo {
             let (run, _) = vault.load_run(id).await?;
@@ -215,11 +237,12 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
         record.selection = selection;
         record.undoes = args.undo.clone();
         let etag = vault.create_run(&record).await?;
+        let lease = vault.lease_run(&record.id, lease_ttl).await?;
         let by_name = targets
             .into_iter()
             .filter_map(|t| Some((t.env.to_string(), t.target.ok()?)))
             .collect();
-        ((record, etag), by_name, false)
+        ((record, etag), by_name, false, latest_of(&plans), lease)
     };
 
     let id = record.0.id.clone();
@@ -232,6 +255,8 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
         allow_missing_live: true,
         point: record.0.point.clone(),
         resume,
+        latest,
+        lease: Some(lease.lease()),
     };
     // On a terminal a progress bar (failures printed above it); otherwise one line per
     // environment.
@@ -251,6 +276,7 @@ pub async fn run(ctx: &Ctx, args: RestoreAllArgs) -> anyhow::Result<u8> {
     let report = vault
         .run_restore_all(record, &targets, &limits, &opts, &progress)
         .await;
+    lease.release().await;
     bar.finish_and_clear();
     print_report(ctx, &report, &counts)?;
     Ok(if report.failed > 0 || report.record_error.is_some() {

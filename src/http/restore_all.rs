@@ -27,8 +27,8 @@ use jetvault_core::id::EnvRef;
 use jetvault_core::live::LiveTarget;
 use jetvault_core::restore_all::record::check_run_id;
 use jetvault_core::restore_all::{
-    Decision, EnvFilter, EnvPlan, EnvTarget, Point, RunEvent, RunKind, RunOptions, RunRecord,
-    Selection, Status,
+    DEFAULT_LEASE, Decision, EnvFilter, EnvPlan, EnvTarget, Point, RunEvent, RunKind, RunOptions,
+    RunRecord, Selection, Status, latest_of,
 };
 use jetvault_core::selector::parse_time;
 
@@ -236,7 +236,9 @@ fn plan_answer(plans: Vec<EnvPlan>, point: Option<Point>) -> Response {
             out of range", body = ErrorBody),
         (status = 404, description = "No environment matches, or no such run to resume or \
             undo", body = ErrorBody),
-        (status = 409, description = "The run is already running on this server", body = ErrorBody),
+        (status = 409, description = "The run is already running on this server, or in \
+            another process that holds its lease in the store (the message says when the \
+            lease expires)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn start(
@@ -323,27 +325,20 @@ pub async fn start(
                 .into_iter()
                 .filter_map(|t| Some((t.env.to_string(), t.target.ok()?)))
                 .collect();
-            new = Some(((record, etag), by_name));
+            new = Some(((record, etag), by_name, latest_of(&plans)));
         }
     }
     let resumed = found.is_some();
-    let (record, targets) = match (found, new) {
+    let (record, targets, latest) = match (found, new) {
         (Some(record), _) => {
             let targets = open_targets(&config, record.0.envs.keys()).await;
-            (record, targets)
+            (record, targets, HashMap::new())
         }
         (None, Some(new)) => new,
         (None, None) => return Err(Error::internal("no run to start").into()),
     };
 
     let id = record.0.id.clone();
-    let envs = record.0.envs.len();
-    let todo = record
-        .0
-        .envs
-        .values()
-        .filter(|e| !e.status.is_done())
-        .count();
     {
         let mut set = running()
             .lock()
@@ -357,6 +352,39 @@ pub async fn start(
             .into());
         }
     }
+    // One process at a time, across replicas: refused (409) while another holds the
+    // run's lease in the store; a resumed run's record is then read again, as the last
+    // holder left it.
+    let taken = async {
+        let lease = vault.lease_run(&id, DEFAULT_LEASE).await?;
+        if !resumed {
+            return Ok((lease, record));
+        }
+        match vault.load_run(&id).await {
+            Ok(fresh) => Ok((lease, fresh)),
+            Err(e) => {
+                lease.release().await;
+                Err(e)
+            }
+        }
+    };
+    let (lease, record) = match taken.await {
+        Ok(taken) => taken,
+        Err(e) => {
+            if let Ok(mut set) = running().lock() {
+                set.remove(&id);
+            }
+            return Err(e.into());
+        }
+    };
+    let envs = record.0.envs.len();
+    let todo = record
+        .0
+        .envs
+        .values()
+        .filter(|e| !e.status.is_done())
+        .count();
+    let held = lease.lease();
     let opts = RunOptions {
         concurrency,
         actor,
@@ -364,6 +392,8 @@ pub async fn start(
         allow_missing_live: true,
         point: record.0.point.clone(),
         resume: resumed,
+        latest,
+        lease: Some(lease.lease()),
     };
     let s = state.clone();
     let run_id = id.clone();
@@ -372,6 +402,7 @@ pub async fn start(
             .vault
             .run_restore_all(record, &targets, &limits, &opts, &|_, _| {})
             .await;
+        lease.release().await;
         tracing::info!(run = %run_id, restored = report.restored, unchanged = report.unchanged,
             skipped = report.skipped, failed = report.failed, "restore-all run ended");
         if let Ok(mut set) = running().lock() {
@@ -379,6 +410,7 @@ pub async fn start(
         }
     });
     if !started {
+        held.release().await;
         if let Ok(mut set) = running().lock() {
             set.remove(&id);
         }

@@ -196,6 +196,8 @@ fn run_and_kill(p: &Platform, after: usize) -> String {
             "--yes",
             "--concurrency",
             "1",
+            "--lease",
+            "10",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -248,8 +250,32 @@ fn platform_scenario(jv: Jv, n: usize, damaged: impl Fn(usize) -> bool, http: bo
     // Killed halfway, then resumed by rerunning the same command: it finds the
     // unfinished run of the same selection and point.
     let id = run_and_kill(&p, d / 2);
-    let rerun =
-        p.jv.ok(&["--json", "restore-all", "--all", "--at", &p.before, "--yes"]);
+    // Its lease (10 s, renewed every third) still holds: another process refuses the
+    // run, naming it and when the lease expires (exit 4, a conflict)...
+    let rerun_args = ["--json", "restore-all", "--all", "--at", &p.before, "--yes"];
+    let refused = p.jv.fails(&rerun_args, 4);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("run {id} is in progress elsewhere")),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("lease expires at"),
+        "{}",
+        refused.stderr
+    );
+    // ... until it expires: the dead process's run is then resumed.
+    let started = std::time::Instant::now();
+    let rerun = loop {
+        let r = p.jv.run(&rerun_args);
+        if r.code != 4 || started.elapsed() > std::time::Duration::from_secs(120) {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
     assert!(
         rerun.stderr.contains(&format!("resuming run {id}")),
         "{}",

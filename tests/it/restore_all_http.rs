@@ -208,3 +208,70 @@ async fn a_run_started_over_http_restores_reports_and_undoes() {
     let r = send(post(json!({"resume": "20990101T000000Z-abcdef"}), OP)).await;
     assert_eq!(r.status, 404, "{r:?}");
 }
+
+/// A run another process is running (it holds the run's lease in the store) is refused
+/// over HTTP with 409, naming the run and when the lease expires; once released, the
+/// same request resumes it.
+#[tokio::test]
+async fn a_run_held_by_another_process_is_refused_with_409() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("live")).unwrap();
+    std::fs::write(live(dir.path(), 0), good(0)).unwrap();
+    let apps = format!(
+        "[apps.a000.envs.prod]\nlive = {{ kind = \"file\", path = {:?} }}\n",
+        live(dir.path(), 0)
+    );
+    let store_dir = dir.path().join("store");
+    let s = Server::start(
+        dir.path(),
+        &config(&StoreSpec::local(&store_dir), "", &apps),
+    );
+    ok(&s.cli().args(["backup-all"]).output().unwrap());
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let out = s
+        .cli()
+        .args(["--json", "restore-all", "--all", "--at", &at, "--yes"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = report["run"]["id"].as_str().unwrap().to_string();
+
+    // Another process (another replica, a shell) takes the run.
+    let store = std::sync::Arc::new(jetvault_core::store::LocalStore::open(&store_dir).unwrap());
+    let vault = jetvault_core::Vault::new(store, jetvault_core::VaultOptions::default());
+    let held = vault
+        .lease_run(&id, jetvault_core::restore_all::DEFAULT_LEASE)
+        .await
+        .unwrap();
+    let expires = held.lease().expires_at().to_rfc3339();
+    let http = client();
+    let resume = || {
+        http.post(s.url("/v1/restore-all"))
+            .bearer_auth(OP)
+            .body(json!({"resume": id}).to_string())
+    };
+    let r = send(resume()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "already_exists".into()),
+        "{r:?}"
+    );
+    let text = r.json().to_string();
+    assert!(
+        text.contains(&format!("run {id} is in progress elsewhere")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("lease expires at {expires}")),
+        "{text}"
+    );
+
+    // Released (that process finished): the same request resumes it.
+    held.release().await;
+    let r = send(resume()).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.json()["resumed"], true);
+    let status = finished(&s, &r.header("location").unwrap()).await;
+    assert_eq!(status["unchanged"], 1, "{status:#}");
+}

@@ -39,6 +39,7 @@ use crate::id::EnvRef;
 use crate::layout;
 use crate::store::{Metadata, PutMode, Store};
 
+pub mod lease;
 #[cfg(test)]
 mod tests;
 

@@ -76,6 +76,7 @@ impl Vault {
             }
             Ok(current) => {
                 let mut backup = BackupRequest::new(current, Trigger::PreRestore);
+                backup.known_latest = req.latest.clone();
                 backup.filters = target.filters();
                 backup.actor = req.actor.clone();
                 backup.source = Some(where_.clone());
@@ -129,7 +130,7 @@ impl Vault {
             // The store can't be written (that is why live was saved to a file).
             Recorded::NotRecorded
         } else {
-            self.record_restored(env, &snapshot, live_now, &where_, &req)
+            self.record_restored(env, &snapshot, live_now, &where_, &req, &pre_restore)
                 .await
         };
 
@@ -193,6 +194,12 @@ impl Vault {
     /// snapshot, trigger `restore`, unless the latest snapshot already holds it. A
     /// failure is reported, not returned: live is restored and verified, and the
     /// snapshots written before (the pre-restore one included) are untouched.
+    ///
+    /// The latest is what the pre-restore step found or wrote (no second listing): the
+    /// version after it is claimed with create-only, so a snapshot written meanwhile
+    /// makes the claim fail and the latest is read then. Equality with a latest that
+    /// came from the caller ([`RestoreRequest::latest`], possibly stale) is confirmed
+    /// with a listing before nothing is recorded.
     async fn record_restored(
         &self,
         env: &EnvRef,
@@ -200,6 +207,7 @@ impl Vault {
         live_now: bytes::Bytes,
         where_: &str,
         req: &RestoreRequest,
+        pre_restore: &PreRestore,
     ) -> Recorded {
         let v = snapshot.version;
         let mut backup = BackupRequest::new(live_now, Trigger::Restore);
@@ -207,7 +215,16 @@ impl Vault {
         backup.source = Some(where_.to_string());
         backup.message = Some(format!("restored v{v}"));
         backup.restored_from = Some(v);
-        match self.backup(env, backup).await {
+        backup.known_latest = pre_restore.snapshot().cloned();
+        let mut outcome = self.backup(env, backup.clone()).await;
+        if matches!(outcome, Ok(BackupOutcome::Unchanged(_)))
+            && backup.known_latest.is_some()
+            && req.latest.is_some()
+        {
+            backup.known_latest = None;
+            outcome = self.backup(env, backup).await;
+        }
+        match outcome {
             Ok(BackupOutcome::Created(m)) => Recorded::Saved { snapshot: m },
             Ok(BackupOutcome::Unchanged(m)) => Recorded::Latest { snapshot: m },
             Err(e) => {

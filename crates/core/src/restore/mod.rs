@@ -29,6 +29,8 @@ mod failure;
 mod history_tests;
 mod plan;
 mod recreate;
+#[cfg(test)]
+mod request_tests;
 mod save_copy;
 #[cfg(test)]
 mod tests;
@@ -139,6 +141,12 @@ pub struct RestoreRequest {
     /// snapshot when live is missing. Off: such a restore fails with `LiveMissing`,
     /// saying it can be created.
     pub create_if_missing: bool,
+    /// The environment's latest snapshot as the caller read it a moment ago (a
+    /// restore-all's resolution of its point): the pre-restore check compares live with
+    /// it instead of listing the history again. Lossless when stale: live equal to it
+    /// is held by that immutable snapshot, and a snapshot written since makes the
+    /// create-only claim of the next version fail, after which the latest is read.
+    pub latest: Option<SnapshotMeta>,
 }
 
 impl RestoreRequest {
@@ -156,6 +164,7 @@ impl RestoreRequest {
             message: None,
             save_live_to: None,
             create_if_missing: false,
+            latest: None,
         }
     }
 }

@@ -16,15 +16,20 @@ use crate::vault::Vault;
 
 impl Vault {
     /// The snapshot `source` names, read and checked: size and sha256 against its
-    /// metadata, and that it parses as JSON.
+    /// metadata, and that it parses as JSON. A version number is read with one GET,
+    /// which brings the metadata (no HEAD first; a missing one is named by `get` with
+    /// the nearest that exist).
     pub(super) async fn checked_snapshot(
         &self,
         env: &EnvRef,
         source: &Selector,
     ) -> Result<(SnapshotMeta, Bytes)> {
-        let meta = self.resolve(env, source).await?;
+        let version = match source {
+            Selector::Version(v) => *v,
+            other => self.resolve(env, other).await?.version,
+        };
         // `get` checks size, sha256 and that the bytes are JSON (`Corrupt` if not).
-        self.get(env, meta.version).await
+        self.get(env, version).await
     }
 
     /// What restoring `source` to `target` would do, changing nothing: the snapshot

@@ -18,8 +18,11 @@
 //!    pre-restore snapshot the restore saved).
 
 pub mod events;
+pub mod lease;
 pub mod plan;
 pub mod record;
+#[cfg(test)]
+mod request_tests;
 pub mod run;
 pub mod select;
 #[cfg(test)]
@@ -33,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::restore::LiveState;
 
 pub use events::{RunEvent, RunPhase};
+pub use lease::{DEFAULT_LEASE, RunLease};
 pub use record::{EnvRun, RunKind, RunRecord, Selection, Status};
 pub use run::{RunOptions, RunReport};
 pub use select::{EnvFilter, EnvTarget};
@@ -145,6 +149,23 @@ pub struct EnvPlan {
     /// What would be done.
     #[serde(flatten)]
     pub decision: Decision,
+    /// The environment's latest snapshot, when resolving the point listed it: the
+    /// run's restore compares live with it instead of listing again
+    /// ([`RunOptions::latest`]).
+    #[serde(skip)]
+    pub latest: Option<crate::meta::SnapshotMeta>,
+}
+
+/// The latest snapshots the plans found, by `app/env`: what [`RunOptions::latest`]
+/// takes.
+#[must_use]
+pub fn latest_of(
+    plans: &[EnvPlan],
+) -> std::collections::HashMap<String, crate::meta::SnapshotMeta> {
+    plans
+        .iter()
+        .filter_map(|p| Some((p.env.clone(), p.latest.clone()?)))
+        .collect()
 }
 
 impl EnvPlan {

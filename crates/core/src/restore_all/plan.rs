@@ -32,8 +32,13 @@ impl Vault {
         // `Send` for every lifetime, as a server task needs.
         let mut plans: Vec<EnvPlan> = futures::stream::iter(targets.to_vec())
             .map(|t| async move {
-                let version = self.resolve_point(&t.env, point).await;
-                self.plan_one(&t, version, limits, read_live).await
+                let (version, latest) = match self.resolve_point_with_latest(&t.env, point).await {
+                    Ok((v, latest)) => (Ok(v), latest),
+                    Err(e) => (Err(e), None),
+                };
+                let mut plan = self.plan_one(&t, version, limits, read_live).await;
+                plan.latest = latest;
+                plan
             })
             .buffer_unordered(concurrency.max(1))
             .collect()
@@ -94,6 +99,7 @@ impl Vault {
             env: env.to_string(),
             target: target_name.clone(),
             decision,
+            latest: None,
         };
         let version = match version {
             Ok(v) => v,

@@ -39,6 +39,16 @@ pub struct RunOptions {
     /// still pending is first looked for in its audit events, so that one restored
     /// just before the interruption is not restored again.
     pub resume: bool,
+    /// The latest snapshot of environments, by `app/env`, as the plan found it
+    /// ([`super::latest_of`]): each restore's pre-restore check compares with it
+    /// instead of listing the history again (lossless when stale, see
+    /// [`RestoreRequest::latest`]). Empty: each restore lists.
+    pub latest: HashMap<String, crate::meta::SnapshotMeta>,
+    /// This process's lease on the run ([`Vault::lease_run`]): once it is lost (taken
+    /// over after it expired), no environment is started and the record is no longer
+    /// written; the process that holds it now finds what this one restored from the
+    /// restore events.
+    pub lease: Option<Arc<crate::claim::lease::Lease>>,
 }
 
 /// What a run did: the record as it ends, and its counts.
@@ -70,6 +80,17 @@ impl RunReport {
             record_error,
         }
     }
+}
+
+fn lease_lost(opts: &RunOptions) -> bool {
+    opts.lease.as_ref().is_some_and(|l| l.is_lost())
+}
+
+fn lost_text(id: &str) -> String {
+    format!(
+        "not done here: this process lost the lease on run {id} (it expired without a \
+         renewal), so another may be running it; resume the run to see where it stands"
+    )
 }
 
 /// The words that tie a restore event to its run.
@@ -151,6 +172,10 @@ impl Vault {
                     }
                 }
                 let id = current.0.id.clone();
+                if lease_lost(opts) {
+                    error = Some(lost_text(&id));
+                    continue;
+                }
                 match self.update_run(&id, current.clone(), &unsaved).await {
                     Ok(written) => {
                         current = written;
@@ -166,7 +191,12 @@ impl Vault {
             }
             if !unsaved.is_empty() {
                 let id = current.0.id.clone();
-                match self.update_run(&id, current.clone(), &unsaved).await {
+                let written = if lease_lost(opts) {
+                    Err(crate::error::Error::precondition(lost_text(&id)))
+                } else {
+                    self.update_run(&id, current.clone(), &unsaved).await
+                };
+                match written {
                     Ok(written) => {
                         current = written;
                         error = None;
@@ -202,6 +232,11 @@ impl Vault {
             run.code = Some(code);
             run
         };
+        if lease_lost(opts) {
+            run.reason = Some(lost_text(id));
+            run.code = Some("lease_lost".into());
+            return run;
+        }
         let Some((app, env)) = env_name.split_once('/') else {
             return fail(
                 run,
@@ -223,10 +258,14 @@ impl Vault {
             );
         };
         run.target = Some(target.describe());
+        let mut latest = opts.latest.get(env_name).cloned();
         let version = match (run.version, &opts.point) {
             (Some(v), _) => v,
-            (None, Some(point)) => match self.resolve_point(&env, point).await {
-                Ok(v) => v,
+            (None, Some(point)) => match self.resolve_point_with_latest(&env, point).await {
+                Ok((v, found)) => {
+                    latest = found;
+                    v
+                }
                 Err((Some(reason), e)) => {
                     return fail(run, Status::Skipped, e.report(), skip_code(reason));
                 }
@@ -257,6 +296,7 @@ impl Vault {
 
         let mut req = RestoreRequest::new(Selector::Version(version), opts.actor.clone());
         req.allow_missing_live = opts.allow_missing_live;
+        req.latest = latest;
         req.message = Some(match &opts.message {
             Some(m) => format!("{m} ({})", run_marker(id)),
             None => run_marker(id),

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{AppId, EnvRef};
 use crate::live::LiveTarget;
+use crate::meta::SnapshotMeta;
 use crate::vault::Vault;
 
 /// The environments to cover: those of `apps` (all apps when empty) whose env name (or
@@ -125,14 +126,23 @@ impl Vault {
     /// `snapshot_at`'s binary search costs a HEAD per step. The point of a restore-all
     /// is usually recent. `None` when it is not found there (older, or none at all):
     /// `snapshot_at` then finds it, or says why not.
-    async fn recent_at(&self, env: &EnvRef, at: DateTime<Utc>) -> Result<Option<u64>> {
+    /// With the version, the latest snapshot (the first of the first page).
+    async fn recent_at(
+        &self,
+        env: &EnvRef,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(u64, Option<SnapshotMeta>)>> {
         const PAGE: usize = 32;
         const AT_PAGES: usize = 4;
         let mut before = None;
+        let mut latest = None;
         for _ in 0..AT_PAGES {
             let page = self.list(env, before, PAGE).await?;
+            if before.is_none() {
+                latest = page.first().cloned();
+            }
             if let Some(m) = page.iter().find(|m| m.created_at <= at) {
-                return Ok(Some(m.version));
+                return Ok(Some((m.version, latest)));
             }
             match page.last() {
                 Some(last) if page.len() == PAGE => before = Some(last.version),
@@ -151,6 +161,22 @@ impl Vault {
         env: &EnvRef,
         point: &Point,
     ) -> std::result::Result<u64, (Option<SkipReason>, Error)> {
+        self.resolve_point_with_latest(env, point)
+            .await
+            .map(|(v, _)| v)
+    }
+
+    /// [`Vault::resolve_point`], with the latest snapshot when the resolution listed
+    /// it on the way (`--at` within the newest pages): the restore then compares live
+    /// with it instead of listing again ([`crate::restore::RestoreRequest::latest`]).
+    ///
+    /// # Errors
+    /// As [`Vault::resolve_point`].
+    pub async fn resolve_point_with_latest(
+        &self,
+        env: &EnvRef,
+        point: &Point,
+    ) -> std::result::Result<(u64, Option<SnapshotMeta>), (Option<SkipReason>, Error)> {
         let not_found = |reason: SkipReason| {
             move |e: Error| {
                 if e.kind() == ErrorKind::NotFound {
@@ -162,16 +188,16 @@ impl Vault {
         };
         match point {
             Point::At(t) => {
-                if let Some(v) = self.recent_at(env, *t).await.map_err(|e| (None, e))? {
-                    return Ok(v);
+                if let Some(found) = self.recent_at(env, *t).await.map_err(|e| (None, e))? {
+                    return Ok(found);
                 }
                 self.snapshot_at(env, *t)
                     .await
-                    .map(|m| m.version)
+                    .map(|m| (m.version, None))
                     .map_err(not_found(SkipReason::NoSnapshot))
             }
             Point::CurrentRelease => match self.current_release(env).await {
-                Ok(Some(p)) => Ok(p.release.version),
+                Ok(Some(p)) => Ok((p.release.version, None)),
                 Ok(None) => Err((
                     Some(SkipReason::NoRelease),
                     Error::not_found(format!("{env} has no release")),
@@ -186,7 +212,7 @@ impl Vault {
                 releases
                     .iter()
                     .find(|r| r.released_at <= *t)
-                    .map(|r| r.version)
+                    .map(|r| (r.version, None))
                     .ok_or_else(|| {
                         let oldest = releases.last().map_or_else(
                             || "it has no release".to_string(),

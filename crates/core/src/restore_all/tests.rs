@@ -136,6 +136,8 @@ impl World {
             allow_missing_live: true,
             point: Some(Point::At(self.before)),
             resume,
+            latest: HashMap::new(),
+            lease: None,
         }
     }
 
@@ -150,12 +152,14 @@ impl World {
         let mut record = RunRecord::from_plan(RunKind::Restore, &plans, actor());
         record.point = Some(point);
         let etag = self.vault.create_run(&record).await.unwrap();
+        let mut opts = self.opts(false);
+        opts.latest = latest_of(&plans);
         self.vault
             .run_restore_all(
                 (record, etag),
                 &Self::by_name(targets),
                 &limits,
-                &self.opts(false),
+                &opts,
                 &|_, _| {},
             )
             .await
@@ -502,3 +506,6 @@ async fn a_confirmed_run_reads_live_once_and_fails_an_unreadable_one() {
     assert_eq!(w.live(0), good(0));
     assert_eq!(w.live(1), bad(1), "an unreadable live is left alone");
 }
+
+/// The run lease: one process at a time.
+mod lease;

@@ -130,7 +130,13 @@ impl Vault {
             let latest = if attempt == 0 {
                 // The marker check (once per vault) and the first read side by side:
                 // nothing is written before both have succeeded.
-                let (marker, latest) = tokio::join!(self.ensure_marker(), self.latest(env));
+                let latest = async {
+                    match &req.known_latest {
+                        Some(known) => Ok(Some(known.clone())),
+                        None => self.latest(env).await,
+                    }
+                };
+                let (marker, latest) = tokio::join!(self.ensure_marker(), latest);
                 marker?;
                 latest?
             } else {

@@ -49,6 +49,11 @@ pub struct BackupRequest {
     /// Store a configuration that fails the environment's schema although its
     /// `on_backup` is `refuse` (flagged in the metadata, recorded in the event).
     pub skip_schema_check: bool,
+    /// The latest snapshot as the caller has just read or written it (a restore's
+    /// first check, or the pre-restore snapshot): the first attempt compares with it and
+    /// claims the version after it instead of listing. Safe when stale: a newer
+    /// snapshot makes the create-only claim fail, and the latest is then read.
+    pub known_latest: Option<SnapshotMeta>,
 }
 
 impl BackupRequest {
@@ -66,6 +71,7 @@ impl BackupRequest {
             restored_from: None,
             ignoring_sha256: None,
             skip_schema_check: false,
+            known_latest: None,
         }
     }
 }
