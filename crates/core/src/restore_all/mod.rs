@@ -18,6 +18,7 @@
 //!    pre-restore snapshot the restore saved).
 
 pub mod events;
+pub mod list;
 pub mod plan;
 pub mod record;
 pub mod run;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::restore::LiveState;
 
 pub use events::{RunEvent, RunPhase};
+pub use list::{RunPage, RunSummary, StatusCounts};
 pub use record::{EnvRun, RunKind, RunRecord, Selection, Status};
 pub use run::{RunOptions, RunReport};
 pub use select::{EnvFilter, EnvTarget};

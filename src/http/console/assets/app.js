@@ -187,6 +187,8 @@ function dialog(title, build) {
 
 let pollTimer = null;
 function stopPolling() { clearTimeout(pollTimer); pollTimer = null; }
+/** Calls `fn` after `ms` unless the page changes first. */
+function later(fn, ms) { clearTimeout(pollTimer); pollTimer = setTimeout(fn, ms); }
 
 /** The overview's first request, sent with the session's (see start). */
 let prefetched = null;
@@ -552,6 +554,7 @@ async function route() {
     else if (p[0] === 'e' && p[3] === 'diff' && p.length >= 6) await diff(p[1], p[2], p[4], p[5], p[6] || 'unified');
     else if (p[0] === 'e' && p[3] === 'events') await events(p[1], p[2]);
     else if (p[0] === 'e' && p[3] === 'live' && p.length === 5) await liveDiff(p[1], p[2], Number(p[4]));
+    else if (p[0] === 'runs' && p.length <= 2) await (p[1] ? JV.runPage(p[1]) : JV.runsPage());
     else page('Not found', h('p', {}, 'No such page. '), h('a', { href: '#/' }, 'Back to the environments'));
   } catch (e) {
     if (e.status !== 401) page('Error', errorBox(e));
@@ -583,6 +586,7 @@ async function start() {
 
 Object.assign(JV, {
   TOKEN_KEY, h, $, enc, toast, time, errorBox, api, envPath, canOperate, actionButton, dialog, changesView, historyPage,
+  crumbs, page, later,
   reload: route,
 });
 document.addEventListener('DOMContentLoaded', start);
