@@ -1,6 +1,6 @@
-//! The web console: one HTML page, three scripts (the pages; the actions; the restore-all
-//! runs) and a style sheet, compiled into the binary (no CDN, no build step, nothing
-//! fetched at run time).
+//! The web console: one HTML page, four scripts (the pages; the diffs; the actions; the
+//! restore-all runs) and a style sheet, compiled into the binary (no CDN, no build step,
+//! nothing fetched at run time).
 //! The scripts are a client of the JSON API under `/v1`, with the caller's bearer token
 //! kept in `sessionStorage` and sent as `Authorization`, never in a cookie.
 //!
@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const ACTIONS_JS: &str = include_str!("assets/actions.js");
+const DIFF_JS: &str = include_str!("assets/diff.js");
 const RUNS_JS: &str = include_str!("assets/runs.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
@@ -54,6 +55,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
         "app.js" => with_headers("text/javascript; charset=utf-8", APP_JS),
         "actions.js" => with_headers("text/javascript; charset=utf-8", ACTIONS_JS),
+        "diff.js" => with_headers("text/javascript; charset=utf-8", DIFF_JS),
         "runs.js" => with_headers("text/javascript; charset=utf-8", RUNS_JS),
         "app.css" => with_headers("text/css; charset=utf-8", APP_CSS),
         _ => super::error::ApiError::from(jetvault_core::Error::not_found(format!(
