@@ -46,6 +46,7 @@ pub mod prune;
 pub mod releases;
 pub mod restore;
 pub mod restore_all;
+pub mod restore_all_runs;
 pub mod snapshots;
 pub mod verify;
 
@@ -161,6 +162,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(restore::restore))
         .routes(routes!(restore_all::start))
         .routes(routes!(restore_all::status))
+        .routes(routes!(restore_all_runs::list))
         // Environments.
         .routes(routes!(envs::list))
         .routes(routes!(envs::session))

@@ -497,3 +497,32 @@ async fn a_failing_schedule_shows_in_the_overview() {
     );
     b.close().await;
 }
+
+/// The overview's rows are built as one string of HTML: text from the server (here a
+/// live path and the error naming it) shows as text, never as markup.
+#[tokio::test]
+async fn the_overview_shows_markup_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreSpec::local(&dir.path().join("store"));
+    let odd = dir.path().join("<i id=\"x\">odd</i>&amp;.json");
+    let apps = format!(
+        "[apps.crm.envs.staging]\nlive = {{ kind = \"file\", path = {:?} }}\nschedule = \"* * * * * *\"\n",
+        odd.display().to_string()
+    );
+    let server = Server::start(dir.path(), &config(&store, "", &apps));
+    let Some(b) = Browser::open(DESKTOP).await else {
+        return;
+    };
+    sign_in(&b, &server, OP).await;
+    let cell = b.wait_text("#envs .schedule", "failed").await;
+    assert!(cell.contains("<i id=\"x\">odd</i>&amp;.json"), "{cell}");
+    let live = b.text("#envs td.mono").await;
+    assert!(live.contains("<i id=\"x\">odd</i>&amp;.json"), "{live}");
+    assert_eq!(
+        b.js("return document.querySelectorAll('#x, #envs i').length")
+            .await,
+        Value::from(0),
+        "no element was made from the text"
+    );
+    b.close().await;
+}

@@ -14,6 +14,7 @@ mod cli_release;
 mod console;
 mod console_actions;
 mod console_quickstart;
+mod console_runs;
 mod crash_repair;
 mod diff_keyed;
 mod discovery;

@@ -1,5 +1,6 @@
-//! The web console: one HTML page, two scripts (the pages; the actions) and a style
-//! sheet, compiled into the binary (no CDN, no build step, nothing fetched at run time).
+//! The web console: one HTML page, four scripts (the pages; the diffs; the actions; the
+//! restore-all runs) and a style sheet, compiled into the binary (no CDN, no build step,
+//! nothing fetched at run time).
 //! The scripts are a client of the JSON API under `/v1`, with the caller's bearer token
 //! kept in `sessionStorage` and sent as `Authorization`, never in a cookie.
 //!
@@ -13,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const ACTIONS_JS: &str = include_str!("assets/actions.js");
+const DIFF_JS: &str = include_str!("assets/diff.js");
+const RUNS_JS: &str = include_str!("assets/runs.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// The policy: this origin only, no inline script or style, no framing, no forms posted
@@ -52,6 +55,8 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
         "app.js" => with_headers("text/javascript; charset=utf-8", APP_JS),
         "actions.js" => with_headers("text/javascript; charset=utf-8", ACTIONS_JS),
+        "diff.js" => with_headers("text/javascript; charset=utf-8", DIFF_JS),
+        "runs.js" => with_headers("text/javascript; charset=utf-8", RUNS_JS),
         "app.css" => with_headers("text/css; charset=utf-8", APP_CSS),
         _ => super::error::ApiError::from(jetvault_core::Error::not_found(format!(
             "the console has no file {file:?}"

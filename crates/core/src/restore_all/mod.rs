@@ -19,6 +19,7 @@
 
 pub mod events;
 pub mod lease;
+pub mod list;
 pub mod plan;
 pub mod record;
 #[cfg(test)]
@@ -37,6 +38,7 @@ use crate::restore::LiveState;
 
 pub use events::{RunEvent, RunPhase};
 pub use lease::{DEFAULT_LEASE, RunLease};
+pub use list::{RunPage, RunSummary, StatusCounts};
 pub use record::{EnvRun, RunKind, RunRecord, Selection, Status};
 pub use run::{RunOptions, RunReport};
 pub use select::{EnvFilter, EnvTarget};
