@@ -134,7 +134,11 @@ impl Vault {
                 if req.force {
                     Ok(self.latest_version(env).await?.map(Latest::Number))
                 } else {
-                    Ok::<_, Error>(self.latest_in_one_list(env).await?.map(Latest::Meta))
+                    Ok::<_, Error>(
+                        self.latest_in_one_list(env)
+                            .await?
+                            .map(|m| Latest::Meta(Box::new(m))),
+                    )
                 }
             };
             let latest = if attempt == 0 {
@@ -153,7 +157,7 @@ impl Vault {
                         .equal_ignoring(env, latest, &req, ignoring_sha256.as_deref())
                         .await)
             {
-                return Ok(BackupOutcome::Unchanged(latest.clone()));
+                return Ok(BackupOutcome::Unchanged((**latest).clone()));
             }
             if let Some(check) = schema_check.take() {
                 violations = check?;
@@ -311,7 +315,7 @@ impl Vault {
 /// The newest snapshot as a backup reads it: its number alone when forced.
 enum Latest {
     Number(u64),
-    Meta(SnapshotMeta),
+    Meta(Box<SnapshotMeta>),
 }
 
 impl Latest {

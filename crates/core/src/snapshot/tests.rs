@@ -343,7 +343,8 @@ async fn one_backup_makes_exactly_these_requests() {
         vec![("get", 1), ("put", 4), ("list", 1)],
         "the first backup also reads the missing marker and creates it"
     );
-    let cases: [(&str, Bytes, bool, Vec<(&str, u64)>); 3] = [
+    type Case = (&'static str, Bytes, bool, Vec<(&'static str, u64)>);
+    let cases: [Case; 3] = [
         (
             "changed",
             variant(SMALL, 1),
