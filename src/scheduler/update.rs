@@ -191,7 +191,7 @@ impl Scheduler {
                     kept,
                     added_or_changed,
                     removed,
-                    "schedules updated"
+                    "schedules reloaded: only the environments that changed"
                 );
                 self.jobs = jobs;
                 return Ok(());
@@ -201,7 +201,10 @@ impl Scheduler {
         let new = Self::start(vault, config, metrics, tasks).await?;
         let mut old = std::mem::replace(self, new);
         old.stop().await;
-        tracing::info!(scheduled = self.jobs.len(), "schedules restarted");
+        tracing::info!(
+            scheduled = self.jobs.len(),
+            "schedules reloaded: all restarted"
+        );
         Ok(())
     }
 
