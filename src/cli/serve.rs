@@ -244,18 +244,17 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Starts the schedules of the configuration in force, then stops the previous ones
-/// (a failure keeps them).
+/// Brings the schedules to the configuration in force: only the environments added,
+/// removed or changed are rescheduled when nothing else changed (a failure keeps the
+/// previous schedules).
 async fn restart(scheduler: &mut Scheduler, vault: &Vault, state: &AppState, tasks: &Tasks) {
     let config = state.config.load_full();
-    match Scheduler::start(vault.clone(), &config, state.metrics.clone(), tasks.clone()).await {
-        Ok(new) => {
-            let mut old = std::mem::replace(scheduler, new);
-            old.stop().await;
-            tracing::info!(scheduled = scheduler.envs().len(), "schedules reloaded");
-        }
-        Err(e) => tracing::error!(error = %e.report(),
-            "cannot start the new schedules; the previous ones keep running"),
+    if let Err(e) = scheduler
+        .update(vault.clone(), &config, state.metrics.clone(), tasks.clone())
+        .await
+    {
+        tracing::error!(error = %e.report(),
+            "cannot start the new schedules; the previous ones keep running");
     }
 }
 

@@ -30,9 +30,8 @@ use crate::metrics::Metrics;
 use crate::tasks::Tasks;
 use jetvault_core::claim::{Check, Claims, now_ms, spread_offset};
 use jetvault_core::config::{Config, RetentionPolicy, SchedulerConfig};
-use jetvault_core::error::{Error, Result};
+use jetvault_core::error::Result;
 use jetvault_core::events::Actor;
-use jetvault_core::host_limits::Limited;
 use jetvault_core::id::EnvRef;
 use jetvault_core::live::LiveTarget;
 use jetvault_core::retention::{PruneOptions, PruneReport};
@@ -40,6 +39,7 @@ use jetvault_core::snapshot::{BackupOutcome, BackupRequest, Trigger};
 use jetvault_core::vault::Vault;
 
 pub mod timer;
+mod update;
 
 use timer::{Due, Entry, Timer};
 
@@ -48,13 +48,20 @@ pub struct Scheduler {
     stop: Option<tokio::sync::watch::Sender<bool>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
-    envs: Vec<EnvRef>,
+    /// The scheduled environments' jobs, shared with the timer.
+    jobs: Vec<Arc<EnvJob>>,
+    /// The new job list for the timer after a change of the environments
+    /// ([`Scheduler::update`]).
+    updates: Option<tokio::sync::mpsc::UnboundedSender<Vec<Arc<EnvJob>>>>,
+    /// A hash of every setting but the apps: a change restarts everything.
+    global: Option<u64>,
+    limits: Arc<jetvault_core::host_limits::HostLimits>,
 }
 
 impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scheduler")
-            .field("envs", &self.envs)
+            .field("envs", &self.jobs.len())
             .finish_non_exhaustive()
     }
 }
@@ -76,7 +83,8 @@ struct Shared {
     claims: Option<Arc<Claims>>,
     settings: SchedulerConfig,
     /// Checks to look at again, back to the timer.
-    requeue: tokio::sync::mpsc::UnboundedSender<Entry>,
+    /// With the job it is for: its index may have changed in an update meanwhile.
+    requeue: tokio::sync::mpsc::UnboundedSender<(Arc<EnvJob>, Entry)>,
 }
 
 /// What one environment's runs need.
@@ -88,6 +96,9 @@ struct EnvJob {
     runs: std::sync::Mutex<Runs>,
     /// Failed runs in a row, for the `scheduled-backup-failing` notice.
     failures: crate::notify::FailureStreak,
+    /// A hash of the environment's configuration: an update keeps the job (its next
+    /// tick, its run going) while it is the same.
+    fingerprint: Option<u64>,
 }
 
 /// One tick to run: its identity, its due time, how it came to this replica, and (with
@@ -254,7 +265,7 @@ impl EnvJob {
                     },
                     ..entry
                 };
-                let _ = shared.requeue.send(again);
+                let _ = shared.requeue.send((self.clone(), again));
             }
             Ok(Check::Lost) => shared.metrics.record_claim("lost"),
             Ok(Check::Claimed) => {
@@ -355,63 +366,19 @@ impl Scheduler {
         metrics: Arc<Metrics>,
         tasks: Tasks,
     ) -> Result<Self> {
-        let mut jobs = Vec::new();
         // The scheduler's live reads go through per-host limits (concurrency, rate).
         let limits = Arc::new(config.scheduler.host_limits());
-        let mut crons: std::collections::HashMap<String, Arc<croner::Cron>> =
-            std::collections::HashMap::new();
-        for (env, env_config) in config.envs() {
-            let Some(schedule) = &env_config.schedule else {
-                continue;
-            };
-            if env_config.live.is_none() {
-                tracing::warn!(%env, "schedule set but no live target: not scheduled; add \
-                    [apps.{}.envs.{}.live] to the config", env.app, env.env);
-                continue;
-            }
-            let cron = match crons.get(schedule) {
-                Some(c) => c.clone(),
-                None => {
-                    let c = Arc::new(jetvault_core::config::parse_cron(schedule).map_err(|e| {
-                        Error::config(format!(
-                            "apps.{}.envs.{}.schedule = {schedule:?}: {e}",
-                            env.app, env.env
-                        ))
-                    })?);
-                    crons.insert(schedule.clone(), c.clone());
-                    c
-                }
-            };
-            let target: Arc<dyn LiveTarget> = Arc::new(Limited::new(
-                jetvault_core::live::open_configured(config, &env).await?,
-                limits.clone(),
-            ));
-            let retention = env_config.retention.clone().filter(|p| {
-                let empty = jetvault_core::retention::policy_is_empty(p);
-                if empty {
-                    tracing::warn!(%env, "retention has no rule (keep_last, keep_daily, \
-                        keep_weekly, keep_monthly, keep_within): not applied after scheduled \
-                        backups");
-                }
-                !empty
-            });
-            tracing::debug!(%env, %schedule, "scheduled backups");
-            jobs.push(Arc::new(EnvJob {
-                env,
-                target,
-                retention,
-                cron,
-                runs: std::sync::Mutex::default(),
-                failures: crate::notify::FailureStreak::new(config.notify.failures_in_a_row),
-            }));
-        }
-        let envs: Vec<EnvRef> = jobs.iter().map(|j| j.env.clone()).collect();
+        let jobs = update::build_jobs(config, &limits, &std::collections::HashMap::new()).await?;
+        let global = update::global_fingerprint(config);
         if jobs.is_empty() {
             return Ok(Self {
                 stop: None,
                 handle: None,
                 heartbeat: None,
-                envs,
+                jobs,
+                updates: None,
+                global,
+                limits,
             });
         }
         let settings = config.scheduler.clone();
@@ -448,19 +415,23 @@ impl Scheduler {
             requeue,
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let handle = tokio::spawn(run_timer(shared, jobs, stopped, requeued));
+        let (updates, updated) = tokio::sync::mpsc::unbounded_channel();
+        let handle = tokio::spawn(run_timer(shared, jobs.clone(), stopped, requeued, updated));
         Ok(Self {
             stop: Some(stop),
             handle: Some(handle),
             heartbeat,
-            envs,
+            jobs,
+            updates: Some(updates),
+            global,
+            limits,
         })
     }
 
     /// The scheduled environments.
     #[must_use]
-    pub fn envs(&self) -> &[EnvRef] {
-        &self.envs
+    pub fn envs(&self) -> Vec<EnvRef> {
+        self.jobs.iter().map(|j| j.env.clone()).collect()
     }
 
     /// Stops the ticks (runs in flight go on; wait for them with [`Tasks::wait_idle`]).
@@ -477,6 +448,20 @@ impl Scheduler {
             heartbeat.abort();
         }
     }
+}
+
+/// The environment's first run entry from `start_ms`: the tick whose spread run is
+/// still ahead counts too (the console shows the same first run).
+fn first_run(job: &EnvJob, idx: u32, settings: &SchedulerConfig, start_ms: i64) -> Option<Entry> {
+    let spread = settings.spread.then_some(settings.spread_max);
+    jetvault_core::claim::first_run(&job.cron, &job.env, spread, start_ms).map(
+        |(tick_ms, due_ms)| Entry {
+            due_ms,
+            job: idx,
+            tick_ms,
+            what: Due::Run { prev_tick_ms: None },
+        },
+    )
 }
 
 /// The environment's first (or next) run entry after `after_ms`.
@@ -508,26 +493,16 @@ fn next_run(
 /// The timer loop: sleeps until the earliest entry is due, handles it, repeats.
 async fn run_timer(
     shared: Arc<Shared>,
-    jobs: Vec<Arc<EnvJob>>,
+    mut jobs: Vec<Arc<EnvJob>>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
-    mut requeued: tokio::sync::mpsc::UnboundedReceiver<Entry>,
+    mut requeued: tokio::sync::mpsc::UnboundedReceiver<(Arc<EnvJob>, Entry)>,
+    mut updated: tokio::sync::mpsc::UnboundedReceiver<Vec<Arc<EnvJob>>>,
 ) {
     let mut timer = Timer::default();
     let start = now_ms();
     for (idx, job) in jobs.iter().enumerate() {
         let idx = u32::try_from(idx).unwrap_or(u32::MAX);
-        // The tick whose spread run is still ahead counts too (the console shows the
-        // same first run).
-        let spread = shared.settings.spread.then_some(shared.settings.spread_max);
-        let entry = jetvault_core::claim::first_run(&job.cron, &job.env, spread, start).map(
-            |(tick_ms, due_ms)| Entry {
-                due_ms,
-                job: idx,
-                tick_ms,
-                what: Due::Run { prev_tick_ms: None },
-            },
-        );
-        if let Some(e) = entry {
+        if let Some(e) = first_run(job, idx, &shared.settings, start) {
             timer.push(e);
         }
     }
@@ -599,7 +574,23 @@ async fn run_timer(
         let wait = Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0));
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            Some(entry) = requeued.recv() => timer.push(entry),
+            Some((job, mut entry)) = requeued.recv() => {
+                // The job's index now, if it is still scheduled (an update may have
+                // moved or removed it).
+                let same = |i: usize| jobs.get(i).is_some_and(|j| Arc::ptr_eq(j, &job));
+                let idx = if same(entry.job as usize) {
+                    Some(entry.job as usize)
+                } else {
+                    (0..jobs.len()).find(|&i| same(i))
+                };
+                if let Some(idx) = idx {
+                    entry.job = u32::try_from(idx).unwrap_or(u32::MAX);
+                    timer.push(entry);
+                }
+            }
+            Some(new) = updated.recv() => {
+                update::apply(&mut timer, &mut jobs, new, &shared.settings, now_ms());
+            }
             _ = stopped.changed() => return,
         }
     }

@@ -64,6 +64,19 @@ impl Timer {
         }
     }
 
+    /// Moves every entry to the job `to` maps its job to, dropping those it maps to
+    /// `None` (the environment's job is gone or replaced).
+    pub fn remap(&mut self, mut to: impl FnMut(u32) -> Option<u32>) {
+        let entries = std::mem::take(&mut self.heap).into_vec();
+        self.heap = entries
+            .into_iter()
+            .filter_map(|Reverse(mut e)| {
+                e.job = to(e.job)?;
+                Some(Reverse(e))
+            })
+            .collect();
+    }
+
     /// How many entries wait.
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -99,6 +112,43 @@ mod tests {
         assert_eq!(t.pop_due(25), None);
         assert_eq!(t.len(), 1);
         assert_eq!(t.next_due(), Some(30));
+    }
+
+    /// An update keeps the entries of kept jobs, at their new index and with their due
+    /// times, and drops those of removed and replaced jobs.
+    #[test]
+    fn remap_moves_kept_entries_and_drops_the_others() {
+        let mut t = Timer::default();
+        let entry = |due_ms, job, what| Entry {
+            due_ms,
+            job,
+            tick_ms: due_ms,
+            what,
+        };
+        let run = Due::Run { prev_tick_ms: None };
+        let check = Due::Check {
+            run_ms: 5,
+            owner: Arc::from("r2"),
+            round: 0,
+        };
+        t.push(entry(100, 0, run.clone()));
+        t.push(entry(200, 1, run.clone()));
+        t.push(entry(300, 2, check.clone()));
+        t.push(entry(400, 1, check.clone()));
+        // Job 1 is now 0, job 2 is now 1, job 0 is gone.
+        t.remap(|j| [None, Some(0), Some(1)][j as usize]);
+        let mut left = Vec::new();
+        while let Some(e) = t.pop_due(i64::MAX) {
+            left.push(e);
+        }
+        assert_eq!(
+            left,
+            vec![
+                entry(200, 0, run),
+                entry(300, 1, check.clone()),
+                entry(400, 0, check)
+            ]
+        );
     }
 
     #[test]

@@ -164,7 +164,7 @@ impl Config {
     /// `Config` naming the file and, for unknown keys or bad values, the key and line.
     pub fn load(path: &Path) -> Result<Self> {
         let layers = layers::Layers::new().toml(Some(path), read_file(path)?)?;
-        let mut config: Self = layers.extract()?;
+        let mut config = layers.config()?;
         config.finish(Some(path))?;
         Ok(config)
     }
@@ -180,10 +180,10 @@ impl Config {
         if let Some(path) = file {
             layers = layers.toml(Some(path), read_file(path)?)?;
         }
-        let mut config: Self = layers
+        let layers = layers
             .env(layers::EnvVars::process())
-            .overrides(origin, overrides)
-            .extract()?;
+            .overrides(origin, overrides);
+        let mut config = layers.config()?;
         config.finish(file)?;
         Ok(config)
     }
@@ -194,7 +194,7 @@ impl Config {
     /// `Config` describing the first problem (unknown key, bad value, bad cron).
     pub fn parse(text: &str) -> Result<Self> {
         let layers = layers::Layers::new().toml(None, text.to_string())?;
-        let config: Self = layers.extract()?;
+        let config = layers.config()?;
         config.validate()?;
         Ok(config)
     }
@@ -308,7 +308,7 @@ impl Config {
                         app: app.clone(),
                         env: env.clone(),
                     },
-                    e,
+                    &**e,
                 )
             })
         })
@@ -317,7 +317,11 @@ impl Config {
     /// The configuration of one environment, if configured.
     #[must_use]
     pub fn env(&self, env_ref: &EnvRef) -> Option<&EnvConfig> {
-        self.apps.get(&env_ref.app)?.envs.get(&env_ref.env)
+        self.apps
+            .get(&env_ref.app)?
+            .envs
+            .get(&env_ref.env)
+            .map(|e| &**e)
     }
 
     /// The store URL to use: the configured one, else the embedded default

@@ -179,7 +179,8 @@ pub fn fill_placeholders(
 fn check(env: &EnvRef, env_config: &EnvConfig) -> Result<()> {
     let mut one = Config::default();
     let mut app = AppConfig::default();
-    app.envs.insert(env.env.clone(), env_config.clone());
+    app.envs
+        .insert(env.env.clone(), Box::new(env_config.clone()));
     one.apps.insert(env.app.clone(), app);
     one.validate()
 }

@@ -115,7 +115,7 @@ pub fn effective(config: &Config, discovered: &Discovered) -> Config {
             .or_default()
             .envs
             .entry(env.env.clone())
-            .or_insert_with(|| env_config.clone());
+            .or_insert_with(|| Box::new(env_config.clone()));
     }
     out
 }

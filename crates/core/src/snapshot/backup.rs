@@ -127,29 +127,44 @@ impl Vault {
             )));
         }
         for attempt in 0..MAX_CLAIM_ATTEMPTS {
+            // What the claim needs: the newest version's number (one LIST); and unless
+            // forced, its metadata to compare with, from the same LIST while the
+            // history is short (see `latest_in_one_list`).
+            let read = async {
+                if req.force {
+                    Ok(self.latest_version(env).await?.map(Latest::Number))
+                } else {
+                    Ok::<_, Error>(
+                        self.latest_in_one_list(env)
+                            .await?
+                            .map(|m| Latest::Meta(Box::new(m))),
+                    )
+                }
+            };
             let latest = if attempt == 0 {
                 // The marker check (once per vault) and the first read side by side:
                 // nothing is written before both have succeeded.
-                let latest = async {
+                // A caller that has just read the latest (a restore) passes it in.
+                let first = async {
                     match &req.known_latest {
-                        Some(known) => Ok(Some(known.clone())),
-                        None => self.latest(env).await,
+                        Some(known) => Ok(Some(Latest::Meta(Box::new(known.clone())))),
+                        None => read.await,
                     }
                 };
-                let (marker, latest) = tokio::join!(self.ensure_marker(), latest);
+                let (marker, latest) = tokio::join!(self.ensure_marker(), first);
                 marker?;
                 latest?
             } else {
-                self.latest(env).await?
+                read.await?
             };
-            if let Some(latest) = &latest
+            if let Some(Latest::Meta(latest)) = &latest
                 && !req.force
                 && (latest.sha256 == meta.sha256
                     || self
                         .equal_ignoring(env, latest, &req, ignoring_sha256.as_deref())
                         .await)
             {
-                return Ok(BackupOutcome::Unchanged(latest.clone()));
+                return Ok(BackupOutcome::Unchanged((**latest).clone()));
             }
             if let Some(check) = schema_check.take() {
                 violations = check?;
@@ -162,7 +177,7 @@ impl Vault {
                         .map(|first| schema_error_metadata(&first.to_string()));
                 }
             }
-            meta.version = latest.as_ref().map_or(1, |l| l.version + 1);
+            meta.version = latest.as_ref().map_or(1, |l| l.version() + 1);
             meta.key = layout::snapshot_key(env, meta.version);
             meta.created_at = Utc::now().trunc_subsecs(3);
             let mut metadata = meta.to_metadata();
@@ -301,6 +316,21 @@ impl Vault {
         req.source = Some(target.describe());
         req.filters = target.filters();
         self.backup(env, req).await
+    }
+}
+
+/// The newest snapshot as a backup reads it: its number alone when forced.
+enum Latest {
+    Number(u64),
+    Meta(Box<SnapshotMeta>),
+}
+
+impl Latest {
+    fn version(&self) -> u64 {
+        match self {
+            Self::Number(v) => *v,
+            Self::Meta(m) => m.version,
+        }
     }
 }
 

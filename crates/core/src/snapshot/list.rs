@@ -11,6 +11,13 @@ use crate::layout;
 use crate::meta::SnapshotMeta;
 use crate::vault::Vault;
 
+/// How many keys [`Vault::latest_in_one_list`] reads in its one LIST: the index
+/// entries, labels, pins and release records of an environment come before its newest
+/// snapshot key, so a history of up to about this many versions (with retention, the
+/// common case) is read in one request; 64 keys of about 200 bytes keep the answer
+/// small.
+pub const ONE_LIST_KEYS: usize = 64;
+
 impl Vault {
     /// The newest snapshot of `env`, found with one LIST and one HEAD whatever the
     /// length of the history; `None` if it has none.
@@ -19,6 +26,57 @@ impl Vault {
     /// Store errors; `Corrupt` if the newest object's metadata is unreadable.
     pub async fn latest(&self, env: &EnvRef) -> Result<Option<SnapshotMeta>> {
         Ok(self.list(env, None, 1).await?.into_iter().next())
+    }
+
+    /// The newest snapshot of `env`, as [`Vault::latest`] finds it, from one LIST in the
+    /// common case: a backup's first read.
+    ///
+    /// The environment's keys in order after its audit events are its listing index
+    /// (newest first), labels, pins, release records, then its snapshots (newest
+    /// first): one LIST of up to [`ONE_LIST_KEYS`] keys from the index on holds both
+    /// the newest index entry and the newest snapshot key while the history is short.
+    /// A longer one takes a second LIST of the snapshots alone; a newest snapshot the
+    /// page has no index entry for (encrypted, written before the index, or its entry
+    /// lost) is read with a HEAD, as [`Vault::list`] does. The newest snapshot key is
+    /// always listed, never inferred from the index, so the version claimed next is
+    /// the one after the true newest.
+    ///
+    /// # Errors
+    /// Store errors; `Corrupt` if the newest object's metadata is unreadable.
+    pub async fn latest_in_one_list(&self, env: &EnvRef) -> Result<Option<SnapshotMeta>> {
+        let index_prefix = layout::index_prefix(env);
+        // `.../index` sorts after every `.../events/...` key and before the index.
+        let start = index_prefix.trim_end_matches('/');
+        let page = self
+            .store()
+            .list(&layout::env_prefix(env), Some(start), ONE_LIST_KEYS)
+            .await?;
+        let snapshots = layout::snapshots_prefix(env);
+        let newest = page
+            .objects
+            .iter()
+            .find(|o| o.key.starts_with(&snapshots) && layout::parse_snapshot_key(&o.key).is_some())
+            .map(|o| o.key.clone());
+        let key = match newest {
+            Some(key) => key,
+            None if !page.truncated => return Ok(None),
+            None => match self.list_keys(env, None, 1).await?.into_iter().next() {
+                Some(key) => key,
+                None => return Ok(None),
+            },
+        };
+        let version = layout::parse_snapshot_key(&key).unwrap_or_default();
+        let entry = page
+            .objects
+            .iter()
+            .filter(|o| o.key.starts_with(&index_prefix))
+            .filter_map(|o| layout::parse_index_key(&o.key))
+            .find(|(v, _)| *v == version)
+            .and_then(|(v, payload)| crate::index::decode(env, v, payload));
+        match entry {
+            Some(meta) => Ok(Some(meta)),
+            None => SnapshotMeta::from_object(&self.store().head(&key).await?).map(Some),
+        }
     }
 
     /// Up to `limit` snapshots of `env`, newest first, older than `before` if given.

@@ -314,3 +314,94 @@ async fn a_stored_snapshot_that_is_not_json_is_corrupt() {
     // The stored bytes stay reachable for inspection.
     assert!(v.get_stored(&env(), 1).await.is_ok());
 }
+
+/// The requests each operation made since `before`, named (zero counts left out).
+fn since(store: &CountingStore, before: &[(&'static str, u64); 6]) -> Vec<(&'static str, u64)> {
+    store
+        .counts()
+        .by_op()
+        .iter()
+        .zip(before)
+        .map(|((op, now), (_, then))| (*op, now - then))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// Exactly what one backup asks the store: a changed configuration is one LIST (the
+/// newest index entry and the newest snapshot key together) and three PUTs (the
+/// create-only snapshot, its audit event, its index entry); an unchanged one is the
+/// LIST alone; a forced one needs only the newest number (one LIST of the snapshots).
+/// The store marker is read once per vault, by the first backup.
+#[tokio::test]
+async fn one_backup_makes_exactly_these_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, store) = vault(&dir);
+    let zero = store.counts().by_op();
+    v.backup(&env(), req(variant(SMALL, 0))).await.unwrap();
+    assert_eq!(
+        since(&store, &zero),
+        vec![("get", 1), ("put", 4), ("list", 1)],
+        "the first backup also reads the missing marker and creates it"
+    );
+    type Case = (&'static str, Bytes, bool, Vec<(&'static str, u64)>);
+    let cases: [Case; 3] = [
+        (
+            "changed",
+            variant(SMALL, 1),
+            false,
+            vec![("put", 3), ("list", 1)],
+        ),
+        ("unchanged", variant(SMALL, 1), false, vec![("list", 1)]),
+        (
+            "forced",
+            variant(SMALL, 1),
+            true,
+            vec![("put", 3), ("list", 1)],
+        ),
+    ];
+    for (what, raw, force, expected) in cases {
+        let before = store.counts().by_op();
+        let mut r = req(raw);
+        r.force = force;
+        v.backup(&env(), r).await.unwrap();
+        assert_eq!(since(&store, &before), expected, "{what}");
+    }
+    assert_eq!(v.latest(&env()).await.unwrap().unwrap().version, 3);
+}
+
+/// The one-LIST read finds what `latest` finds: past a history longer than its page
+/// (a second LIST), and for a newest snapshot without an index entry (a HEAD); and a
+/// backup after either claims the version after the true newest.
+#[tokio::test]
+async fn the_one_list_latest_is_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, store) = vault(&dir);
+    assert_eq!(v.latest_in_one_list(&env()).await.unwrap(), None);
+    let n = list::ONE_LIST_KEYS + 6;
+    for i in 0..n {
+        v.backup(&env(), req(variant(SMALL, i))).await.unwrap();
+    }
+    let before = store.counts().by_op();
+    let one = v.latest_in_one_list(&env()).await.unwrap().unwrap();
+    assert_eq!(since(&store, &before), vec![("list", 2)], "a long history");
+    assert_eq!(Some(&one), v.latest(&env()).await.unwrap().as_ref());
+    assert_eq!(one.version, n as u64);
+    // The newest snapshot's index entry is lost: its metadata comes from a HEAD, and a
+    // configuration equal to it is unchanged.
+    let entries = v.index_entries(&env(), None, 1).await;
+    let (_, newest) = entries.iter().next().unwrap();
+    store.delete(&newest.key).await.unwrap();
+    let before = store.counts().by_op();
+    let headed = v.latest_in_one_list(&env()).await.unwrap().unwrap();
+    assert_eq!(since(&store, &before), vec![("head", 1), ("list", 2)]);
+    assert_eq!(headed, one);
+    let again = v.backup(&env(), req(variant(SMALL, n - 1))).await.unwrap();
+    assert_eq!(again, BackupOutcome::Unchanged(one.clone()));
+    // Equal to an older version (the index's newest is now older than the newest
+    // snapshot): a new version after the true newest.
+    let BackupOutcome::Created(m) = v.backup(&env(), req(variant(SMALL, n - 2))).await.unwrap()
+    else {
+        panic!("content differing from the newest is a new snapshot")
+    };
+    assert_eq!(m.version, n as u64 + 1);
+}
