@@ -215,7 +215,7 @@ fn assert_run_keys(runs: Ops) {
 }
 
 #[tokio::test]
-async fn restore_all_and_its_undo_cost_seven_requests_per_damaged_environment() {
+async fn restore_all_and_its_undo_cost_six_requests_per_damaged_environment() {
     // Three damaged environments, one untouched.
     let w = World::new(4, 3).await;
     let point = Point::At(w.before);
@@ -256,10 +256,10 @@ async fn restore_all_and_its_undo_cost_seven_requests_per_damaged_environment() 
     // Per damaged environment: GET of the version, no listing (the plan's latest is
     // the pre-restore check), 4 PUTs (the restored snapshot, its index entry, its
     // backup event, the restore event). The untouched one: GET, the restore event,
-    // and one `latest` (2 LISTs) confirming the history's latest holds live.
+    // and one `latest` (1 LIST) confirming the history's latest holds live.
     assert_eq!(
         data,
-        (3 + 1, 0, 3 * 4 + 1, 2, 0),
+        (3 + 1, 0, 3 * 4 + 1, 1, 0),
         "run (get, head, put, list, delete)"
     );
     assert_run_keys(runs);
@@ -267,7 +267,7 @@ async fn restore_all_and_its_undo_cost_seven_requests_per_damaged_environment() 
         assert_eq!(w.live(i), good(i), "app{i}");
     }
 
-    // Its undo: no resolution; each restore's one `latest` (2 LISTs) finds the
+    // Its undo: no resolution; each restore's one `latest` (1 LIST) finds the
     // restored snapshot, equal to live; the GET and 4 PUTs as above.
     let before = ops(&w.data);
     let undo_plans = w
@@ -280,7 +280,7 @@ async fn restore_all_and_its_undo_cost_seven_requests_per_damaged_environment() 
     assert_eq!((undo.restored, undo.failed), (3, 0));
     assert_eq!(
         data,
-        (3, 0, 3 * 4, 3 * 2, 0),
+        (3, 0, 3 * 4, 3, 0),
         "undo (get, head, put, list, delete)"
     );
     assert_run_keys(runs);
