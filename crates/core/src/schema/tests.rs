@@ -79,6 +79,7 @@ fn node_red() -> EnvSchema {
             on_backup: OnBackup::Refuse,
         },
         compiled: OnceLock::new(),
+        borrowed: OnceLock::new(),
     }
 }
 

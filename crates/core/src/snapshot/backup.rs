@@ -87,12 +87,17 @@ impl Vault {
         let computing = tokio::task::spawn_blocking(move || {
             let schema_check = match schema {
                 Some((schemas, env)) => {
-                    let doc = codec::parse_json(&raw, &what)?;
+                    // A document the borrowed parse takes is valid JSON; otherwise the
+                    // JSON check says why (or passes, for a repeated key).
+                    let doc = crate::schema::Doc::parse(&raw);
+                    if doc.is_none() {
+                        codec::check_json(&raw, &what)?;
+                    }
                     let _ = checked_tx.send(());
                     Some(
                         schemas
                             .get(&env)
-                            .map_or(Ok(None), |s| s.check_value(&env, &doc)),
+                            .map_or(Ok(None), |s| s.check_parsed(&env, &raw, doc.as_ref())),
                     )
                 }
                 None => {
