@@ -95,6 +95,12 @@ impl EnvFilters {
         self.read.is_some()
     }
 
+    /// Whether a write filter is set.
+    #[must_use]
+    pub fn has_write(&self) -> bool {
+        self.write.is_some()
+    }
+
     /// Whether the write filter uses `$live`, so a write first reads live.
     #[must_use]
     pub fn write_uses_live(&self) -> bool {
