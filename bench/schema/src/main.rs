@@ -53,13 +53,21 @@ mod doc;
 
 #[cfg(feature = "filters")]
 #[allow(dead_code, clippy::all)]
+#[path = "../../../crates/core/src/filter/fast.rs"]
+mod filter_fast;
+#[cfg(feature = "filters")]
+#[allow(dead_code, clippy::all)]
+#[path = "../../../crates/core/src/filter/program.rs"]
+mod filter_program;
+#[cfg(feature = "filters")]
+#[allow(dead_code, clippy::all)]
+#[path = "../../../crates/core/src/filter/value.rs"]
+mod filter_value;
+#[cfg(feature = "filters")]
 mod filter {
-    #[path = "../../../../crates/core/src/filter/fast.rs"]
-    pub mod fast;
-    #[path = "../../../../crates/core/src/filter/program.rs"]
-    pub mod program;
-    #[path = "../../../../crates/core/src/filter/value.rs"]
-    pub mod value;
+    pub(crate) use super::filter_fast as fast;
+    pub(crate) use super::filter_program as program;
+    pub(crate) use super::filter_value as value;
 }
 
 fn backup(raw: &[u8]) -> usize {
