@@ -84,6 +84,14 @@ impl Vault {
         // version, and the marker check once the JSON check has passed: the marker is the
         // only thing that round trip may write, so nothing is written before the check).
         let (checked_tx, checked_rx) = tokio::sync::oneshot::channel::<()>();
+        // A document the schema refuses must not even create the store's marker.
+        let refuses = req.trigger.may_refuse_on_schema()
+            && !req.skip_schema_check
+            && self
+                .options()
+                .schemas
+                .get(env)
+                .is_some_and(|s| s.on_backup() == OnBackup::Refuse);
         let computing = tokio::task::spawn_blocking(move || {
             let schema_check = match schema {
                 Some((schemas, env)) => {
@@ -93,12 +101,13 @@ impl Vault {
                     if doc.is_none() {
                         codec::check_json(&raw, &what)?;
                     }
-                    let _ = checked_tx.send(());
-                    Some(
-                        schemas
-                            .get(&env)
-                            .map_or(Ok(None), |s| s.check_parsed(&env, &raw, doc.as_ref())),
-                    )
+                    let check = schemas
+                        .get(&env)
+                        .map_or(Ok(None), |s| s.check_parsed(&env, &raw, doc.as_ref()));
+                    if !(refuses && matches!(check, Ok(Some(_)))) {
+                        let _ = checked_tx.send(());
+                    }
+                    Some(check)
                 }
                 None => {
                     codec::check_json(&raw, &what)?;
@@ -115,7 +124,8 @@ impl Vault {
             Ok::<_, Error>((codec::sha256_hex(&raw), stored, schema_check, ignoring))
         });
         let marker = async {
-            // A dropped sender is a failed check: its error comes from `computing`.
+            // A dropped sender is a failed check: its error comes from `computing`, or
+            // the schema's refusal below.
             if checked_rx.await.is_ok() {
                 self.ensure_marker().await
             } else {
