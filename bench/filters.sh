@@ -4,11 +4,12 @@
 # {"responseMeta", "data", "errorDisplay"}) is backed up to S3 (LocalStack on loopback)
 # as a whole process, by `jetvault backup bench production`:
 #   - plain:    no filter: the envelope is stored as it is;
-#   - read:     read filter `.data`: the document is parsed, unwrapped and written again;
-#   - filtered: `.data` and four ignore paths (two through arrays of 60 and 8 items), so
-#               that every backup also reads the latest snapshot back and compares both
-#               documents without the ignored paths (the worst case: the content changed,
-#               so the comparison cannot stop at the sha256).
+#   - read:     read filter `.data`: a path, so the value is cut out of the export while
+#               it is parsed (the fast path; other programs parse into jaq's values);
+#   - filtered: `.data` and four ignore paths (two through arrays of 60 and 8 items): the
+#               export is parsed into jaq's values to hash the document without those
+#               paths, and every backup compares that hash with the latest snapshot's (one
+#               HEAD; the worst case: the content changed, so the sha256 differs).
 # Every run backs up a new variant (another application name), so every run writes a
 # snapshot. The modes run in rounds, their order rotating from round to round, so that
 # drift in this shared machine falls on all. Prints Markdown.

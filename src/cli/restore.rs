@@ -423,6 +423,10 @@ fn print_report(r: &RestoreReport, undo: &[String], to_file: bool) {
             Verification::EqualIgnoring => {
                 "read back as the same JSON but for the filter's ignore paths"
             }
+            Verification::OptionalPartsKept => {
+                "read back as written; the optional parts this version does not hold were \
+                 left as they were"
+            }
             Verification::NotPushed => "not pushed",
         };
         println!(

@@ -16,7 +16,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::harness::cli::Jv;
+use crate::harness::cli::{Jv, Run};
 use crate::harness::node_red::NodeRed;
 
 /// Node-RED's default URL and the user dir the example names.
@@ -215,27 +215,17 @@ async fn credentials_come_back_with_the_flows() {
     own.stop();
     let _ = std::fs::remove_file(user_dir.join(".flows.json.backup"));
 
-    // Only one part present: a mismatched pair can't be saved first, so the restore
-    // refuses, writing nothing, unless overridden.
-    let refused = jv.run(&["restore", app, env, "1", "--yes"]);
-    assert_ne!(refused.code, 0, "{}", refused.text());
-    assert!(
-        refused.stderr.contains("credentials") && refused.stderr.contains("missing"),
-        "{}",
-        refused.text()
-    );
-    assert!(!creds.exists(), "nothing was written");
-
-    let restored = jv.json(&[
-        "restore",
-        app,
-        env,
-        "1",
-        "--yes",
-        "--overwrite-unreadable-live",
-    ]);
+    // The credentials part is optional (Node-RED writes no flows_cred.json before the
+    // first credential), so the flows alone are a version of their own: the restore
+    // saves them first (without credentials) and puts both files back.
+    let restored = jv.json(&["restore", app, env, "1", "--yes"]);
     assert_eq!(restored["verified"], "sha256", "{restored}");
     assert!(flows.exists() && creds.exists());
+    let saved: Value = serde_json::from_str(&jv.ok(&["cat", app, env, "2"]).stdout).unwrap();
+    assert!(
+        saved["flows"].is_array() && saved.get("credentials").is_none(),
+        "the pre-restore snapshot holds the flows alone: {saved}"
+    );
 
     let nr = own.start();
     let after = nr.wait_for("/outer", 200).await;
@@ -243,6 +233,111 @@ async fn credentials_come_back_with_the_flows() {
         after, before,
         "the credentialed node signs in as before the wipe"
     );
+    own.stop();
+}
+
+/// Flows through the admin API and `flows_cred.json` as the two parts of the shipped
+/// example's `node-red-api-files` environment, on a running Node-RED: before any
+/// credential the backup stores the flows alone (the credentials part is optional);
+/// then a credentialed flow is backed up, the flows are wiped by a deploy and the file
+/// deleted, jetvault restores both (the deploy it makes leaves the restored file
+/// alone), and once Node-RED reloads, the node signs in as before.
+#[tokio::test]
+async fn flows_through_the_api_and_the_credentials_file_come_back() {
+    if NodeRed::shared().is_none() {
+        return;
+    }
+    let mut own = OwnNodeRed::new();
+    let nr = own.start();
+    let port = own.port.unwrap();
+    let user_dir = own.user_dir().to_path_buf();
+    let creds = user_dir.join("flows_cred.json");
+    let jv = Jv::new();
+    jv.write_config(&example_config(&user_dir, &own.url()));
+    let (app, env) = ("node-red-api-files", "production");
+    let run = |args: &[&str]| -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = jv
+            .command(&all)
+            .env("NODE_RED_PASSWORD", &own.password)
+            .output()
+            .expect("run jetvault");
+        let r: Run = out.into();
+        assert_eq!(r.code, 0, "jetvault {args:?} failed:\n{}", r.text());
+        r.json()
+    };
+
+    // No credential yet: no flows_cred.json, and the version holds the flows alone.
+    assert!(!creds.exists());
+    let v1 = run(&["backup", app, env]);
+    assert_eq!(v1["version"], 1, "{v1}");
+    let stored: Value = serde_json::from_str(&jv.ok(&["cat", app, env, "1"]).stdout).unwrap();
+    assert!(stored.get("credentials").is_none(), "{stored}");
+
+    nr.deploy(&credentialed_flow(port)).await;
+    let before = nr.wait_for("/outer", 200).await;
+    assert_eq!(before, format!("auth=Basic {BASIC}"));
+    assert!(creds.exists(), "Node-RED wrote its credentials file");
+    let v2 = run(&["backup", app, env]);
+    assert_eq!(v2["version"], 2, "{v2}");
+    let stored: Value = serde_json::from_str(&jv.ok(&["cat", app, env, "2"]).stdout).unwrap();
+    assert!(stored["credentials"]["$"].is_string(), "{stored}");
+    assert!(
+        !stored.to_string().contains(PASSWORD),
+        "no clear-text password"
+    );
+
+    // The disaster: every flow deleted by a deploy, and the credentials file gone.
+    nr.wipe().await;
+    nr.wait_for("/outer", 404).await;
+    let _ = std::fs::remove_file(&creds);
+    let _ = std::fs::remove_file(user_dir.join(".flows_cred.json.backup"));
+
+    let restored = run(&["restore", app, env, "2", "--yes"]);
+    assert!(
+        restored["verified"] == "sha256" || restored["verified"] == "equivalent_json",
+        "{restored}"
+    );
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(&creds).unwrap()).unwrap();
+    assert_eq!(
+        on_disk, stored["credentials"],
+        "the deploy the restore made left the restored credentials file alone"
+    );
+    assert_eq!(
+        nr.flows().await,
+        stored["flows"],
+        "the flows are deployed again"
+    );
+
+    // Node-RED reads the file when it reloads: the node then signs in as before.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/flows", own.url()))
+        .bearer_auth(nr.token().await)
+        .header("Node-RED-Deployment-Type", "reload")
+        .send()
+        .await
+        .expect("POST /flows (reload)");
+    assert!(resp.status().is_success(), "reload: {}", resp.status());
+    let start = std::time::Instant::now();
+    let after = loop {
+        let (status, body) = nr.get("/outer").await;
+        if status == 200 && body == before {
+            break body;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "after the reload GET /outer answers {status}: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        after, before,
+        "the credentialed node signs in as before the wipe"
+    );
+    // What live holds is the newest snapshot: a backup now writes nothing.
+    let again = run(&["backup", app, env]);
+    assert_eq!(again["outcome"], "unchanged", "{again}");
     own.stop();
 }
 
@@ -261,13 +356,17 @@ fn config_check_refuses_a_secret_part_stored_in_plain_text() {
     jv.ok(&["config", "check", &ok]);
 
     let opt_in = "allow_plaintext_secrets = true\n";
-    assert_eq!(text.matches(opt_in).count(), 1, "one opt-in in the example");
+    assert_eq!(
+        text.matches(opt_in).count(),
+        2,
+        "one opt-in per parts environment in the example"
+    );
     let without = text.replace(opt_in, "");
     let bad = jv.file("no-opt-in.toml", without.as_bytes());
     let r = jv.fails(&["config", "check", &bad], 2);
     assert!(
         r.stderr
-            .contains("apps.node-red-files.envs.production.live.parts.credentials: secret = true"),
+            .contains(".envs.production.live.parts.credentials: secret = true"),
         "{}",
         r.text()
     );

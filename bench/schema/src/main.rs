@@ -22,8 +22,16 @@ mod error {
         pub fn invalid(m: impl Into<String>) -> Self {
             Self(m.into())
         }
+        pub fn config(m: impl Into<String>) -> Self {
+            Self(m.into())
+        }
         pub fn message(&self) -> &str {
             &self.0
+        }
+    }
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
         }
     }
 }
@@ -31,6 +39,36 @@ mod error {
 #[allow(dead_code, clippy::all)]
 #[path = "../../../crates/core/src/codec/json.rs"]
 mod json;
+
+#[allow(dead_code, clippy::all)]
+mod codec {
+    pub use super::json::MAX_JSON_DEPTH;
+}
+
+/// The schema check's borrowed document (`schema/doc.rs`).
+#[cfg(feature = "schema")]
+#[allow(dead_code, clippy::all)]
+#[path = "../../../crates/core/src/schema/doc.rs"]
+mod doc;
+
+#[cfg(feature = "filters")]
+#[allow(dead_code, clippy::all)]
+#[path = "../../../crates/core/src/filter/fast.rs"]
+mod filter_fast;
+#[cfg(feature = "filters")]
+#[allow(dead_code, clippy::all)]
+#[path = "../../../crates/core/src/filter/program.rs"]
+mod filter_program;
+#[cfg(feature = "filters")]
+#[allow(dead_code, clippy::all)]
+#[path = "../../../crates/core/src/filter/value.rs"]
+mod filter_value;
+#[cfg(feature = "filters")]
+mod filter {
+    pub(crate) use super::filter_fast as fast;
+    pub(crate) use super::filter_program as program;
+    pub(crate) use super::filter_value as value;
+}
 
 fn backup(raw: &[u8]) -> usize {
     json::check_json(raw, "bench").unwrap();
@@ -110,6 +148,55 @@ fn main() {
                     })),
                 }
             }
+        }
+        // The schema check as backup now makes it: the borrowed document, then (for a
+        // document that fails, not here) the Value as before.
+        let vb = jsonschema::options_for::<doc::Borrowed>()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&s)
+            .unwrap();
+        let borrowed = |raw: &[u8]| vb.is_valid(doc::Doc::parse(raw).unwrap().root());
+        assert!(borrowed(&raw));
+        let (mut bb, mut bparse) = (vec![], vec![]);
+        for round in 0..rounds {
+            if round % 2 == 0 {
+                bb.push(time(|| borrowed(&raw)));
+                bparse.push(time(|| doc::Doc::parse(&raw).is_some()));
+            } else {
+                bparse.push(time(|| doc::Doc::parse(&raw).is_some()));
+                bb.push(time(|| borrowed(&raw)));
+            }
+        }
+        println!("schema, borrowed document (parse + is_valid)  {:.3} ms", median(bb));
+        println!("  of which parsing the borrowed document      {:.3} ms", median(bparse));
+        #[cfg(feature = "filters")]
+        {
+            let doc: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+            let envelope = serde_json::to_vec_pretty(&serde_json::json!(
+                {"responseMeta": {"status": 200, "success": true}, "data": doc, "errorDisplay": ""}
+            ))
+            .unwrap();
+            let program = filter::program::Program::compile("read", ".data", &[]).unwrap();
+            let jaq = |raw: &[u8]| {
+                let v = filter::value::parse(raw, "x").unwrap();
+                filter::value::to_bytes(&program.run(v, Vec::new()).unwrap()).unwrap()
+            };
+            let path = filter::fast::path_of(".data").unwrap();
+            let fast = |raw: &[u8]| filter::fast::select(raw, &path).unwrap();
+            assert!(jaq(&envelope) == fast(&envelope));
+            let (mut j, mut f) = (vec![], vec![]);
+            for round in 0..rounds {
+                if round % 2 == 0 {
+                    j.push(time(|| jaq(&envelope)));
+                    f.push(time(|| fast(&envelope)));
+                } else {
+                    f.push(time(|| fast(&envelope)));
+                    j.push(time(|| jaq(&envelope)));
+                }
+            }
+            println!("read filter .data on the {}-byte envelope:", envelope.len());
+            println!("  jaq's values (parse, run, write)            {:.3} ms", median(j));
+            println!("  fast path (cut out while parsing)           {:.3} ms", median(f));
         }
         let (b, sc, seq, par, parse) = (
             median(b),

@@ -27,6 +27,11 @@ pub struct PartConfig {
     /// Store this secret part without jetvault's encryption, knowingly.
     #[serde(default)]
     pub allow_plaintext_secrets: bool,
+    /// The part may be absent (no file, no object, a 404): a backup then records the
+    /// version without it, and a restore of such a version leaves the part's live
+    /// target as it is. A required part (the default) that is missing fails the backup.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 impl PartConfig {

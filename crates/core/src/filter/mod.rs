@@ -8,6 +8,7 @@
 //! must yield exactly one value. Output is compact JSON written by serde_json in the
 //! value's key order: the same input always gives the same bytes.
 
+mod fast;
 mod program;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,8 @@ pub const LIVE_VAR: &str = "$live";
 #[derive(Debug)]
 pub struct EnvFilters {
     read: Option<Program>,
+    /// The keys the read filter selects when it is only a path (see `fast.rs`).
+    read_path: Option<Vec<String>>,
     write: Option<Program>,
     write_uses_live: bool,
     ignore: Option<Program>,
@@ -75,8 +78,10 @@ impl EnvFilters {
             );
             Some(Program::compile(&format!("{at}.ignore"), &code, &[])?)
         };
+        let read_path = read.as_ref().and_then(|r| fast::path_of(r.code()));
         Ok(Self {
             read,
+            read_path,
             write,
             write_uses_live,
             ignore,
@@ -88,6 +93,12 @@ impl EnvFilters {
     #[must_use]
     pub fn has_read(&self) -> bool {
         self.read.is_some()
+    }
+
+    /// Whether a write filter is set.
+    #[must_use]
+    pub fn has_write(&self) -> bool {
+        self.write.is_some()
     }
 
     /// Whether the write filter uses `$live`, so a write first reads live.
@@ -111,6 +122,14 @@ impl EnvFilters {
         let Some(read) = &self.read else {
             return Ok(exported);
         };
+        // A path is cut out of the bytes, with the same output as jaq's.
+        if let Some(out) = self
+            .read_path
+            .as_deref()
+            .and_then(|p| fast::select(&exported, p))
+        {
+            return Ok(Bytes::from(out));
+        }
         let input = value::parse(&exported, "what the live target exports")?;
         let out = read.run(input, Vec::new())?;
         Ok(Bytes::from(value::to_bytes(&out)?))

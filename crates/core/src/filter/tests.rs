@@ -265,3 +265,140 @@ write = "{flows: ., rev: $live.rev"
         crate::config::Config::parse(&text.replace("$live.rev\"", "$live.rev}\"")).unwrap();
     assert_eq!(check_all(&config).unwrap(), 2);
 }
+
+/// What jaq itself gives for `code` on `raw` (the path the fast one must match).
+fn jaq_output(code: &str, raw: &[u8]) -> Result<Vec<u8>> {
+    let program = Program::compile("test", code, &[])?;
+    value::to_bytes(&program.run(value::parse(raw, "test input")?, Vec::new())?)
+}
+
+/// Every `.k` and `.k.k2` path of a document's top two levels, and one missing key.
+fn paths_of(doc: &Value) -> Vec<String> {
+    let mut paths = vec![".".to_string()];
+    if let Value::Object(top) = doc {
+        paths.push(".no_such_key".into());
+        for (k, v) in top {
+            if fast::path_of(&format!(".{k}")).is_none() {
+                continue;
+            }
+            paths.push(format!(".{k}"));
+            if let Value::Object(inner) = v {
+                let nested = inner.keys().map(|k2| format!(".{k}.{k2}"));
+                paths.extend(nested.filter(|p| fast::path_of(p).is_some()).take(5));
+                paths.push(format!(".{k}.missing.deeper"));
+            }
+        }
+    }
+    paths
+}
+
+#[test]
+fn the_fast_path_writes_jaqs_very_bytes_on_the_real_exports() {
+    let dir = crate::testutil::corpus_dir();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let raw = std::fs::read(&path).unwrap();
+        let doc: Value = serde_json::from_slice(&raw).unwrap();
+        // The export as is, and inside an API envelope, pretty-printed.
+        let envelope = serde_json::to_vec_pretty(
+            &json!({"responseMeta": {"status": 200}, "data": doc, "errorDisplay": ""}),
+        )
+        .unwrap();
+        for (input, paths) in [(&raw, paths_of(&doc)), (&envelope, vec![".data".into()])] {
+            for code in paths {
+                let keys = fast::path_of(&code).unwrap();
+                let ours = fast::select(input, &keys)
+                    .unwrap_or_else(|| panic!("{}: {code} left to jaq", path.display()));
+                let theirs = jaq_output(&code, input).unwrap();
+                assert!(
+                    ours == theirs,
+                    "{}: {code} differs from jaq",
+                    path.display()
+                );
+                // And through the environment's filters, which take the fast path.
+                let f = filters(Some(&code), None, &[]);
+                assert_eq!(f.read(Bytes::from(input.clone())).unwrap(), theirs);
+            }
+        }
+        files += 1;
+    }
+    assert!(files >= 5, "the real exports are in {}", dir.display());
+}
+
+#[test]
+fn the_fast_path_matches_jaq_on_escapes_numbers_and_nesting() {
+    let raw = br#" { "a" : { "s": "caf\u00e9 \ud83d\ude00 \/ \" \\ \n \u0001 \u001f tab\t", "n": [0, -0, 1.0, 1e2, -2.5E-3, 12345678901234567890, -9223372036854775808, 9007199254740993, 0.1, 1.7976931348623157e308],
+        "o": {"": null, "k": [[], {}, [{}], true, false]}, "\u0041\n": 1 }, "b": [1] } "#;
+    for code in [
+        ".", ".a", ".a.s", ".a.n", ".a.o", ".a.o.k", ".b", ".c", ".a.zz.q",
+    ] {
+        let keys = fast::path_of(code).unwrap();
+        let ours = fast::select(raw, &keys).unwrap_or_else(|| panic!("{code} left to jaq"));
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(jaq_output(code, raw).unwrap()).unwrap(),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn what_only_jaq_can_tell_is_left_to_jaq_with_its_result() {
+    let cases: [(&str, &[u8]); 6] = [
+        // A repeated key: jaq keeps the last value in the first one's place.
+        (".", br#"{"a":1,"b":2,"a":3}"#),
+        (".d", br#"{"d":{"x":[{"k":1,"k":2}]}}"#),
+        (".d", br#"{"d":1,"d":2}"#),
+        // Indexing what is not an object: jaq fails, and says so.
+        (".d.e", br#"{"d":[1]}"#),
+        (".d", br#""text""#),
+        // Not JSON: jaq's parse names the error.
+        (".d", br#"{"d":1"#),
+    ];
+    for (code, raw) in cases {
+        assert_eq!(
+            fast::select(raw, &fast::path_of(code).unwrap()),
+            None,
+            "{code} on {raw:?}"
+        );
+        let f = filters(Some(code), None, &[]);
+        match jaq_output(code, raw) {
+            Ok(theirs) => assert_eq!(f.read(Bytes::from_static(raw)).unwrap(), theirs),
+            Err(e) => assert_eq!(
+                f.read(Bytes::from_static(raw)).unwrap_err().kind(),
+                e.kind()
+            ),
+        }
+    }
+    // A wide object with a key repeated far apart (the set, not the search, finds it).
+    let mut wide: Vec<String> = (0..100).map(|i| format!("\"k{i}\":{i}")).collect();
+    wide.push("\"k3\":0".into());
+    let raw = format!("{{\"d\":{{{}}}}}", wide.join(","));
+    assert_eq!(fast::select(raw.as_bytes(), &["d".into()]), None);
+    wide.pop();
+    let raw = format!("{{\"d\":{{{}}}}}", wide.join(","));
+    assert_eq!(
+        fast::select(raw.as_bytes(), &["d".into()]).unwrap(),
+        jaq_output(".d", raw.as_bytes()).unwrap()
+    );
+}
+
+#[test]
+fn only_plain_paths_take_the_fast_path() {
+    assert_eq!(fast::path_of(" . "), Some(vec![]));
+    assert_eq!(fast::path_of(".data"), Some(vec!["data".to_string()]));
+    assert_eq!(
+        fast::path_of(".a_1.B\n"),
+        Some(vec!["a_1".to_string(), "B".to_string()])
+    );
+    for not in [
+        "", "..", ".a.", ".a[]", ".a | .b", ".[\"a\"]", ".1a", ".a?", "{a: .a}", ".a .b", ".a-b",
+        "$live",
+    ] {
+        assert_eq!(fast::path_of(not), None, "{not:?}");
+    }
+}

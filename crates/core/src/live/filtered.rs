@@ -101,6 +101,13 @@ impl LiveTarget for FilteredTarget {
             .map_err(|e| e.context(format!("reading {}", self.inner.describe())))
     }
 
+    /// The inner target's answer when no program reshapes documents (ignore paths only).
+    fn holds_written(&self, written: &[u8], back: &[u8]) -> bool {
+        !self.filters.has_read()
+            && !self.filters.has_write()
+            && self.inner.holds_written(written, back)
+    }
+
     fn creates(&self) -> Option<String> {
         self.inner.creates()
     }

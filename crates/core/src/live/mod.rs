@@ -43,6 +43,15 @@ pub trait LiveTarget: Send + Sync + fmt::Debug {
         Ok((self.read(limit).await?, None))
     }
 
+    /// Whether `back`, read from this target after writing `written` to it, holds what
+    /// was written though it differs from it as a whole document: a `kind = "parts"`
+    /// target whose optional parts absent from `written` were left as they were. False
+    /// for other targets.
+    fn holds_written(&self, written: &[u8], back: &[u8]) -> bool {
+        let _ = (written, back);
+        false
+    }
+
     /// How this target creates its object anew when the platform has deleted it (`POST
     /// https://...`, from an HTTP target's `create` table), or `None` when it can't.
     fn creates(&self) -> Option<String> {

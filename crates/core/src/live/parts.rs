@@ -6,10 +6,14 @@
 //! order, reading each back and checking it before the next; a failure names the parts
 //! already written and those not.
 //!
-//! A part that is missing (no file, a 404) while others are present makes the whole
-//! unreadable rather than missing: what the other parts hold can't be snapshotted
-//! without it, so a restore over it needs the explicit override. When every part is
-//! missing, live is missing, as for any target.
+//! A required part that is missing (no file, a 404) while others are present makes the
+//! whole unreadable rather than missing: what the other parts hold can't be snapshotted
+//! without it, so a restore over it needs the explicit override. An **optional** part
+//! (`optional = true`) that is missing is left out of the object: the version records
+//! it as absent, and a restore of that version leaves the part's live target as it is
+//! (nothing is removed). When every part is missing, live is missing, as for any
+//! target. Anything else than "missing" (a 5xx, a timeout, a refused sign-in) fails the
+//! read, optional part or not.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -30,6 +34,8 @@ use crate::id::EnvRef;
 struct Part {
     name: String,
     target: Arc<dyn LiveTarget>,
+    /// May be absent (`optional = true`).
+    optional: bool,
 }
 
 /// Named live targets read and written as one JSON object.
@@ -48,10 +54,24 @@ impl PartsTarget {
     pub fn new(parts: Vec<(String, Arc<dyn LiveTarget>)>, limit: u64) -> Self {
         let mut parts: Vec<Part> = parts
             .into_iter()
-            .map(|(name, target)| Part { name, target })
+            .map(|(name, target)| Part {
+                name,
+                target,
+                optional: false,
+            })
             .collect();
         parts.sort_by(|a, b| a.name.cmp(&b.name));
         Self { parts, limit }
+    }
+
+    /// Marks the parts `names` optional: they may be absent (see the module's
+    /// documentation).
+    #[must_use]
+    pub fn with_optional(mut self, names: &[&str]) -> Self {
+        for p in &mut self.parts {
+            p.optional |= names.contains(&p.name.as_str());
+        }
+        self
     }
 
     /// Builds the parts of `env`'s `kind = "parts"` target, each through its filter.
@@ -83,12 +103,32 @@ impl PartsTarget {
             };
             out.push((name.clone(), target));
         }
-        Ok(Self::new(out, limit))
+        let optional: Vec<&str> = parts
+            .iter()
+            .filter(|(_, p)| p.optional)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        Ok(Self::new(out, limit).with_optional(&optional))
     }
 
     /// The part names, in order.
     fn names(&self) -> Vec<&str> {
         self.parts.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// ", of which [a, b] optional", or nothing.
+    fn optional_text(&self) -> String {
+        let optional: Vec<&str> = self
+            .parts
+            .iter()
+            .filter(|p| p.optional)
+            .map(|p| p.name.as_str())
+            .collect();
+        if optional.is_empty() {
+            String::new()
+        } else {
+            format!(", of which [{}] optional", optional.join(", "))
+        }
     }
 
     /// The error for a failure at part `i` of a write: what was written and what not.
@@ -170,37 +210,51 @@ impl LiveTarget for PartsTarget {
         let reads =
             futures::future::join_all(self.parts.iter().map(|p| p.target.read(limit))).await;
         let mut docs = Vec::with_capacity(reads.len());
-        let mut missing = Vec::new();
+        let (mut missing, mut absent) = (Vec::new(), Vec::new());
         for (part, read) in self.parts.iter().zip(reads) {
             match read {
                 Ok(doc) => docs.push((part.name.clone(), doc)),
+                Err(e) if e.is_live_missing() && part.optional => {
+                    absent.push((part.name.as_str(), e));
+                }
                 Err(e) if e.is_live_missing() => missing.push((part.name.as_str(), e)),
                 Err(e) => return Err(e.context(format!("reading part {}", part.name))),
             }
         }
-        let missing_text = || {
-            missing
+        let text = |parts: &[(&str, Error)]| {
+            parts
                 .iter()
                 .map(|(name, e)| format!("{name} ({})", e.report()))
                 .collect::<Vec<_>>()
                 .join("; ")
         };
         if docs.is_empty() {
+            missing.extend(absent);
             return Err(Error::live_missing(format!(
                 "every part is missing: {}",
-                missing_text()
+                text(&missing)
             )));
         }
         if !missing.is_empty() {
             let present: Vec<&str> = docs.iter().map(|(n, _)| n.as_str()).collect();
+            let tables: Vec<String> = missing
+                .iter()
+                .map(|(name, _)| format!("[...live.parts.{name}]"))
+                .collect();
             return Err(Error::precondition(format!(
-                "part {} is missing while {} {} present: the parts are one snapshot, so \
-                 they can't be saved without it (restore the missing part, or the whole \
-                 environment)",
-                missing_text(),
+                "the required part {} is missing while {} {} present: the parts are one \
+                 snapshot, so they can't be saved without it (restore the missing part, \
+                 or the whole environment; if the part may be absent, as a credentials \
+                 file before any credentials exist, write optional = true in {})",
+                text(&missing),
                 present.join(", "),
                 if present.len() == 1 { "is" } else { "are" },
+                tables.join(", "),
             )));
+        }
+        for (name, e) in &absent {
+            tracing::info!(part = %name, reason = %e.report(),
+                "optional part absent: the version is taken without it");
         }
         let joined = tokio::task::spawn_blocking(move || join(&docs))
             .await
@@ -226,16 +280,27 @@ impl LiveTarget for PartsTarget {
             })?;
         let names = self.names();
         let given: Vec<&str> = docs.keys().map(String::as_str).collect();
-        if given != names {
+        // Every part but the optional ones, and no other.
+        let fits = given.iter().all(|g| names.contains(g))
+            && self
+                .parts
+                .iter()
+                .all(|p| p.optional || docs.contains_key(&p.name));
+        if !fits {
             return Err(Error::invalid(format!(
                 "nothing was written: the configuration has the parts [{}], but this \
-                 environment's are [{}]",
+                 environment's are [{}]{}",
                 given.join(", "),
-                names.join(", ")
+                names.join(", "),
+                self.optional_text()
             )));
         }
         for (i, part) in self.parts.iter().enumerate() {
+            // An optional part the version does not hold: its live target is left as
+            // it is.
             let Some(doc) = docs.remove(&part.name) else {
+                tracing::info!(part = %part.name,
+                    "optional part absent from the version: its live target is left as it is");
                 continue;
             };
             let doc = Bytes::from(Box::<str>::from(doc).into_boxed_bytes());
@@ -256,6 +321,30 @@ impl LiveTarget for PartsTarget {
         }
         Ok(())
     }
+
+    fn holds_written(&self, written: &[u8], back: &[u8]) -> bool {
+        holds_with_optional_parts(&self.parts, written, back)
+    }
+}
+
+/// Whether `back` holds `written` with only optional parts added: each part `written`
+/// holds is in `back` as the same JSON, and the parts `back` holds besides are optional
+/// ones (left as they were by the write, the version not holding them).
+fn holds_with_optional_parts(parts: &[Part], written: &[u8], back: &[u8]) -> bool {
+    type Parts = BTreeMap<String, serde_json::Value>;
+    let (Ok(written), Ok(mut back)) = (
+        serde_json::from_slice::<Parts>(written),
+        serde_json::from_slice::<Parts>(back),
+    ) else {
+        return false;
+    };
+    for (name, doc) in &written {
+        if back.remove(name).as_ref() != Some(doc) {
+            return false;
+        }
+    }
+    back.keys()
+        .all(|name| parts.iter().any(|p| p.optional && &p.name == name))
 }
 
 #[cfg(test)]

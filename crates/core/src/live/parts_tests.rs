@@ -340,3 +340,134 @@ fn part_tables_are_checked_like_live_targets() {
         assert!(e.report().contains(says), "{says}: {}", e.report());
     }
 }
+
+/// A part whose reads fail as a platform's 5xx does.
+#[derive(Debug)]
+struct Down;
+
+#[async_trait]
+impl LiveTarget for Down {
+    fn describe(&self) -> String {
+        "down".into()
+    }
+    async fn read(&self, _limit: u64) -> Result<Bytes> {
+        Err(Error::unavailable("HTTP 503 Service Unavailable"))
+    }
+    async fn write(&self, _bytes: Bytes) -> Result<()> {
+        Err(Error::unavailable("HTTP 503 Service Unavailable"))
+    }
+}
+
+#[tokio::test]
+async fn an_optional_part_missing_is_absent_from_the_version_and_left_alone_by_restore() {
+    let (dir, _store, vault, env) = local_vault();
+    let (target, flows, creds) = node_red_files(dir.path());
+    let target = target.with_optional(&["credentials"]);
+    // Node-RED before any credentials exist: no flows_cred.json.
+    std::fs::remove_file(&creds).unwrap();
+    let v1 = vault
+        .backup_from_live(&env, &target, backup())
+        .await
+        .unwrap();
+    let (_, stored) = vault.get(&env, v1.snapshot().version).await.unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&stored).unwrap(),
+        json!({"flows": serde_json::from_slice::<Value>(&corpus(FLOWS)).unwrap()}),
+        "the version records the part as absent"
+    );
+    // Credentials come; the next version holds them.
+    std::fs::write(&creds, CREDS).unwrap();
+    let BackupOutcome::Created(v2) = vault
+        .backup_from_live(&env, &target, backup())
+        .await
+        .unwrap()
+    else {
+        panic!("the credentials are a change");
+    };
+    assert_eq!(v2.version, 2);
+
+    // Restoring v1 writes its flows and leaves the credentials file as it is.
+    std::fs::write(&flows, "[]").unwrap();
+    let report = vault.restore(&env, &target, req(1)).await.unwrap();
+    assert!(report.pushed);
+    assert_eq!(report.verified, Verification::OptionalPartsKept);
+    assert_eq!(
+        std::fs::read(&flows).unwrap(),
+        corpus(FLOWS).trim_ascii_end()
+    );
+    assert_eq!(std::fs::read(&creds).unwrap(), CREDS, "left as it was");
+
+    // A write naming a part the environment does not have, or lacking a required
+    // one, still writes nothing.
+    for bad in [r#"{"credentials": {}}"#, r#"{"flows": [], "x": 1}"#] {
+        let e = target.write(Bytes::from(bad)).await.unwrap_err();
+        assert!(e.message().starts_with("nothing was written"), "{e}");
+        assert!(
+            e.message().contains("of which [credentials] optional"),
+            "{e}"
+        );
+    }
+    // Every part gone: live is missing, as for any target.
+    std::fs::remove_file(&flows).unwrap();
+    std::fs::remove_file(&creds).unwrap();
+    let e = target.read(1 << 20).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LiveMissing, "{e}");
+}
+
+#[tokio::test]
+async fn only_missing_makes_an_optional_part_absent_and_a_required_one_says_how() {
+    let dir = tempfile::tempdir().unwrap();
+    let (target, _flows, creds) = node_red_files(dir.path());
+    // An optional part that fails otherwise than missing fails the read.
+    let flows = dir.path().join("flows.json");
+    let down = PartsTarget::new(
+        vec![
+            ("flows".into(), file(&flows)),
+            ("credentials".into(), Arc::new(Down) as Arc<dyn LiveTarget>),
+        ],
+        1 << 20,
+    )
+    .with_optional(&["credentials"]);
+    let e = down.read(1 << 20).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.report().contains("reading part credentials"), "{e}");
+    std::fs::write(&creds, "not json").unwrap();
+    let e = target
+        .with_optional(&["credentials"])
+        .read(1 << 20)
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("part credentials is not JSON"), "{e}");
+
+    // A required part missing names itself and the way to make it optional.
+    std::fs::remove_file(&creds).unwrap();
+    let (target, _, _) = {
+        let t = node_red_files(dir.path());
+        std::fs::remove_file(&creds).unwrap();
+        t
+    };
+    let e = target.read(1 << 20).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PreconditionFailed, "{e}");
+    assert!(
+        e.message().starts_with("the required part credentials ("),
+        "{e}"
+    );
+    assert!(
+        e.message()
+            .contains("write optional = true in [...live.parts.credentials]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn optional_is_read_from_the_part_table() {
+    let text = PARTS.replace(
+        "secret = true",
+        "secret = true\nallow_plaintext_secrets = true\noptional = true",
+    );
+    let config = Config::parse(&text).unwrap();
+    let env = crate::id::EnvRef::parse("crm", "production").unwrap();
+    let parts = crate::config::parts_of(config.env(&env).unwrap().live.as_ref().unwrap()).unwrap();
+    assert!(parts["credentials"].optional);
+    assert!(parts.values().filter(|p| !p.optional).count() >= 1);
+}

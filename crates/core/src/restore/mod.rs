@@ -261,6 +261,9 @@ pub enum Verification {
     /// Read back equal once the environment's ignore paths are left out (the platform
     /// changed a version counter or a timestamp as it saved).
     EqualIgnoring,
+    /// Read back as written, with the optional parts this version does not hold
+    /// (`kind = "parts"`, `optional = true`) left as live had them.
+    OptionalPartsKept,
     /// Nothing was pushed.
     NotPushed,
 }

@@ -17,8 +17,11 @@ use crate::config::{Config, OnBackup, SchemaConfig};
 use crate::error::{Error, Result};
 use crate::id::EnvRef;
 
+mod doc;
 #[cfg(test)]
 mod tests;
+
+pub use doc::Doc;
 
 /// How many violations are named in messages, events and metadata.
 pub const SHOWN_VIOLATIONS: usize = 5;
@@ -34,6 +37,8 @@ pub struct Schemas {
 pub struct EnvSchema {
     config: SchemaConfig,
     compiled: OnceLock<std::result::Result<Arc<jsonschema::Validator>, String>>,
+    /// The same schema, for documents parsed as a [`Doc`].
+    borrowed: OnceLock<std::result::Result<Arc<jsonschema::Validator<doc::Borrowed>>, String>>,
 }
 
 /// One way a document fails a schema.
@@ -120,6 +125,7 @@ impl Schemas {
                     EnvSchema {
                         config,
                         compiled: OnceLock::new(),
+                        borrowed: OnceLock::new(),
                     },
                 ))
             })
@@ -201,6 +207,16 @@ impl EnvSchema {
             .map_err(|e| Error::config(format!("apps.{}.envs.{}.schema: {e}", env.app, env.env)))
     }
 
+    fn borrowed_validator(
+        &self,
+        env: &EnvRef,
+    ) -> Result<Arc<jsonschema::Validator<doc::Borrowed>>> {
+        self.borrowed
+            .get_or_init(|| compile(&self.config.file).map(Arc::new))
+            .clone()
+            .map_err(|e| Error::config(format!("apps.{}.envs.{}.schema: {e}", env.app, env.env)))
+    }
+
     /// Checks `raw` (already known to be JSON) against the schema: `None` if it passes.
     /// CPU-bound: call it off the async runtime for large documents.
     ///
@@ -208,7 +224,27 @@ impl EnvSchema {
     /// `Config` if the schema can't be read or compiled; `InvalidInput` if `raw` is not
     /// JSON.
     pub fn check(&self, env: &EnvRef, raw: &[u8]) -> Result<Option<Violations>> {
+        self.check_parsed(env, raw, Doc::parse(raw).as_ref())
+    }
+
+    /// [`EnvSchema::check`] of `raw`, already parsed as `doc` when [`Doc::parse`] could:
+    /// a document that passes is known from `doc` alone; one that fails (or was not
+    /// parsed) is parsed into a `serde_json::Value` to name its violations.
+    ///
+    /// # Errors
+    /// As [`EnvSchema::check`].
+    pub fn check_parsed(
+        &self,
+        env: &EnvRef,
+        raw: &[u8],
+        doc: Option<&Doc<'_>>,
+    ) -> Result<Option<Violations>> {
         self.validator(env)?;
+        if let Some(doc) = doc
+            && self.borrowed_validator(env)?.is_valid(doc.root())
+        {
+            return Ok(None);
+        }
         let doc: serde_json::Value = serde_json::from_slice(raw)
             .map_err(|e| Error::invalid(format!("the configuration of {env} is not JSON: {e}")))?;
         self.check_value(env, &doc)
@@ -250,14 +286,17 @@ impl EnvSchema {
     }
 }
 
-/// Reads and compiles a schema file, naming the file in the error.
-fn compile(path: &Path) -> std::result::Result<jsonschema::Validator, String> {
+/// Reads and compiles a schema file for the representation `F`, naming the file in the
+/// error.
+fn compile<F: jsonschema::json::Json>(
+    path: &Path,
+) -> std::result::Result<jsonschema::Validator<F>, String> {
     let text = std::fs::read(path)
         .map_err(|e| format!("cannot read the schema file {}: {e}", path.display()))?;
     let schema: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| format!("the schema file {} is not JSON: {e}", path.display()))?;
     // Draft 2020-12 unless the schema's `$schema` names another draft.
-    jsonschema::options()
+    jsonschema::options_for::<F>()
         .with_draft(jsonschema::Draft::Draft202012)
         .build(&schema)
         .map_err(|e| {

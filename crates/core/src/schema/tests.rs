@@ -79,6 +79,7 @@ fn node_red() -> EnvSchema {
             on_backup: OnBackup::Refuse,
         },
         compiled: OnceLock::new(),
+        borrowed: OnceLock::new(),
     }
 }
 
@@ -406,4 +407,44 @@ async fn refuse_applies_to_a_pre_restore_snapshot_never() {
         (Trigger::PreRestore, Some(1))
     );
     assert_eq!(std::fs::read(&live).unwrap(), corpus(FLOWS));
+}
+
+/// The check runs beside the first store round trip, yet a fresh store is left empty
+/// when the check fails: not even the store's marker is written.
+#[tokio::test]
+async fn a_refused_backup_leaves_a_fresh_store_empty() {
+    for (name, raw) in [
+        ("production", node_without_id()),
+        ("production", b"{\"not json".to_vec()),
+        ("staging", b"[1,".to_vec()),
+    ] {
+        let f = fixture(None);
+        let err = f
+            .vault
+            .backup(&env(name), BackupRequest::new(raw, Trigger::Manual))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let store = f.dir.path().join("store");
+        // The local store's lock file is made when the store is opened.
+        let left: Vec<_> = walk(&store)
+            .into_iter()
+            .filter(|p| !p.ends_with(".jvlock"))
+            .collect();
+        assert!(left.is_empty(), "{name}: {left:?}");
+    }
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() { walk(&p) } else { vec![p] }
+        })
+        .collect()
 }

@@ -68,32 +68,97 @@ impl Vault {
         // Encrypted environments store age(zstd(json)); the metadata names the recipients.
         let recipients = self.options().encryption.recipients(env).cloned();
         let recipient_names = recipients.as_ref().map(|r| r.names().to_vec());
-        let (sha256, compressed, mut schema_check, computed) =
-            tokio::task::spawn_blocking(move || {
-                let schema_check = match schema {
-                    Some((schemas, env)) => {
-                        let doc = codec::parse_json(&raw, &what)?;
-                        Some(
-                            schemas
-                                .get(&env)
-                                .map_or(Ok(None), |s| s.check_value(&env, &doc)),
-                        )
-                    }
-                    None => {
+        let free_text: usize = [&req.actor.who, &req.message, &req.source]
+            .iter()
+            .filter_map(|t| t.as_ref().map(|t| encode_text(t).len()))
+            .sum::<usize>()
+            + recipient_names.as_ref().map_or(0, |r| r.join(",").len());
+        if free_text > MAX_FREE_TEXT_METADATA {
+            return Err(Error::invalid(format!(
+                "author, message and source of the snapshot (and its age recipients) take \
+                 {free_text} bytes once encoded; S3 metadata allows \
+                 {MAX_FREE_TEXT_METADATA}: shorten the message (or name fewer recipients)"
+            )));
+        }
+        // The computation runs beside the first store round trip (the LIST of the latest
+        // version, and the marker check once the JSON check has passed: the marker is the
+        // only thing that round trip may write, so nothing is written before the check).
+        let (checked_tx, checked_rx) = tokio::sync::oneshot::channel::<()>();
+        // A document the schema refuses must not even create the store's marker.
+        let refuses = req.trigger.may_refuse_on_schema()
+            && !req.skip_schema_check
+            && self
+                .options()
+                .schemas
+                .get(env)
+                .is_some_and(|s| s.on_backup() == OnBackup::Refuse);
+        let computing = tokio::task::spawn_blocking(move || {
+            let schema_check = match schema {
+                Some((schemas, env)) => {
+                    // A document the borrowed parse takes is valid JSON; otherwise the
+                    // JSON check says why (or passes, for a repeated key).
+                    let doc = crate::schema::Doc::parse(&raw);
+                    if doc.is_none() {
                         codec::check_json(&raw, &what)?;
-                        None
                     }
-                };
-                let ignoring = ignoring.and_then(|f| f.ignoring_sha256(&raw).ok().flatten());
-                let zstd = codec::compress(&raw, level)?;
-                let stored = match &recipients {
-                    Some(r) => crypt::encrypt(&zstd, r)?,
-                    None => zstd,
-                };
-                Ok::<_, Error>((codec::sha256_hex(&raw), stored, schema_check, ignoring))
-            })
-            .await
-            .map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
+                    let check = schemas
+                        .get(&env)
+                        .map_or(Ok(None), |s| s.check_parsed(&env, &raw, doc.as_ref()));
+                    if !(refuses && matches!(check, Ok(Some(_)))) {
+                        let _ = checked_tx.send(());
+                    }
+                    Some(check)
+                }
+                None => {
+                    codec::check_json(&raw, &what)?;
+                    let _ = checked_tx.send(());
+                    None
+                }
+            };
+            let ignoring = ignoring.and_then(|f| f.ignoring_sha256(&raw).ok().flatten());
+            let zstd = codec::compress(&raw, level)?;
+            let stored = match &recipients {
+                Some(r) => crypt::encrypt(&zstd, r)?,
+                None => zstd,
+            };
+            Ok::<_, Error>((codec::sha256_hex(&raw), stored, schema_check, ignoring))
+        });
+        let marker = async {
+            // A dropped sender is a failed check: its error comes from `computing`, or
+            // the schema's refusal below.
+            if checked_rx.await.is_ok() {
+                self.ensure_marker().await
+            } else {
+                Ok(())
+            }
+        };
+        // What the claim needs: the newest version's number (one LIST); and unless
+        // forced, its metadata to compare with, from the same LIST while the history is
+        // short (see `latest_in_one_list`).
+        let force = req.force;
+        let read_latest = || async move {
+            if force {
+                Ok(self.latest_version(env).await?.map(Latest::Number))
+            } else {
+                Ok::<_, Error>(
+                    self.latest_in_one_list(env)
+                        .await?
+                        .map(|m| Latest::Meta(Box::new(m))),
+                )
+            }
+        };
+        // A caller that has just read the latest (a restore) passes it in.
+        let first_read = async {
+            match &req.known_latest {
+                Some(known) => Ok(Some(Latest::Meta(Box::new(known.clone())))),
+                None => read_latest().await,
+            }
+        };
+        let (computed, marker, first_latest) = tokio::join!(computing, marker, first_read);
+        let (sha256, compressed, mut schema_check, computed) =
+            computed.map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
+        marker?;
+        let mut first_latest = Some(first_latest?);
         let ignoring_sha256 = req.ignoring_sha256.clone().or(computed);
         let compressed = Bytes::from(compressed);
         let (mut violations, mut schema_overridden) = (None, false);
@@ -114,48 +179,12 @@ impl Vault {
             schema_error: None,
             recipients: recipient_names,
         };
-        let free_text: usize = [&meta.author, &meta.message, &meta.source]
-            .iter()
-            .filter_map(|t| t.as_ref().map(|t| encode_text(t).len()))
-            .sum::<usize>()
-            + meta.recipients.as_ref().map_or(0, |r| r.join(",").len());
-        if free_text > MAX_FREE_TEXT_METADATA {
-            return Err(Error::invalid(format!(
-                "author, message and source of the snapshot (and its age recipients) take \
-                 {free_text} bytes once encoded; S3 metadata allows \
-                 {MAX_FREE_TEXT_METADATA}: shorten the message (or name fewer recipients)"
-            )));
-        }
         for attempt in 0..MAX_CLAIM_ATTEMPTS {
-            // What the claim needs: the newest version's number (one LIST); and unless
-            // forced, its metadata to compare with, from the same LIST while the
-            // history is short (see `latest_in_one_list`).
-            let read = async {
-                if req.force {
-                    Ok(self.latest_version(env).await?.map(Latest::Number))
-                } else {
-                    Ok::<_, Error>(
-                        self.latest_in_one_list(env)
-                            .await?
-                            .map(|m| Latest::Meta(Box::new(m))),
-                    )
-                }
-            };
-            let latest = if attempt == 0 {
-                // The marker check (once per vault) and the first read side by side:
-                // nothing is written before both have succeeded.
-                // A caller that has just read the latest (a restore) passes it in.
-                let first = async {
-                    match &req.known_latest {
-                        Some(known) => Ok(Some(Latest::Meta(Box::new(known.clone())))),
-                        None => read.await,
-                    }
-                };
-                let (marker, latest) = tokio::join!(self.ensure_marker(), first);
-                marker?;
-                latest?
-            } else {
-                read.await?
+            let latest = match first_latest.take() {
+                // Read above, beside the computation (the marker check too): nothing is
+                // written before both have succeeded.
+                Some(latest) => latest,
+                None => read_latest().await?,
             };
             if let Some(Latest::Meta(latest)) = &latest
                 && !req.force
