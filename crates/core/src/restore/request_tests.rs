@@ -10,21 +10,9 @@ use crate::events::Actor;
 use crate::live::file::FileTarget;
 use crate::meta::Trigger;
 use crate::snapshot::BackupRequest;
-use crate::store::counting::RequestCounts;
+use crate::store::counting::{Ops, RequestCounts, minus, ops};
 use crate::store::{CountingStore, LocalStore};
 use crate::vault::{Vault, VaultOptions};
-
-/// Requests by operation: (get, head, put, list, delete).
-type Ops = (u64, u64, u64, u64, u64);
-
-fn ops(c: &RequestCounts) -> Ops {
-    let [get, head, put, list, delete, _] = c.by_op().map(|(_, n)| n);
-    (get, head, put, list, delete)
-}
-
-fn minus(a: Ops, b: Ops) -> Ops {
-    (a.0 - b.0, a.1 - b.1, a.2 - b.2, a.3 - b.3, a.4 - b.4)
-}
 
 struct World {
     dir: tempfile::TempDir,

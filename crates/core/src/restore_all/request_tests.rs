@@ -18,7 +18,7 @@ use crate::host_limits::HostLimits;
 use crate::id::EnvRef;
 use crate::live::LiveTarget;
 use crate::live::file::FileTarget;
-use crate::store::counting::RequestCounts;
+use crate::store::counting::{Ops, RequestCounts, minus, ops};
 use crate::store::{
     Conditional, CountingStore, Leftover, ListPage, LocalStore, Metadata, Object, ObjectInfo,
     PutMode, Store,
@@ -75,18 +75,6 @@ impl Store for Split {
     async fn leftovers(&self, prefix: &str, grace: StdDuration) -> Result<Vec<Leftover>> {
         self.data.leftovers(prefix, grace).await
     }
-}
-
-/// Requests by operation: (get, head, put, list, delete).
-type Ops = (u64, u64, u64, u64, u64);
-
-fn ops(c: &RequestCounts) -> Ops {
-    let [get, head, put, list, delete, _] = c.by_op().map(|(_, n)| n);
-    (get, head, put, list, delete)
-}
-
-fn minus(a: Ops, b: Ops) -> Ops {
-    (a.0 - b.0, a.1 - b.1, a.2 - b.2, a.3 - b.3, a.4 - b.4)
 }
 
 fn good(i: usize) -> Vec<u8> {

@@ -142,3 +142,20 @@ impl Store for CountingStore {
         self.inner.remove_leftover(leftover, grace).await
     }
 }
+
+/// Requests by operation, for the tests that count them: (get, head, put, list, delete).
+#[cfg(test)]
+pub(crate) type Ops = (u64, u64, u64, u64, u64);
+
+/// `c`'s counts as [`Ops`].
+#[cfg(test)]
+pub(crate) fn ops(c: &RequestCounts) -> Ops {
+    let [get, head, put, list, delete, _] = c.by_op().map(|(_, n)| n);
+    (get, head, put, list, delete)
+}
+
+/// The requests made between two readings.
+#[cfg(test)]
+pub(crate) fn minus(a: Ops, b: Ops) -> Ops {
+    (a.0 - b.0, a.1 - b.1, a.2 - b.2, a.3 - b.3, a.4 - b.4)
+}
