@@ -134,17 +134,17 @@ impl Drop for RunningFlag {
     }
 }
 
-/// How a run came to be, for the metrics and the claim clean-up.
+/// How a run came to be: whether it still has to claim its tick.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Via {
     /// No claims.
     Plain,
-    /// This replica owned and claimed the tick; deletes the previous tick's claim.
+    /// This replica owns the tick and claims it first; a win deletes the previous
+    /// tick's claim.
     Claim { prev_tick_ms: Option<i64> },
-    /// The owner did not claim it in time; this replica did.
-    Late,
-    /// The claimant died; this replica took it over.
-    TakeOver,
+    /// A fallback check already claimed it (its owner did not in time) or took it over
+    /// (its claimant died).
+    Fallback,
 }
 
 impl EnvJob {
@@ -229,9 +229,6 @@ impl EnvJob {
             }
         }
         self.run(shared).await;
-        if let (Some(claims), Via::TakeOver) = (&shared.claims, via) {
-            claims.release_takeover(&self.env, tick_ms).await;
-        }
     }
 
     /// The fallback check of a tick owned by another replica (see [`Claims::check`]);
@@ -244,6 +241,7 @@ impl EnvJob {
                 run_ms,
                 owner,
                 round,
+                first,
             },
         ) = (&shared.claims, &entry.what)
         else {
@@ -251,7 +249,7 @@ impl EnvJob {
         };
         let (tick_ms, run_ms) = (entry.tick_ms, *run_ms);
         match claims
-            .check(&self.env, tick_ms, run_ms, owner, *round < PATIENCE)
+            .check(&self.env, tick_ms, run_ms, owner, *round < PATIENCE, *first)
             .await
         {
             Ok(Check::Settled) => {}
@@ -262,6 +260,7 @@ impl EnvJob {
                         run_ms,
                         owner: owner.clone(),
                         round: round + 1,
+                        first: *first,
                     },
                     ..entry
                 };
@@ -272,13 +271,13 @@ impl EnvJob {
                 shared.metrics.record_claim("late");
                 tracing::info!(env = %self.env, %owner, tick_ms,
                     "the tick's owner did not claim it within the lease: running it here");
-                self.start(shared, tick_ms, run_ms, Via::Late);
+                self.start(shared, tick_ms, run_ms, Via::Fallback);
             }
             Ok(Check::TakenOver) => {
                 shared.metrics.record_claim("taken_over");
                 tracing::warn!(env = %self.env, tick_ms,
                     "the tick's claim expired (its replica stopped beating): taken over");
-                self.start(shared, tick_ms, run_ms, Via::TakeOver);
+                self.start(shared, tick_ms, run_ms, Via::Fallback);
             }
             Err(e) => {
                 shared.metrics.record_claim("error");
@@ -539,14 +538,25 @@ async fn run_timer(
                                     Via::Claim { prev_tick_ms },
                                 );
                             } else {
+                                // The owner's successor looks one lease after the tick,
+                                // the others half a lease later (see `claim`).
+                                let first = claims.is_mine(&claims.successor(
+                                    &job.env,
+                                    entry.tick_ms,
+                                    &owner,
+                                ));
+                                let lease = lease_ms(claims);
                                 timer.push(Entry {
-                                    due_ms: entry.due_ms + lease_ms(claims),
+                                    due_ms: entry.due_ms
+                                        + lease
+                                        + if first { 0 } else { lease / 2 },
                                     job: entry.job,
                                     tick_ms: entry.tick_ms,
                                     what: Due::Check {
                                         run_ms: entry.due_ms,
                                         owner,
                                         round: 0,
+                                        first,
                                     },
                                 });
                             }

@@ -22,6 +22,8 @@ pub enum Due {
         owner: Arc<str>,
         /// How many times the owner was found alive but not done yet.
         round: u8,
+        /// Whether this replica is the owner's successor, which checks first.
+        first: bool,
     },
 }
 
@@ -130,6 +132,7 @@ mod tests {
             run_ms: 5,
             owner: Arc::from("r2"),
             round: 0,
+            first: true,
         };
         t.push(entry(100, 0, run.clone()));
         t.push(entry(200, 1, run.clone()));

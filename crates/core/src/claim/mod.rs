@@ -11,19 +11,25 @@
 //!   replicas that see the same members agree without talking. The owner claims the
 //!   tick with a create-only object ([`layout::tick_claim_key`]) and runs it; the others
 //!   make no request at all.
-//! - **Fallback.** One lease after the tick, each other replica looks at the owner's
-//!   heartbeat in memory. If the owner settled past the tick, nothing is done. If not
-//!   (it died, or the replicas disagreed on the members), the replica claims the tick
-//!   itself; if a claim exists whose claimant's heartbeat stopped before it settled the
-//!   tick, the claim has expired and the tick is taken over with a second create-only
-//!   object ([`layout::takeover_key`]). Only failures cost requests.
+//! - **Fallback.** After the tick, each other replica looks at the owner's heartbeat in
+//!   memory. If the owner settled past the tick, nothing is done. If not (it died, or
+//!   the replicas disagreed on the members), the tick's *successor* (the owner's
+//!   runner-up in the same rendezvous, [`Claims::successor`]) looks first, one lease
+//!   after the tick: it reads the tick's claim; with none, it claims the tick itself;
+//!   with a claim whose claimant's heartbeat stopped before it settled the tick, the
+//!   claim has expired and the tick is taken over with a second create-only object
+//!   ([`layout::takeover_key`]). The other replicas look half a lease later, and first
+//!   ask whether that takeover object exists (one HEAD): a dead owner's tick costs two
+//!   requests to its successor and one to each other replica, and only failures cost
+//!   requests.
 //! - **Clean-up.** The winner of a tick deletes the claim of the environment's previous
-//!   tick, and a takeover object is deleted once its run is over: claims do not pile up.
-//!   Heartbeats of replicas gone for longer than 10 leases are deleted by the others.
-//!   What is left behind (the last claim of an environment whose schedule or claims were
-//!   turned off, or of a replica killed between its claim and the next) is swept by
-//!   retention: [`sweep_stale`], called by `prune` and by retention after a scheduled
-//!   backup, deletes claims of ticks older than [`STALE_AFTER`].
+//!   tick: claims do not pile up. Heartbeats of replicas gone for longer than 10 leases
+//!   are deleted by the others. What is left behind (a takeover object, one per tick
+//!   taken over from a dead replica; the last claim of an environment whose schedule or
+//!   claims were turned off, or of a replica killed between its claim and the next) is
+//!   swept by retention: [`sweep_stale`], called by `prune` and by retention after a
+//!   scheduled backup, deletes claims and takeovers of ticks older than
+//!   [`STALE_AFTER`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -395,6 +401,16 @@ impl Claims {
             .unwrap_or_else(|| self.me.clone())
     }
 
+    /// The replica that checks first whether `owner` ran the tick `tick_ms` of `env`:
+    /// the owner's runner-up among the live replicas (this one if it is the only other).
+    #[must_use]
+    pub fn successor(&self, env: &EnvRef, tick_ms: i64, owner: &str) -> Arc<str> {
+        let ids = self.live_ids(now_ms());
+        rendezvous(ids.iter().filter(|id| &***id != owner), env, tick_ms)
+            .cloned()
+            .unwrap_or_else(|| self.me.clone())
+    }
+
     /// Whether this replica owns the tick.
     #[must_use]
     pub fn is_mine(&self, owner: &Arc<str>) -> bool {
@@ -445,10 +461,11 @@ impl Claims {
         Ok(won)
     }
 
-    /// The fallback check of a tick one lease after it was due: `owner` is the replica
-    /// that owned it then. See the module's documentation. When `patient`, an owner
-    /// that is alive but has not settled the tick yet is given more time
-    /// ([`Check::Wait`]) instead of being asked through the store.
+    /// The fallback check of a tick after it was due: `owner` is the replica that owned
+    /// it then; `first` says whether this replica was its successor (see the module's
+    /// documentation). When `patient`, an owner that is alive but has not settled the
+    /// tick yet is given more time ([`Check::Wait`]) instead of being asked through the
+    /// store.
     ///
     /// # Errors
     /// What the store fails with.
@@ -459,6 +476,7 @@ impl Claims {
         run_ms: i64,
         owner: &str,
         patient: bool,
+        first: bool,
     ) -> Result<Check> {
         let now = now_ms();
         let members = self.members();
@@ -470,10 +488,17 @@ impl Claims {
         if patient && owner_now.is_some_and(|m| m.at_ms >= now - self.alive_within()) {
             return Ok(Check::Wait);
         }
-        let key = layout::tick_claim_key(env, tick_ms);
-        if self.create(&key, tick_ms, run_ms).await? {
-            return Ok(Check::Claimed);
+        let takeover = layout::takeover_key(env, tick_ms);
+        if !first {
+            // The successor looked half a lease ago: if it took the tick over, that is
+            // all there is to know.
+            match self.store.head(&takeover).await {
+                Ok(_) => return Ok(Check::Lost),
+                Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.context(format!("reading the tick takeover {takeover}"))),
+            }
         }
+        let key = layout::tick_claim_key(env, tick_ms);
         let record: ClaimRecord = match self.store.get(&key).await {
             Ok(o) => serde_json::from_slice(&o.bytes).map_err(|e| {
                 Error::internal(format!(
@@ -481,8 +506,15 @@ impl Claims {
                      is claimed again"
                 ))
             })?,
-            // Deleted meanwhile: the next tick was claimed, so this one is long over.
-            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => return Ok(Check::Settled),
+            // Nobody claimed it (the owner died before it could), or the next tick's
+            // winner deleted the claim: claim it, create-only, and run it if that wins.
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
+                return Ok(if self.create(&key, tick_ms, run_ms).await? {
+                    Check::Claimed
+                } else {
+                    Check::Lost
+                });
+            }
             Err(e) => return Err(e.context(format!("reading the tick claim {key}"))),
         };
         if record.owner == *self.me {
@@ -494,19 +526,10 @@ impl Claims {
         if alive || settled {
             return Ok(Check::Settled);
         }
-        let takeover = layout::takeover_key(env, tick_ms);
         if self.create(&takeover, tick_ms, run_ms).await? {
             Ok(Check::TakenOver)
         } else {
             Ok(Check::Lost)
-        }
-    }
-
-    /// Deletes the takeover object of a tick once its run is over.
-    pub async fn release_takeover(&self, env: &EnvRef, tick_ms: i64) {
-        let key = layout::takeover_key(env, tick_ms);
-        if let Err(e) = self.store.delete(&key).await {
-            tracing::debug!(%key, error = %e.report(), "could not delete a takeover claim");
         }
     }
 }

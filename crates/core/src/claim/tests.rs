@@ -18,6 +18,10 @@ fn replica(store: &Arc<dyn Store>, id: &str) -> Arc<Claims> {
     ))
 }
 
+/// Whether the checking replica is the owner's successor (see [`Claims::check`]).
+const FIRST: bool = true;
+const OTHER: bool = false;
+
 fn env(n: usize) -> EnvRef {
     EnvRef::parse("app", &format!("e{n}")).unwrap()
 }
@@ -79,21 +83,8 @@ async fn heartbeats_replace_each_other_and_say_what_is_settled() {
     drop(guard);
     a.beat().await.unwrap();
     assert!(a.members()[0].settled_ms > 5_000);
-    // The previous heartbeats are deleted off the beat's path: wait for it.
-    let mut left = usize::MAX;
-    for _ in 0..200 {
-        left = store
-            .list(layout::REPLICAS_PREFIX, None, 100)
-            .await
-            .unwrap()
-            .objects
-            .len();
-        if left == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(left, 1, "the previous heartbeats are deleted");
+    // The previous heartbeats are deleted off the beat's path.
+    heartbeats_left(&store, 1).await;
 }
 
 #[tokio::test]
@@ -106,7 +97,7 @@ async fn a_settled_owner_is_left_alone() {
     a.beat().await.unwrap();
     b.beat().await.unwrap();
     assert_eq!(
-        b.check(&e, run, run, "a", true).await.unwrap(),
+        b.check(&e, run, run, "a", true, FIRST).await.unwrap(),
         Check::Settled
     );
 }
@@ -123,12 +114,12 @@ async fn a_slow_live_owner_is_given_time_and_never_taken_over() {
     a.beat().await.unwrap();
     b.beat().await.unwrap();
     assert_eq!(
-        b.check(&e, run, run, "a", true).await.unwrap(),
+        b.check(&e, run, run, "a", true, FIRST).await.unwrap(),
         Check::Wait,
         "alive, still running: no request, look again later"
     );
     assert_eq!(
-        b.check(&e, run, run, "a", false).await.unwrap(),
+        b.check(&e, run, run, "a", false, FIRST).await.unwrap(),
         Check::Settled,
         "its claim is there and it is alive"
     );
@@ -144,13 +135,13 @@ async fn an_unclaimed_tick_of_a_silent_owner_is_claimed_by_the_checker() {
     let run = now_ms();
     // "a" never beat and never claimed: b claims the tick, a third replica loses it.
     assert_eq!(
-        b.check(&e, run, run, "a", true).await.unwrap(),
+        b.check(&e, run, run, "a", true, FIRST).await.unwrap(),
         Check::Claimed
     );
     let c = replica(&store, "c");
     c.beat().await.unwrap();
     assert_eq!(
-        c.check(&e, run, run, "a", true).await.unwrap(),
+        c.check(&e, run, run, "a", true, OTHER).await.unwrap(),
         Check::Settled,
         "b is alive"
     );
@@ -174,15 +165,109 @@ async fn a_claim_of_a_dead_replica_expires_and_is_taken_over_once() {
     c.beat().await.unwrap();
     b.beat().await.unwrap();
     assert_eq!(
-        b.check(&e, run, run, "dead", true).await.unwrap(),
+        b.check(&e, run, run, "dead", true, FIRST).await.unwrap(),
         Check::TakenOver
     );
     assert_eq!(
-        c.check(&e, run, run, "dead", true).await.unwrap(),
+        c.check(&e, run, run, "dead", true, FIRST).await.unwrap(),
+        Check::Lost,
+        "two replicas that both think they are first: one takeover"
+    );
+    assert_eq!(
+        c.check(&e, run, run, "dead", true, OTHER).await.unwrap(),
         Check::Lost
     );
-    b.release_takeover(&e, run).await;
-    assert!(store.head(&layout::takeover_key(&e, run)).await.is_err());
+}
+
+/// Waits until `n` heartbeats are left (the previous ones are deleted off the beat's
+/// path).
+async fn heartbeats_left(store: &Arc<dyn Store>, n: usize) {
+    let mut left = usize::MAX;
+    for _ in 0..200 {
+        left = store
+            .list(layout::REPLICAS_PREFIX, None, 100)
+            .await
+            .unwrap()
+            .objects
+            .len();
+        if left == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{left} heartbeats left, not {n}");
+}
+
+/// What a dead owner's tick costs the survivors: its successor reads the claim and
+/// creates the takeover (2 requests), each other replica asks whether the takeover
+/// exists (1); a settled tick costs nothing.
+#[tokio::test]
+async fn a_dead_owners_tick_costs_two_requests_to_its_successor_and_one_to_the_others() {
+    use crate::store::counting::CountingStore;
+    let (_dir, inner) = store();
+    let e = env(7);
+    // Ten seconds ago: dead (no beat for 2.5 heartbeats), not yet gone (10 leases), so
+    // that no beat deletes its heartbeat while requests are counted.
+    let run = now_ms() - 10_000;
+    let dead = replica(&inner, "dead");
+    assert!(dead.claim(&e, run, run, None).await.unwrap());
+    let old = layout::heartbeat_key("dead", run - 1_000, run - 1_000);
+    inner
+        .put(&old, Bytes::new(), &Metadata::new(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let counted = CountingStore::new(inner.clone());
+    let counts = counted.counts().clone();
+    let counted: Arc<dyn Store> = Arc::new(counted);
+    let (b, c) = (replica(&counted, "b"), replica(&counted, "c"));
+    b.beat().await.unwrap();
+    c.beat().await.unwrap();
+    b.beat().await.unwrap();
+    let first = b.successor(&e, run, "dead");
+    assert_eq!(
+        c.successor(&e, run, "dead"),
+        first,
+        "both agree on the successor"
+    );
+    let (succ, other) = if first.as_ref() == "b" {
+        (&b, &c)
+    } else {
+        (&c, &b)
+    };
+    // The beats delete their previous heartbeats off their path: let that finish.
+    heartbeats_left(&inner, 3).await;
+    let before = counts.total();
+    assert_eq!(
+        succ.check(&e, run, run, "dead", true, FIRST).await.unwrap(),
+        Check::TakenOver
+    );
+    assert_eq!(counts.total() - before, 2, "{:?}", counts.by_op());
+    let before = counts.total();
+    assert_eq!(
+        other
+            .check(&e, run, run, "dead", true, OTHER)
+            .await
+            .unwrap(),
+        Check::Lost
+    );
+    assert_eq!(counts.total() - before, 1, "{:?}", counts.by_op());
+    // A tick the owner settled: no request at all.
+    let later = now_ms() - 10;
+    assert!(succ.claim(&e, later, later, None).await.unwrap());
+    succ.set_next_due(i64::MAX);
+    succ.beat().await.unwrap();
+    other.beat().await.unwrap();
+    heartbeats_left(&inner, 3).await;
+    let before = counts.total();
+    let owner = succ.id().to_string();
+    assert_eq!(
+        other
+            .check(&e, later, later, &owner, true, FIRST)
+            .await
+            .unwrap(),
+        Check::Settled
+    );
+    assert_eq!(counts.total(), before);
 }
 
 #[tokio::test]
@@ -201,7 +286,7 @@ async fn a_dead_replica_that_had_settled_the_tick_is_not_taken_over() {
     let b = replica(&store, "b");
     b.beat().await.unwrap();
     assert_eq!(
-        b.check(&e, run, run, "dead", true).await.unwrap(),
+        b.check(&e, run, run, "dead", true, FIRST).await.unwrap(),
         Check::Settled
     );
 }
