@@ -37,6 +37,26 @@ pub fn path_of(code: &str) -> Option<Vec<String>> {
         .collect()
 }
 
+/// The value at `path` in a document already parsed into jaq's values, as the program
+/// `path_of` read `path` from gives it (a missing key is null); `None` when jaq would
+/// fail (a value on the path that is neither an object nor null), so that jaq says why.
+#[must_use]
+pub fn select_val(doc: &jaq_json::Val, path: &[String]) -> Option<jaq_json::Val> {
+    use jaq_json::Val;
+    let mut at = doc.clone();
+    for key in path {
+        at = match at {
+            Val::Obj(map) => map
+                .get(&Val::from(key.clone()))
+                .cloned()
+                .unwrap_or(Val::Null),
+            Val::Null => Val::Null,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
 /// The value at `path` in the JSON document `raw`, as the compact JSON text jaq would
 /// write for the program `path_of` read `path` from; `None` when only jaq can tell
 /// (see the module's documentation).

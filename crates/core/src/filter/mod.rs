@@ -50,7 +50,14 @@ impl EnvFilters {
     pub fn compile(at: &str, config: &FilterConfig) -> Result<Self> {
         config.check(at)?;
         let read = match config.read_source(at) {
-            Some(s) => Some(Program::compile(&s.origin(), &s.code()?, &[])?),
+            Some(s) => {
+                let code = s.code()?;
+                Some(if fast::path_of(&code).is_some() {
+                    Program::lazy_path(&s.origin(), &code)
+                } else {
+                    Program::compile(&s.origin(), &code, &[])?
+                })
+            }
             None => None,
         };
         let write = match config.write_source(at) {
@@ -59,9 +66,6 @@ impl EnvFilters {
         };
         // A program that never names `$live` needs no read of live before a write.
         let write_uses_live = write.as_ref().is_some_and(|w| w.code().contains(LIVE_VAR));
-        for (i, path) in config.ignore.iter().enumerate() {
-            Program::compile(&format!("{at}.ignore[{i}]"), path, &[])?;
-        }
         let ignore = if config.ignore.is_empty() {
             None
         } else {
@@ -76,7 +80,17 @@ impl EnvFilters {
                 "def ignore(f): . as $doc | try del(f) catch $doc; {}",
                 body.join(" | ")
             );
-            Some(Program::compile(&format!("{at}.ignore"), &code, &[])?)
+            // One compilation (each loads jaq's standard library); the paths one by
+            // one only to name the one at fault.
+            match Program::compile(&format!("{at}.ignore"), &code, &[]) {
+                Ok(p) => Some(p),
+                Err(all) => {
+                    for (i, path) in config.ignore.iter().enumerate() {
+                        Program::compile(&format!("{at}.ignore[{i}]"), path, &[])?;
+                    }
+                    return Err(all);
+                }
+            }
         };
         let read_path = read.as_ref().and_then(|r| fast::path_of(r.code()));
         Ok(Self {
@@ -149,7 +163,14 @@ impl EnvFilters {
         let (out, doc) = match &self.read {
             None => (exported, input),
             Some(read) => {
-                let doc = read.run(input, Vec::new())?;
+                // A path is looked up in the values (jaq need not even compile it).
+                let doc = match self.read_path.as_deref() {
+                    Some(path) => match fast::select_val(&input, path) {
+                        Some(doc) => doc,
+                        None => read.run(input, Vec::new())?,
+                    },
+                    None => read.run(input, Vec::new())?,
+                };
                 (Bytes::from(value::to_bytes(&doc)?), doc)
             }
         };

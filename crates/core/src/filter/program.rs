@@ -2,6 +2,7 @@
 //! exactly one value.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
@@ -18,8 +19,11 @@ const QUOTE_LEN: usize = 60;
 pub struct Program {
     origin: String,
     code: String,
-    filter: jaq_core::Filter<Data>,
-    global_vars: usize,
+    /// Compiled at once, or at the first run for a program known to compile
+    /// ([`Program::lazy_path`]): loading jaq's standard library takes about a
+    /// millisecond and a half, a cost a path-only read filter usually never needs.
+    filter: OnceLock<std::result::Result<jaq_core::Filter<Data>, String>>,
+    vars: &'static [&'static str],
 }
 
 impl fmt::Debug for Program {
@@ -37,20 +41,36 @@ impl Program {
     ///
     /// # Errors
     /// `Config` naming the origin, the line and column and what was expected.
-    pub fn compile(origin: &str, code: &str, vars: &[&'static str]) -> Result<Self> {
-        let filter = compile(code, vars).map_err(|(offset, what)| {
-            let (line, column) = line_column(code, offset);
-            Error::config(format!(
-                "{origin}: jq error at line {line}, column {column}: {what}{}",
-                near(code, offset)
-            ))
-        })?;
+    pub fn compile(origin: &str, code: &str, vars: &'static [&'static str]) -> Result<Self> {
+        let filter = compile(code, vars).map_err(|e| Error::config(describe(origin, code, e)))?;
         Ok(Self {
             origin: origin.to_string(),
             code: code.to_string(),
-            filter,
-            global_vars: vars.len(),
+            filter: OnceLock::from(Ok(filter)),
+            vars,
         })
+    }
+
+    /// A program that only selects a path (`.`, `.data`: see `fast.rs`, whose
+    /// `path_of` the caller has checked it with), compiled by jaq only if it ever runs
+    /// on jaq's values: such a program always compiles.
+    #[must_use]
+    pub fn lazy_path(origin: &str, code: &str) -> Self {
+        Self {
+            origin: origin.to_string(),
+            code: code.to_string(),
+            filter: OnceLock::new(),
+            vars: &[],
+        }
+    }
+
+    fn filter(&self) -> Result<&jaq_core::Filter<Data>> {
+        self.filter
+            .get_or_init(|| {
+                compile(&self.code, self.vars).map_err(|e| describe(&self.origin, &self.code, e))
+            })
+            .as_ref()
+            .map_err(|e| Error::config(e.clone()))
     }
 
     /// Where the program came from (a config key, or a file and its key).
@@ -72,9 +92,10 @@ impl Program {
     /// `Config` naming the filter when it fails, yields nothing or yields more than one
     /// value.
     pub fn run(&self, input: Val, vars: Vec<Val>) -> Result<Val> {
-        debug_assert_eq!(vars.len(), self.global_vars);
-        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(vars));
-        let mut out = self.filter.id.run((ctx, input)).map(unwrap_valr);
+        debug_assert_eq!(vars.len(), self.vars.len());
+        let filter = self.filter()?;
+        let ctx = Ctx::<Data>::new(&filter.lut, Vars::new(vars));
+        let mut out = filter.id.run((ctx, input)).map(unwrap_valr);
         let first = out.next();
         let second = out.next();
         match (first, second) {
@@ -97,6 +118,15 @@ impl Program {
             truncate(self.code.trim(), QUOTE_LEN)
         ))
     }
+}
+
+/// The message for a program that does not compile: where, and what was expected.
+fn describe(origin: &str, code: &str, (offset, what): (usize, String)) -> String {
+    let (line, column) = line_column(code, offset);
+    format!(
+        "{origin}: jq error at line {line}, column {column}: {what}{}",
+        near(code, offset)
+    )
 }
 
 /// Compiles `code`, or gives the byte offset of the first problem and its description.

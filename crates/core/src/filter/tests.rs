@@ -322,6 +322,20 @@ fn the_fast_path_writes_jaqs_very_bytes_on_the_real_exports() {
                 // And through the environment's filters, which take the fast path.
                 let f = filters(Some(&code), None, &[]);
                 assert_eq!(f.read(Bytes::from(input.clone())).unwrap(), theirs);
+                // With an ignore path, the path is looked up in jaq's values: the same
+                // output and digest as the program run by jaq (`(.k)` is not a path).
+                let ignore = [".name", ".x[].id"];
+                let fast = filters(Some(&code), None, &ignore);
+                let jaq = filters(Some(&format!("({code})")), None, &ignore);
+                let (ours, theirs) = (
+                    fast.read_with_digest(Bytes::from(input.clone())).unwrap(),
+                    jaq.read_with_digest(Bytes::from(input.clone())).unwrap(),
+                );
+                assert!(
+                    ours.1.is_some() && ours == theirs,
+                    "{}: {code}",
+                    path.display()
+                );
             }
         }
         files += 1;
@@ -400,5 +414,18 @@ fn only_plain_paths_take_the_fast_path() {
         "$live",
     ] {
         assert_eq!(fast::path_of(not), None, "{not:?}");
+    }
+}
+
+/// A path-only read filter is compiled by jaq only if it runs on jaq's values
+/// (`Program::lazy_path`): every path `path_of` accepts, keywords included, must compile.
+#[test]
+fn every_path_the_fast_path_accepts_compiles() {
+    for code in [
+        ".if", ".then", ".def", ".reduce", ".and", ".or", ".not", ".import", ".__loc__", ".try",
+        ".label", ".foreach", ".as", ".elif", ".else", ".end", ".include",
+    ] {
+        assert!(fast::path_of(code).is_some(), "{code}");
+        assert!(Program::compile("t", code, &[]).is_ok(), "{code}");
     }
 }
