@@ -9,6 +9,7 @@
 //! value's key order: the same input always gives the same bytes.
 
 mod fast;
+mod ignore;
 mod program;
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,8 @@ pub struct EnvFilters {
     write_uses_live: bool,
     ignore: Option<Program>,
     ignore_paths: Vec<String>,
+    /// The ignore paths' steps when every one is plain (see `ignore.rs`).
+    ignore_plain: Option<Vec<Vec<ignore::Step>>>,
 }
 
 impl EnvFilters {
@@ -93,6 +96,11 @@ impl EnvFilters {
             }
         };
         let read_path = read.as_ref().and_then(|r| fast::path_of(r.code()));
+        let ignore_plain = config
+            .ignore
+            .iter()
+            .map(|p| ignore::plain_path(p))
+            .collect::<Option<Vec<_>>>();
         Ok(Self {
             read,
             read_path,
@@ -100,6 +108,7 @@ impl EnvFilters {
             write_uses_live,
             ignore,
             ignore_paths: config.ignore.clone(),
+            ignore_plain,
         })
     }
 
@@ -159,6 +168,17 @@ impl EnvFilters {
         if self.ignore.is_none() {
             return Ok((self.read(exported)?, None));
         }
+        // Plain paths on the read filter's fast output (or the export itself): no jaq.
+        let fast_out = match (&self.read, self.read_path.as_deref()) {
+            (None, _) => Some(exported.clone()),
+            (Some(_), Some(path)) => fast::select(&exported, path).map(Bytes::from),
+            (Some(_), None) => None,
+        };
+        if let Some(out) = fast_out
+            && let Some(digest) = self.plain_digest(&out)
+        {
+            return Ok((out, Some(digest)));
+        }
         let input = value::parse(&exported, "what the live target exports")?;
         let (out, doc) = match &self.read {
             None => (exported, input),
@@ -187,7 +207,15 @@ impl EnvFilters {
         if self.ignore.is_none() {
             return Ok(None);
         }
+        if let Some(digest) = self.plain_digest(raw) {
+            return Ok(Some(digest));
+        }
         Ok(self.digest_of(value::parse(raw, "a document to compare")?))
+    }
+
+    /// [`ignore::digest`] when every ignore path is plain and the parse does not give up.
+    fn plain_digest(&self, raw: &[u8]) -> Option<String> {
+        ignore::digest(raw, self.ignore_plain.as_deref()?, &self.ignore_paths)
     }
 
     fn digest_of(&self, doc: Val) -> Option<String> {

@@ -429,3 +429,140 @@ fn every_path_the_fast_path_accepts_compiles() {
         assert!(Program::compile("t", code, &[]).is_ok(), "{code}");
     }
 }
+
+/// The ignore paths' digest by the plain-path walk and by jaq, on one document.
+fn both_digests(raw: &[u8], paths: &[&str]) -> (Option<String>, Option<String>) {
+    let f = filters(None, None, paths);
+    let steps: Vec<_> = paths
+        .iter()
+        .map(|p| ignore::plain_path(p).unwrap_or_else(|| panic!("{p} is plain")))
+        .collect();
+    let ours = ignore::digest(raw, &steps, &f.ignore_paths);
+    let theirs = f.digest_of(value::parse(raw, "test").unwrap());
+    (ours, theirs)
+}
+
+#[test]
+fn plain_ignore_paths_digest_as_jaq_does_on_the_real_exports() {
+    let dir = crate::testutil::corpus_dir();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let raw = std::fs::read(&path).unwrap();
+        let doc: Value = serde_json::from_slice(&raw).unwrap();
+        // Every top-level key, then each top-level array's items' first keys, through `[]`.
+        let mut sets: Vec<Vec<String>> = paths_of(&doc)
+            .into_iter()
+            .filter(|p| ignore::plain_path(p).is_some())
+            .map(|p| vec![p])
+            .collect();
+        if let Value::Object(map) = &doc {
+            for (k, v) in map {
+                let items = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .chain(v.as_object().into_iter().flat_map(|o| o.values()));
+                for item in items.take(3) {
+                    if let Some(first) = item.as_object().and_then(|o| o.keys().next()) {
+                        if ignore::plain_path(&format!(".{k}[].{first}")).is_some() {
+                            sets.push(vec![format!(".{k}[].{first}"), format!(".{k}")]);
+                            sets.push(vec![format!(".{k}[].{first}")]);
+                        }
+                    }
+                }
+            }
+        }
+        // A flow list (an array at the top): its nodes' keys.
+        for k in doc
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|o| o.keys())
+        {
+            if ignore::plain_path(&format!(".[].{k}")).is_some() {
+                sets.push(vec![format!(".[].{k}")]);
+            }
+        }
+        assert!(sets.len() >= 3, "{}: {sets:?}", path.display());
+        for set in &sets {
+            let set: Vec<&str> = set.iter().map(String::as_str).collect();
+            let (ours, theirs) = both_digests(&raw, &set);
+            assert!(
+                ours.is_some() && ours == theirs,
+                "{}: {set:?}",
+                path.display()
+            );
+        }
+        files += 1;
+    }
+    assert!(files >= 5, "the real exports are in {}", dir.display());
+}
+
+#[test]
+fn plain_ignore_paths_fail_and_skip_as_jaq_does() {
+    let raw = br#"{"a": {"b": 1, "c": [1, {"b": 2}, {"c": 3}]}, "s": "text", "n": null,
+        "o": {"x": {"id": 1, "k": 2}, "y": {"id": 2}}, "m": [{"id": 1, "v": 1.0}, {"v": 1e2, "id": -0}],
+        "nums": [0, -0, 1.5, -2.5E-3, 12345678901234567890, -9223372036854775808, 0.1, 1.7976931348623157e308],
+        "e": [], "eo": {}, "u": "caf\u00e9 \ud83d\ude00"}"#;
+    for set in [
+        &[".a.b"][..],
+        &[".a.c[].b"], // fails on the item 1: nothing deleted
+        &[".a.c[].c"], // fails on 1 too
+        &[".m[].id"],
+        &[".m[]"],
+        &[".o[].id"],
+        &[".o[]"],
+        &[".s.x"], // a key in a string fails
+        &[".s[]"],
+        &[".n.x.y"], // null's members are null
+        &[".n[]"],   // iterating null fails
+        &[".missing.x"],
+        &[".missing[]"],
+        &[".e[]", ".eo[]", ".e[].x"],
+        &[".a", ".a.b", ".a[]"],
+        &[".m[].id", ".m[]", ".m[].v"],
+        &[".nums", ".u"],
+        &[".a.c"],
+        &[".[]"],
+        &[".[][]"],
+        &[".nums[]"],
+    ] {
+        let (ours, theirs) = both_digests(raw, set);
+        assert!(ours.is_some() && ours == theirs, "{set:?}");
+    }
+    // What the walk leaves to jaq: a repeated key, not JSON.
+    let steps = vec![ignore::plain_path(".a").unwrap()];
+    assert_eq!(ignore::digest(br#"{"a":1,"a":2}"#, &steps, &[]), None);
+    assert_eq!(ignore::digest(br#"{"a":1"#, &steps, &[]), None);
+}
+
+#[test]
+fn only_plain_ignore_paths_skip_jaq() {
+    use ignore::Step::{Each, Key};
+    let key = |k: &str| Key(k.to_string());
+    assert_eq!(ignore::plain_path(".a"), Some(vec![key("a")]));
+    assert_eq!(
+        ignore::plain_path(" .a.b_1 "),
+        Some(vec![key("a"), key("b_1")])
+    );
+    assert_eq!(
+        ignore::plain_path(".list[].id"),
+        Some(vec![key("list"), Each, key("id")])
+    );
+    assert_eq!(ignore::plain_path(".[]"), Some(vec![Each]));
+    assert_eq!(
+        ignore::plain_path(".a[][]"),
+        Some(vec![key("a"), Each, Each])
+    );
+    for not in [
+        ".", "", "a", ".a.", ".a[0]", ".a[]?", ".a?", ".\"k\"", ".[\"a\"]", ".1a", ".a | .b",
+        ".a,.b", ".a-b", "..", ".a[].", ".a []",
+    ] {
+        assert_eq!(ignore::plain_path(not), None, "{not:?}");
+    }
+}

@@ -71,6 +71,46 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// What one node of a [`Doc`] is, for walks outside `jsonschema` (the ignore paths'
+/// digest, `crate::filter::ignore`): members and items come with the index of the first
+/// one in the document, so that a walk can mark some as left out.
+#[derive(Debug)]
+pub(crate) enum View<'d, 'a> {
+    Null,
+    Bool(bool),
+    Num(&'d Number),
+    Str(&'d str),
+    /// The index of the first item, and the items' nodes.
+    Arr(usize, &'d [u32]),
+    /// The index of the first member, and the members (key, node).
+    Obj(usize, &'d [(Cow<'a, str>, u32)]),
+}
+
+impl<'a> Doc<'a> {
+    /// The node `at` (0: the root).
+    pub(crate) fn view(&self, at: u32) -> View<'_, 'a> {
+        match &self.nodes[at as usize] {
+            Slot::Null => View::Null,
+            Slot::Bool(b) => View::Bool(*b),
+            Slot::Num(n) => View::Num(n),
+            Slot::Str(s) => View::Str(s),
+            Slot::Arr(first, n) => View::Arr(
+                *first as usize,
+                &self.items[*first as usize..(first + n) as usize],
+            ),
+            Slot::Obj(first, n) => View::Obj(
+                *first as usize,
+                &self.members[*first as usize..(first + n) as usize],
+            ),
+        }
+    }
+
+    /// How many members (of all objects) and items (of all arrays) the document has.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.members.len(), self.items.len())
+    }
+}
+
 struct Builder<'a> {
     doc: Doc<'a>,
     /// The items (then members) of the arrays (objects) being parsed, innermost last.

@@ -17,7 +17,7 @@ use crate::config::{Config, OnBackup, SchemaConfig};
 use crate::error::{Error, Result};
 use crate::id::EnvRef;
 
-mod doc;
+pub(crate) mod doc;
 #[cfg(test)]
 mod tests;
 
