@@ -39,6 +39,17 @@ impl Vault {
     /// `skip_schema_check`; otherwise it is stored and flagged): nothing is written in
     /// these cases; store errors otherwise.
     pub async fn backup(&self, env: &EnvRef, req: BackupRequest) -> Result<BackupOutcome> {
+        self.backup_listed(env, req, None).await
+    }
+
+    /// [`Vault::backup`], with the latest snapshot as the caller has just listed it
+    /// (`Some(None)`: none), which the first attempt uses instead of listing.
+    async fn backup_listed(
+        &self,
+        env: &EnvRef,
+        req: BackupRequest,
+        listed: Option<Option<SnapshotMeta>>,
+    ) -> Result<BackupOutcome> {
         let limit = self.options().max_size;
         if req.raw.len() as u64 > limit {
             return Err(Error::too_large(format!(
@@ -149,9 +160,10 @@ impl Vault {
         };
         // A caller that has just read the latest (a restore) passes it in.
         let first_read = async {
-            match &req.known_latest {
-                Some(known) => Ok(Some(Latest::Meta(Box::new(known.clone())))),
-                None => read_latest().await,
+            match (&req.known_latest, listed) {
+                (Some(known), _) => Ok(Some(Latest::Meta(Box::new(known.clone())))),
+                (None, Some(listed)) => Ok(listed.map(|m| Latest::Meta(Box::new(m)))),
+                (None, None) => read_latest().await,
             }
         };
         let (computed, marker, first_latest) = tokio::join!(computing, marker, first_read);
@@ -328,6 +340,13 @@ impl Vault {
 
     /// Reads `target` and snapshots what it holds (see [`Vault::backup`]).
     ///
+    /// The latest snapshot is listed while live is read (and filtered): the backup's
+    /// first store round trip hides behind the platform's. A listing made before the
+    /// read may be stale by the time of the claim: a newer snapshot makes the
+    /// create-only claim fail, and the latest is then read again; content equal to the
+    /// listed latest is reported unchanged, and the next backup compares with the newer
+    /// one.
+    ///
     /// # Errors
     /// The target's errors (unreachable, too large), then those of `backup`.
     pub async fn backup_from_live(
@@ -336,15 +355,23 @@ impl Vault {
         target: &dyn LiveTarget,
         mut req: BackupRequest,
     ) -> Result<BackupOutcome> {
-        let (raw, ignoring_sha256) = target
-            .read_for_backup(self.options().max_size)
-            .await
-            .map_err(|e| e.context(format!("reading the live configuration of {env}")))?;
+        let list_first = !req.force && req.known_latest.is_none();
+        let (read, listed) = tokio::join!(target.read_for_backup(self.options().max_size), async {
+            if list_first {
+                Some(self.latest_in_one_list(env).await)
+            } else {
+                None
+            }
+        });
+        let (raw, ignoring_sha256) =
+            read.map_err(|e| e.context(format!("reading the live configuration of {env}")))?;
         req.raw = raw;
         req.ignoring_sha256 = ignoring_sha256;
         req.source = Some(target.describe());
         req.filters = target.filters();
-        self.backup(env, req).await
+        // A listing that failed is made again by the backup, which reports its error.
+        self.backup_listed(env, req, listed.and_then(Result::ok))
+            .await
     }
 }
 
