@@ -56,7 +56,7 @@ impl EnvFilters {
             Some(s) => {
                 let code = s.code()?;
                 Some(if fast::path_of(&code).is_some() {
-                    Program::lazy_path(&s.origin(), &code)
+                    Program::lazy(&s.origin(), &code)
                 } else {
                     Program::compile(&s.origin(), &code, &[])?
                 })
@@ -69,6 +69,11 @@ impl EnvFilters {
         };
         // A program that never names `$live` needs no read of live before a write.
         let write_uses_live = write.as_ref().is_some_and(|w| w.code().contains(LIVE_VAR));
+        let ignore_plain = config
+            .ignore
+            .iter()
+            .map(|p| ignore::plain_path(p))
+            .collect::<Option<Vec<_>>>();
         let ignore = if config.ignore.is_empty() {
             None
         } else {
@@ -83,9 +88,14 @@ impl EnvFilters {
                 "def ignore(f): . as $doc | try del(f) catch $doc; {}",
                 body.join(" | ")
             );
-            // One compilation (each loads jaq's standard library); the paths one by
-            // one only to name the one at fault.
-            match Program::compile(&format!("{at}.ignore"), &code, &[]) {
+            // Plain paths are served without jaq (see `ignore.rs`) until a diff or a
+            // comparison of documents needs it. Otherwise one compilation (each loads
+            // jaq's standard library); the paths one by one only to name a fault.
+            match if ignore_plain.is_some() {
+                Ok(Program::lazy(&format!("{at}.ignore"), &code))
+            } else {
+                Program::compile(&format!("{at}.ignore"), &code, &[])
+            } {
                 Ok(p) => Some(p),
                 Err(all) => {
                     for (i, path) in config.ignore.iter().enumerate() {
@@ -96,11 +106,6 @@ impl EnvFilters {
             }
         };
         let read_path = read.as_ref().and_then(|r| fast::path_of(r.code()));
-        let ignore_plain = config
-            .ignore
-            .iter()
-            .map(|p| ignore::plain_path(p))
-            .collect::<Option<Vec<_>>>();
         Ok(Self {
             read,
             read_path,
@@ -110,6 +115,17 @@ impl EnvFilters {
             ignore_paths: config.ignore.clone(),
             ignore_plain,
         })
+    }
+
+    /// Compiles the programs left for their first use (see [`Program::lazy`]).
+    ///
+    /// # Errors
+    /// As [`EnvFilters::compile`].
+    pub fn force(&self) -> Result<()> {
+        for p in [&self.read, &self.ignore].into_iter().flatten() {
+            p.force()?;
+        }
+        Ok(())
     }
 
     /// Whether a read filter is set.
@@ -318,14 +334,14 @@ pub fn check_all(config: &Config) -> Result<usize> {
     let mut n = 0;
     for (env, env_config) in config.envs() {
         if let Some(filter) = &env_config.filter {
-            EnvFilters::compile(&table_key(&env), filter)?;
+            EnvFilters::compile(&table_key(&env), filter)?.force()?;
             n += 1;
         }
         let parts = env_config.live.as_ref().and_then(crate::config::parts_of);
         for (name, part) in parts.into_iter().flatten() {
             if let Some(filter) = &part.filter {
                 let at = format!("{}.filter", crate::config::part_key(&env, name));
-                EnvFilters::compile(&at, filter)?;
+                EnvFilters::compile(&at, filter)?.force()?;
                 n += 1;
             }
         }

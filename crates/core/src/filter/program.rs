@@ -51,17 +51,25 @@ impl Program {
         })
     }
 
-    /// A program that only selects a path (`.`, `.data`: see `fast.rs`, whose
-    /// `path_of` the caller has checked it with), compiled by jaq only if it ever runs
-    /// on jaq's values: such a program always compiles.
+    /// A program compiled by jaq only if it ever runs on jaq's values: a read filter
+    /// that is a path (`.data`), or the ignore paths when each is plain, which the fast
+    /// paths serve without jaq. [`Program::force`] compiles it (`config check`).
     #[must_use]
-    pub fn lazy_path(origin: &str, code: &str) -> Self {
+    pub fn lazy(origin: &str, code: &str) -> Self {
         Self {
             origin: origin.to_string(),
             code: code.to_string(),
             filter: OnceLock::new(),
             vars: &[],
         }
+    }
+
+    /// Compiles the program now if it was not yet.
+    ///
+    /// # Errors
+    /// As [`Program::compile`].
+    pub fn force(&self) -> Result<()> {
+        self.filter().map(|_| ())
     }
 
     fn filter(&self) -> Result<&jaq_core::Filter<Data>> {

@@ -427,6 +427,11 @@ fn every_path_the_fast_path_accepts_compiles() {
     ] {
         assert!(fast::path_of(code).is_some(), "{code}");
         assert!(Program::compile("t", code, &[]).is_ok(), "{code}");
+        // And as plain ignore paths, also compiled only when first needed.
+        let each = format!("{code}[]{code}");
+        let f = filters(Some(code), None, &[code, &each]);
+        assert!(f.ignore_plain.is_some(), "{code}");
+        f.force().unwrap_or_else(|e| panic!("{code}: {e}"));
     }
 }
 
