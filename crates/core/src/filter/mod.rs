@@ -176,7 +176,9 @@ impl EnvFilters {
 
     /// [`EnvFilters::read`], and, with ignore paths, the sha256 of the result without
     /// them ([`EnvFilters::ignoring_sha256`]), from the one parse the read filter makes
-    /// (without a read filter, the export is parsed once for it).
+    /// (without a read filter, the export is parsed once for it); `None` for plain
+    /// ignore paths over a path read filter's fast output (or the export itself), which
+    /// the backup hashes on a thread of its own.
     ///
     /// # Errors
     /// As [`EnvFilters::read`].
@@ -190,10 +192,12 @@ impl EnvFilters {
             (Some(_), Some(path)) => fast::select(&exported, path).map(Bytes::from),
             (Some(_), None) => None,
         };
+        // Plain paths: the backup hashes the output without them itself, on a thread
+        // of its own beside its other computation (`ignoring_sha256`).
         if let Some(out) = fast_out
-            && let Some(digest) = self.plain_digest(&out)
+            && self.ignore_plain.is_some()
         {
-            return Ok((out, Some(digest)));
+            return Ok((out, None));
         }
         let input = value::parse(&exported, "what the live target exports")?;
         let (out, doc) = match &self.read {
