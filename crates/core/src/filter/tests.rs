@@ -292,10 +292,10 @@ fn paths_of(doc: &Value) -> Vec<String> {
     paths
 }
 
-#[test]
-fn the_fast_path_writes_jaqs_very_bytes_on_the_real_exports() {
+/// The real exports of the corpus (tests/data): path, bytes, parsed.
+fn real_exports() -> Vec<(std::path::PathBuf, Vec<u8>, Value)> {
     let dir = crate::testutil::corpus_dir();
-    let mut files = 0;
+    let mut exports = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "json") {
@@ -303,6 +303,19 @@ fn the_fast_path_writes_jaqs_very_bytes_on_the_real_exports() {
         }
         let raw = std::fs::read(&path).unwrap();
         let doc: Value = serde_json::from_slice(&raw).unwrap();
+        exports.push((path, raw, doc));
+    }
+    assert!(
+        exports.len() >= 5,
+        "the real exports are in {}",
+        dir.display()
+    );
+    exports
+}
+
+#[test]
+fn the_fast_path_writes_jaqs_very_bytes_on_the_real_exports() {
+    for (path, raw, doc) in real_exports() {
         // The export as is, and inside an API envelope, pretty-printed.
         let envelope = serde_json::to_vec_pretty(
             &json!({"responseMeta": {"status": 200}, "data": doc, "errorDisplay": ""}),
@@ -343,9 +356,7 @@ fn the_fast_path_writes_jaqs_very_bytes_on_the_real_exports() {
                 }
             }
         }
-        files += 1;
     }
-    assert!(files >= 5, "the real exports are in {}", dir.display());
 }
 
 #[test]
@@ -454,15 +465,7 @@ fn both_digests(raw: &[u8], paths: &[&str]) -> (Option<String>, Option<String>) 
 
 #[test]
 fn plain_ignore_paths_digest_as_jaq_does_on_the_real_exports() {
-    let dir = crate::testutil::corpus_dir();
-    let mut files = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let raw = std::fs::read(&path).unwrap();
-        let doc: Value = serde_json::from_slice(&raw).unwrap();
+    for (path, raw, doc) in real_exports() {
         // Every top-level key, then each top-level array's items' first keys, through `[]`.
         let mut sets: Vec<Vec<String>> = paths_of(&doc)
             .into_iter()
@@ -508,9 +511,7 @@ fn plain_ignore_paths_digest_as_jaq_does_on_the_real_exports() {
                 path.display()
             );
         }
-        files += 1;
     }
-    assert!(files >= 5, "the real exports are in {}", dir.display());
 }
 
 #[test]
