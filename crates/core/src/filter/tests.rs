@@ -480,11 +480,11 @@ fn plain_ignore_paths_digest_as_jaq_does_on_the_real_exports() {
                     .flatten()
                     .chain(v.as_object().into_iter().flat_map(|o| o.values()));
                 for item in items.take(3) {
-                    if let Some(first) = item.as_object().and_then(|o| o.keys().next()) {
-                        if ignore::plain_path(&format!(".{k}[].{first}")).is_some() {
-                            sets.push(vec![format!(".{k}[].{first}"), format!(".{k}")]);
-                            sets.push(vec![format!(".{k}[].{first}")]);
-                        }
+                    if let Some(first) = item.as_object().and_then(|o| o.keys().next())
+                        && ignore::plain_path(&format!(".{k}[].{first}")).is_some()
+                    {
+                        sets.push(vec![format!(".{k}[].{first}"), format!(".{k}")]);
+                        sets.push(vec![format!(".{k}[].{first}")]);
                     }
                 }
             }
