@@ -141,14 +141,38 @@ impl World {
         }
     }
 
+    /// Plans a restore-all of `targets` to `before`, without reading live.
+    async fn plan(&self, targets: &[EnvTarget]) -> Vec<EnvPlan> {
+        self.vault
+            .plan_restore_all(
+                targets,
+                &Point::At(self.before),
+                4,
+                &HostLimits::new(2),
+                false,
+            )
+            .await
+    }
+
+    /// Runs the recorded run `id` again (a resume, or a run under a lease) with `opts`.
+    async fn rerun(&self, id: &str, targets: &[EnvTarget], opts: &RunOptions) -> RunReport {
+        let loaded = self.vault.load_run(id).await.unwrap();
+        self.vault
+            .run_restore_all(
+                loaded,
+                &Self::by_name(targets),
+                &HostLimits::new(2),
+                opts,
+                &|_, _| {},
+            )
+            .await
+    }
+
     /// Plans, records and runs a restore-all of `targets` to `before`.
     async fn run(&self, targets: &[EnvTarget]) -> RunReport {
         let limits = HostLimits::new(2);
         let point = Point::At(self.before);
-        let plans = self
-            .vault
-            .plan_restore_all(targets, &point, 4, &limits, false)
-            .await;
+        let plans = self.plan(targets).await;
         let mut record = RunRecord::from_plan(RunKind::Restore, &plans, actor());
         record.point = Some(point);
         let etag = self.vault.create_run(&record).await.unwrap();
@@ -404,10 +428,7 @@ async fn a_run_records_its_start_and_end_and_is_found_again_while_unfinished() {
             .unwrap()
             .is_none()
     );
-    let plans = w
-        .vault
-        .plan_restore_all(&targets, &point, 4, &limits, false)
-        .await;
+    let plans = w.plan(&targets).await;
     let mut record = RunRecord::from_plan(RunKind::Restore, &plans, actor());
     record.point = Some(point.clone());
     record.selection = Some(sel.clone());
@@ -473,16 +494,7 @@ async fn a_confirmed_run_reads_live_once_and_fails_an_unreadable_one() {
         fail_write: Arc::new(AtomicBool::new(false)),
         fail_read: true,
     }));
-    let plans = w
-        .vault
-        .plan_restore_all(
-            &targets,
-            &Point::At(w.before),
-            4,
-            &HostLimits::new(2),
-            false,
-        )
-        .await;
+    let plans = w.plan(&targets).await;
     // Without reading live, both are resolved to v1.
     assert!(
         plans

@@ -7,16 +7,7 @@ use super::*;
 async fn one_process_at_a_time_runs_a_run_and_a_dead_ones_run_is_resumable() {
     let w = World::new(2, &[0, 1]).await;
     let targets = w.targets(2, None);
-    let plans = w
-        .vault
-        .plan_restore_all(
-            &targets,
-            &Point::At(w.before),
-            4,
-            &HostLimits::new(2),
-            false,
-        )
-        .await;
+    let plans = w.plan(&targets).await;
     let record = RunRecord::from_plan(RunKind::Restore, &plans, actor());
     let id = record.id.clone();
     w.vault.create_run(&record).await.unwrap();
@@ -51,17 +42,7 @@ async fn one_process_at_a_time_runs_a_run_and_a_dead_ones_run_is_resumable() {
         .unwrap();
     let mut opts = w.opts(false);
     opts.lease = Some(dead.lease());
-    let loaded = w.vault.load_run(&id).await.unwrap();
-    let report = w
-        .vault
-        .run_restore_all(
-            loaded,
-            &World::by_name(&targets),
-            &HostLimits::new(2),
-            &opts,
-            &|_, _| {},
-        )
-        .await;
+    let report = w.rerun(&id, &targets, &opts).await;
     assert_eq!((report.restored, report.failed), (0, 2));
     assert!(
         report
@@ -89,17 +70,7 @@ async fn one_process_at_a_time_runs_a_run_and_a_dead_ones_run_is_resumable() {
     let lease = w.vault.lease_run(&id, DEFAULT_LEASE).await.unwrap();
     let mut opts = w.opts(true);
     opts.lease = Some(lease.lease());
-    let loaded = w.vault.load_run(&id).await.unwrap();
-    let report = w
-        .vault
-        .run_restore_all(
-            loaded,
-            &World::by_name(&targets),
-            &HostLimits::new(2),
-            &opts,
-            &|_, _| {},
-        )
-        .await;
+    let report = w.rerun(&id, &targets, &opts).await;
     lease.release().await;
     assert_eq!((report.restored, report.failed), (2, 0), "{report:?}");
     assert!(report.record_error.is_none());
