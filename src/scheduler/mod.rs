@@ -529,7 +529,8 @@ async fn run_timer(
                     match &shared.claims {
                         None => job.start(&shared, entry.tick_ms, entry.due_ms, Via::Plain),
                         Some(claims) => {
-                            let owner = claims.owner(&job.env, entry.tick_ms);
+                            let (owner, successor) =
+                                claims.owner_and_successor(&job.env, entry.tick_ms);
                             if claims.is_mine(&owner) {
                                 job.start(
                                     &shared,
@@ -540,11 +541,7 @@ async fn run_timer(
                             } else {
                                 // The owner's successor looks one lease after the tick,
                                 // the others half a lease later (see `claim`).
-                                let first = claims.is_mine(&claims.successor(
-                                    &job.env,
-                                    entry.tick_ms,
-                                    &owner,
-                                ));
+                                let first = claims.is_mine(&successor);
                                 let lease = lease_ms(claims);
                                 timer.push(Entry {
                                     due_ms: entry.due_ms

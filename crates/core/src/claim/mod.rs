@@ -14,8 +14,8 @@
 //! - **Fallback.** After the tick, each other replica looks at the owner's heartbeat in
 //!   memory. If the owner settled past the tick, nothing is done. If not (it died, or
 //!   the replicas disagreed on the members), the tick's *successor* (the owner's
-//!   runner-up in the same rendezvous, [`Claims::successor`]) looks first, one lease
-//!   after the tick: it reads the tick's claim; with none, it claims the tick itself;
+//!   runner-up in the same rendezvous, [`Claims::owner_and_successor`]) looks first,
+//!   one lease after the tick: it reads the tick's claim; with none, it claims the tick itself;
 //!   with a claim whose claimant's heartbeat stopped before it settled the tick, the
 //!   claim has expired and the tick is taken over with a second create-only object
 //!   ([`layout::takeover_key`]). The other replicas look half a lease later, and first
@@ -157,14 +157,15 @@ pub fn spread_offset(env: &EnvRef, interval: Duration, max: Duration) -> Duratio
     Duration::from_millis(h % window.unsigned_abs())
 }
 
-/// The replica among `members` that owns the tick `tick_ms` of `env`.
+/// The two replicas among `members` that rank first for the tick `tick_ms` of `env`
+/// (rendezvous hashing): the owner, and its runner-up.
 fn rendezvous<'a>(
     members: impl Iterator<Item = &'a Arc<str>>,
     env: &EnvRef,
     tick_ms: i64,
-) -> Option<&'a Arc<str>> {
+) -> (Option<&'a Arc<str>>, Option<&'a Arc<str>>) {
     let tick = tick_ms.to_le_bytes();
-    members.max_by_key(|id| {
+    let key = |id: &Arc<str>| {
         (
             stable_hash(&[
                 id.as_bytes(),
@@ -174,7 +175,19 @@ fn rendezvous<'a>(
             ]),
             id.to_string(),
         )
-    })
+    };
+    let mut top: [Option<(_, &'a Arc<str>)>; 2] = [None, None];
+    for id in members {
+        let k = key(id);
+        if top[0].as_ref().is_none_or(|(best, _)| k > *best) {
+            top[1] = top[0].take();
+            top[0] = Some((k, id));
+        } else if top[1].as_ref().is_none_or(|(second, _)| k > *second) {
+            top[1] = Some((k, id));
+        }
+    }
+    let [first, second] = top;
+    (first.map(|(_, id)| id), second.map(|(_, id)| id))
 }
 
 impl Claims {
@@ -392,23 +405,15 @@ impl Claims {
         ids
     }
 
-    /// The replica that owns the tick `tick_ms` of `env` among the live ones.
+    /// The replica that owns the tick `tick_ms` of `env` among the live ones, and its
+    /// successor, the runner-up, which checks first whether the owner ran it (this
+    /// replica when there is no other).
     #[must_use]
-    pub fn owner(&self, env: &EnvRef, tick_ms: i64) -> Arc<str> {
+    pub fn owner_and_successor(&self, env: &EnvRef, tick_ms: i64) -> (Arc<str>, Arc<str>) {
         let ids = self.live_ids(now_ms());
-        rendezvous(ids.iter(), env, tick_ms)
-            .cloned()
-            .unwrap_or_else(|| self.me.clone())
-    }
-
-    /// The replica that checks first whether `owner` ran the tick `tick_ms` of `env`:
-    /// the owner's runner-up among the live replicas (this one if it is the only other).
-    #[must_use]
-    pub fn successor(&self, env: &EnvRef, tick_ms: i64, owner: &str) -> Arc<str> {
-        let ids = self.live_ids(now_ms());
-        rendezvous(ids.iter().filter(|id| &***id != owner), env, tick_ms)
-            .cloned()
-            .unwrap_or_else(|| self.me.clone())
+        let (owner, successor) = rendezvous(ids.iter(), env, tick_ms);
+        let or_me = |id: Option<&Arc<str>>| id.cloned().unwrap_or_else(|| self.me.clone());
+        (or_me(owner), or_me(successor))
     }
 
     /// Whether this replica owns the tick.
