@@ -62,11 +62,11 @@ struct Gone {
     items: Vec<bool>,
 }
 
-/// The digest of `raw` without `paths`, prefixed by `names` (the paths as configured),
-/// as [`super::EnvFilters`]' jaq path computes it; `None` when only jaq can tell.
+/// The digest of the document `doc` without `paths`, prefixed by `names` (the paths as
+/// configured), as [`super::EnvFilters`]' jaq path computes it; `None` when only jaq can
+/// tell (a key repeated in one object, which jaq's parse collapses).
 #[must_use]
-pub fn digest(raw: &[u8], paths: &[Vec<Step>], names: &[String]) -> Option<String> {
-    let doc = Doc::parse(raw)?;
+pub fn digest(doc: &Doc<'_>, paths: &[Vec<Step>], names: &[String]) -> Option<String> {
     let (members, items) = doc.counts();
     let mut gone = Gone {
         members: vec![false; members],
@@ -76,8 +76,8 @@ pub fn digest(raw: &[u8], paths: &[Vec<Step>], names: &[String]) -> Option<Strin
         if path.is_empty() {
             return None;
         }
-        if valid(&doc, &gone, 0, path) {
-            delete(&doc, &mut gone, 0, path);
+        if valid(doc, &gone, 0, path) {
+            delete(doc, &mut gone, 0, path);
         }
     }
     let mut hasher = sha2::Sha256::new();
@@ -85,8 +85,14 @@ pub fn digest(raw: &[u8], paths: &[Vec<Step>], names: &[String]) -> Option<Strin
         hasher.update((name.len() as u64).to_le_bytes());
         hasher.update(name.as_bytes());
     }
-    hash(&doc, &gone, 0, &mut hasher);
-    Some(hex::encode(hasher.finalize()))
+    let mut walk = Walk {
+        doc,
+        gone: &gone,
+        hasher,
+        keys: Vec::new(),
+        number: String::new(),
+    };
+    walk.hash(0).then(|| hex::encode(walk.hasher.finalize()))
 }
 
 /// The member of `key` still there in an object's members.
@@ -165,50 +171,83 @@ fn delete(doc: &Doc<'_>, gone: &mut Gone, at: u32, path: &[Step]) {
     }
 }
 
-/// Feeds what is left of node `at` to the hasher, as `value::digest` does.
-fn hash(doc: &Doc<'_>, gone: &Gone, at: u32, h: &mut sha2::Sha256) {
-    let len = |h: &mut sha2::Sha256, n: usize| h.update((n as u64).to_le_bytes());
-    match doc.view(at) {
-        View::Null => h.update(b"n"),
-        View::Bool(b) => h.update(if b { b"t" } else { b"f" }),
-        View::Num(n) => {
-            h.update(b"#");
-            h.update(n.to_string().as_bytes());
-            h.update(b";");
-        }
-        View::Str(s) => {
-            h.update(b"s");
-            len(h, s.len());
-            h.update(s.as_bytes());
-        }
-        View::Arr(first, items) => {
-            let left: Vec<u32> = items
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !gone.items[first + i])
-                .map(|(_, &n)| n)
-                .collect();
-            h.update(b"[");
-            len(h, left.len());
-            for node in left {
-                hash(doc, gone, node, h);
+/// The hash of what the paths leave, with its scratch space: the sorted members of the
+/// objects being hashed (innermost last) and a number's text.
+struct Walk<'w, 'a> {
+    doc: &'w Doc<'a>,
+    gone: &'w Gone,
+    hasher: sha2::Sha256,
+    keys: Vec<(&'w str, u32, bool)>,
+    number: String,
+}
+
+impl Walk<'_, '_> {
+    fn len(&mut self, n: usize) {
+        self.hasher.update((n as u64).to_le_bytes());
+    }
+
+    /// Feeds what is left of node `at` to the hasher, as `value::digest` does; false
+    /// for a key repeated in one object.
+    fn hash(&mut self, at: u32) -> bool {
+        let all = self.gone;
+        match self.doc.view(at) {
+            View::Null => self.hasher.update(b"n"),
+            View::Bool(b) => self.hasher.update(if b { b"t" } else { b"f" }),
+            View::Num(n) => {
+                use std::fmt::Write as _;
+                self.number.clear();
+                let _ = write!(self.number, "{n}");
+                self.hasher.update(b"#");
+                self.hasher.update(self.number.as_bytes());
+                self.hasher.update(b";");
+            }
+            View::Str(s) => {
+                self.hasher.update(b"s");
+                self.len(s.len());
+                self.hasher.update(s.as_bytes());
+            }
+            View::Arr(first, items) => {
+                let gone = &all.items[first..first + items.len()];
+                self.hasher.update(b"[");
+                self.len(gone.iter().filter(|g| !**g).count());
+                for (&node, &gone) in items.iter().zip(gone) {
+                    if !gone && !self.hash(node) {
+                        return false;
+                    }
+                }
+            }
+            View::Obj(first, members) => {
+                // Every member is sorted, the deleted too, so that a repeated key is seen.
+                let base = self.keys.len();
+                let gone = &all.members[first..first + members.len()];
+                self.keys.extend(
+                    members
+                        .iter()
+                        .zip(gone)
+                        .map(|((k, node), &gone)| (k.as_ref(), *node, gone)),
+                );
+                let sorted = &mut self.keys[base..];
+                sorted.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+                    return false;
+                }
+                let left = sorted.iter().filter(|m| !m.2).count();
+                self.hasher.update(b"{");
+                self.len(left);
+                for i in base..base + members.len() {
+                    let (key, node, gone) = self.keys[i];
+                    if gone {
+                        continue;
+                    }
+                    self.len(key.len());
+                    self.hasher.update(key.as_bytes());
+                    if !self.hash(node) {
+                        return false;
+                    }
+                }
+                self.keys.truncate(base);
             }
         }
-        View::Obj(first, members) => {
-            let mut left: Vec<(&str, u32)> = members
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !gone.members[first + i])
-                .map(|(_, (k, n))| (k.as_ref(), *n))
-                .collect();
-            left.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            h.update(b"{");
-            len(h, left.len());
-            for (k, node) in left {
-                len(h, k.len());
-                h.update(k.as_bytes());
-                hash(doc, gone, node, h);
-            }
-        }
+        true
     }
 }

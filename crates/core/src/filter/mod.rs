@@ -24,6 +24,7 @@ pub use program::Program;
 
 use crate::config::{Config, FilterConfig};
 use crate::error::{Error, Result};
+use crate::schema::Doc;
 
 /// The variable that holds, in a write filter, the document live holds now as the
 /// platform exports it (null when live holds nothing).
@@ -224,18 +225,41 @@ impl EnvFilters {
     /// # Errors
     /// `InvalidInput` if `raw` is not JSON.
     pub fn ignoring_sha256(&self, raw: &[u8]) -> Result<Option<String>> {
+        let doc = self
+            .digests_parsed()
+            .then(|| Doc::parse_keeping_repeats(raw))
+            .flatten();
+        self.ignoring_sha256_parsed(raw, doc.as_ref())
+    }
+
+    /// Whether the ignore paths' digest is taken from a parsed [`Doc`] (every path is
+    /// plain), which a caller that parses the document anyway passes to
+    /// [`EnvFilters::ignoring_sha256_parsed`].
+    #[must_use]
+    pub fn digests_parsed(&self) -> bool {
+        self.ignore.is_some() && self.ignore_plain.is_some()
+    }
+
+    /// [`EnvFilters::ignoring_sha256`] of `raw`, already parsed as `doc` (by
+    /// [`Doc::parse`] or the parse that keeps repeated keys) when it could be.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `raw` is not JSON.
+    pub fn ignoring_sha256_parsed(
+        &self,
+        raw: &[u8],
+        doc: Option<&Doc<'_>>,
+    ) -> Result<Option<String>> {
         if self.ignore.is_none() {
             return Ok(None);
         }
-        if let Some(digest) = self.plain_digest(raw) {
+        let plain = doc.zip(self.ignore_plain.as_deref());
+        if let Some(digest) =
+            plain.and_then(|(doc, paths)| ignore::digest(doc, paths, &self.ignore_paths))
+        {
             return Ok(Some(digest));
         }
         Ok(self.digest_of(value::parse(raw, "a document to compare")?))
-    }
-
-    /// [`ignore::digest`] when every ignore path is plain and the parse does not give up.
-    fn plain_digest(&self, raw: &[u8]) -> Option<String> {
-        ignore::digest(raw, self.ignore_plain.as_deref()?, &self.ignore_paths)
     }
 
     fn digest_of(&self, doc: Val) -> Option<String> {

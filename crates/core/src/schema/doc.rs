@@ -47,11 +47,29 @@ impl<'a> Doc<'a> {
     /// 32 bits.
     #[must_use]
     pub fn parse(raw: &'a [u8]) -> Option<Self> {
+        Self::parse_with(raw, true)
+    }
+
+    /// [`Doc::parse`] without the search for repeated keys, which a walk that sorts
+    /// each object's keys finds for itself (the ignore paths' digest).
+    pub(crate) fn parse_keeping_repeats(raw: &'a [u8]) -> Option<Self> {
+        Self::parse_with(raw, false)
+    }
+
+    fn parse_with(raw: &'a [u8], refuse_repeats: bool) -> Option<Self> {
         let text = std::str::from_utf8(raw).ok()?;
+        // Real exports hold a value per 50 bytes or so (long strings); starting there
+        // saves the vectors most of their regrowth.
+        let nodes = raw.len() / 64;
         let mut b = Builder {
-            doc: Doc::default(),
+            doc: Doc {
+                nodes: Vec::with_capacity(nodes),
+                members: Vec::with_capacity(nodes),
+                items: Vec::with_capacity(nodes / 8),
+            },
             item_stack: Vec::new(),
             member_stack: Vec::new(),
+            refuse_repeats,
         };
         let mut de = serde_json::Deserializer::from_str(text);
         Seed {
@@ -116,6 +134,8 @@ struct Builder<'a> {
     /// The items (then members) of the arrays (objects) being parsed, innermost last.
     item_stack: Vec<u32>,
     member_stack: Vec<(Cow<'a, str>, u32)>,
+    /// Whether a key repeated in one object fails the parse.
+    refuse_repeats: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -209,6 +229,11 @@ impl<'a> Visitor<'a> for Seed<'_, 'a> {
         let start = self.b.member_stack.len();
         let mut seen: Option<HashSet<Cow<'a, str>>> = None;
         while let Some(key) = map.next_key_seed(Key)? {
+            if !self.b.refuse_repeats {
+                let value = map.next_value_seed(self.inner()?)?;
+                self.b.member_stack.push((key, value));
+                continue;
+            }
             let members = &self.b.member_stack[start..];
             let repeated = match &mut seen {
                 Some(set) => !set.insert(key.clone()),
