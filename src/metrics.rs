@@ -583,6 +583,7 @@ mod tests {
             schema_errors: None,
             schema_error: None,
             recipients: None,
+            ignoring_sha256: None,
         };
         m.record_backup(
             &env,

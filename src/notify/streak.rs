@@ -126,6 +126,7 @@ mod tests {
             schema_errors: None,
             schema_error: None,
             recipients: None,
+            ignoring_sha256: None,
         };
         assert_eq!(
             streak.record(&vault, &env, &actor, &Ok(BackupOutcome::Unchanged(meta))),

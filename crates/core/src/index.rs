@@ -12,8 +12,10 @@
 //! trigger byte, then author, message and source as length-prefixed UTF-8 (length + 1;
 //! 0 for none). Format 2, written only for a snapshot that has them, appends
 //! `restored_from` and `schema_errors` as varints (n + 1; 0 for none) and the first
-//! schema violation as text; an older build ignores such entries and reads the
-//! snapshot with a HEAD.
+//! schema violation as text; format 3, written for a snapshot backed up with ignore
+//! paths, appends to format 2 the raw sha256 of the content without them, which the
+//! next backup compares with its own. An older build ignores entries of a newer format
+//! and reads the snapshot with a HEAD.
 //!
 //! Encrypted snapshots have no entry (their recipients don't fit a key name, and
 //! `rekey` changes them): listings read them with a HEAD.
@@ -37,6 +39,8 @@ use crate::vault::Vault;
 const FORMAT: u8 = 1;
 /// Format 1 plus `restored_from`, `schema_errors` and `schema_error`.
 const FORMAT_2: u8 = 2;
+/// Format 2 plus the raw sha256 without the ignore paths (`ignoring_sha256`).
+const FORMAT_3: u8 = 3;
 const TRIGGERS: [Trigger; 7] = [
     Trigger::Manual,
     Trigger::Schedule,
@@ -105,10 +109,20 @@ pub fn encode(meta: &SnapshotMeta) -> Option<String> {
         return None;
     }
     let sha = hex::decode(&meta.sha256).ok().filter(|s| s.len() == 32)?;
-    let extended =
-        meta.restored_from.is_some() || meta.schema_errors.is_some() || meta.schema_error.is_some();
-    let mut out = Vec::with_capacity(64);
-    out.push(if extended { FORMAT_2 } else { FORMAT });
+    let ignoring = match &meta.ignoring_sha256 {
+        Some(hex) => Some(hex::decode(hex).ok().filter(|s| s.len() == 32)?),
+        None => None,
+    };
+    let extended = ignoring.is_some()
+        || meta.restored_from.is_some()
+        || meta.schema_errors.is_some()
+        || meta.schema_error.is_some();
+    let mut out = Vec::with_capacity(96);
+    out.push(match (&ignoring, extended) {
+        (Some(_), _) => FORMAT_3,
+        (None, true) => FORMAT_2,
+        (None, false) => FORMAT,
+    });
     out.extend_from_slice(&sha);
     put_varint(&mut out, meta.size);
     put_varint(&mut out, meta.stored_size);
@@ -126,6 +140,9 @@ pub fn encode(meta: &SnapshotMeta) -> Option<String> {
         }
         put_text(&mut out, meta.schema_error.as_ref());
     }
+    if let Some(sha) = ignoring {
+        out.extend_from_slice(&sha);
+    }
     Some(base64url(&out))
 }
 
@@ -136,7 +153,7 @@ pub fn decode(env: &EnvRef, version: u64, payload: &str) -> Option<SnapshotMeta>
     let bytes = unbase64url(payload)?;
     let mut input = bytes.as_slice();
     let (&format, rest) = input.split_first()?;
-    if (format != FORMAT && format != FORMAT_2) || rest.len() < 32 {
+    if ![FORMAT, FORMAT_2, FORMAT_3].contains(&format) || rest.len() < 32 {
         return None;
     }
     let (sha, rest) = rest.split_at(32);
@@ -161,12 +178,21 @@ pub fn decode(env: &EnvRef, version: u64, payload: &str) -> Option<SnapshotMeta>
         schema_errors: None,
         schema_error: None,
         recipients: None,
+        ignoring_sha256: None,
     };
-    if format == FORMAT_2 {
+    if format != FORMAT {
         let optional = |n: u64| n.checked_sub(1);
         meta.restored_from = optional(get_varint(&mut input)?);
         meta.schema_errors = optional(get_varint(&mut input)?);
         meta.schema_error = get_text(&mut input)?;
+    }
+    if format == FORMAT_3 {
+        if input.len() < 32 {
+            return None;
+        }
+        let (sha, rest) = input.split_at(32);
+        meta.ignoring_sha256 = Some(hex::encode(sha));
+        input = rest;
     }
     input.is_empty().then_some(meta)
 }
@@ -248,6 +274,20 @@ impl Vault {
     }
 }
 
+/// Whether an index entry's metadata agrees with its snapshot's own: equal, but for the
+/// hash without the ignore paths, which entries written before format 3 leave out.
+#[must_use]
+pub fn agrees(entry: &SnapshotMeta, snapshot: &SnapshotMeta) -> bool {
+    match (&entry.ignoring_sha256, &snapshot.ignoring_sha256) {
+        (None, Some(_)) => {
+            let mut older = snapshot.clone();
+            older.ignoring_sha256 = None;
+            *entry == older
+        }
+        _ => entry == snapshot,
+    }
+}
+
 /// An error for an index entry that disagrees with its snapshot's metadata.
 #[must_use]
 pub fn mismatch(env: &EnvRef, version: u64) -> Error {
@@ -284,6 +324,7 @@ mod tests {
             schema_errors: None,
             schema_error: None,
             recipients: None,
+            ignoring_sha256: None,
         }
     }
 
@@ -298,6 +339,31 @@ mod tests {
         let key = layout::index_key(&env(), 41, &payload).unwrap();
         let (v, p) = layout::parse_index_key(&key).unwrap();
         assert_eq!(decode(&env(), v, p).unwrap(), m);
+    }
+
+    /// A snapshot backed up with ignore paths carries their hash in its entry, so that
+    /// the next backup finds it in the LIST it makes anyway.
+    #[test]
+    fn the_hash_without_the_ignore_paths_fits_in_a_key_too() {
+        let m = SnapshotMeta {
+            ignoring_sha256: Some(crate::codec::sha256_hex(b"y")),
+            ..meta(
+                Some("scheduler"),
+                None,
+                Some("https://platform.example.com/api/apps/crm/envs/production/config"),
+            )
+        };
+        let payload = encode(&m).unwrap();
+        assert_eq!(unbase64url(&payload).unwrap()[0], FORMAT_3);
+        let key = layout::index_key(&env(), 41, &payload).unwrap();
+        let (v, p) = layout::parse_index_key(&key).unwrap();
+        assert_eq!(decode(&env(), v, p).unwrap(), m);
+        // Not a sha256: no entry (listings read the snapshot's metadata instead).
+        let bad = SnapshotMeta {
+            ignoring_sha256: Some("abc".into()),
+            ..m
+        };
+        assert!(encode(&bad).is_none());
     }
 
     #[test]
@@ -350,12 +416,14 @@ mod tests {
                        message in proptest::option::of(".{0,40}"), source in proptest::option::of(".{0,40}"),
                        restored_from in proptest::option::of(0u64..u64::MAX),
                        schema_errors in proptest::option::of(0u64..u64::MAX),
-                       schema_error in proptest::option::of(".{0,40}")) {
+                       schema_error in proptest::option::of(".{0,40}"),
+                       ignoring in proptest::option::of(any::<[u8; 32]>())) {
             let m = SnapshotMeta {
                 size, stored_size: stored,
                 created_at: DateTime::from_timestamp_millis(ms).unwrap(),
                 trigger: TRIGGERS[t], author, message, source,
                 restored_from, schema_errors, schema_error,
+                ignoring_sha256: ignoring.map(hex::encode),
                 ..meta(None, None, None)
             };
             let payload = encode(&m).unwrap();

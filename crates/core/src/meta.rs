@@ -124,6 +124,12 @@ pub struct SnapshotMeta {
     /// it is encrypted to. Absent for a plain zstd snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipients: Option<Vec<String>>,
+    /// The sha256 of the content without its environment's ignore paths (see
+    /// [`crate::filter::EnvFilters::ignoring_sha256`]), for a snapshot backed up with
+    /// ignore paths: the next backup compares it with its own instead of reading this
+    /// snapshot back. Kept in the object's metadata and the listing index, not shown.
+    #[serde(skip)]
+    pub ignoring_sha256: Option<String>,
 }
 
 // User metadata keys (S3 stores them as `x-amz-meta-<key>`).
@@ -140,11 +146,7 @@ const M_RESTORED_FROM: &str = "jetvault-restored-from";
 const M_SCHEMA_ERRORS: &str = "jetvault-schema-errors";
 const M_SCHEMA_ERROR: &str = "jetvault-schema-error";
 const M_RECIPIENTS: &str = "jetvault-recipients";
-/// The sha256 of the configuration without its environment's ignored paths (see
-/// [`crate::filter::EnvFilters::ignoring_sha256`]), written by backups of environments
-/// with ignore paths, so that the next backup compares two hashes instead of reading
-/// and parsing this snapshot. Absent in older snapshots. Kept out of [`SnapshotMeta`]
-/// (and the listing index): only backup reads it, with a HEAD of the latest snapshot.
+/// [`SnapshotMeta::ignoring_sha256`]; absent in older snapshots.
 pub(crate) const M_IGNORING_SHA256: &str = "jetvault-sha256-ignoring";
 /// `jetvault-codec` of a plain snapshot, and of an encrypted one.
 const CODEC_ZSTD: &str = "zstd";
@@ -167,6 +169,11 @@ pub(crate) fn encode_text(s: &str) -> String {
 
 fn decode_text(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// Whether `s` is a sha256 in hex.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl SnapshotMeta {
@@ -207,6 +214,9 @@ impl SnapshotMeta {
         if let Some(text) = &self.schema_error {
             m.insert(M_SCHEMA_ERROR.into(), encode_text(text));
         }
+        if let Some(sha) = &self.ignoring_sha256 {
+            m.insert(M_IGNORING_SHA256.into(), sha.clone());
+        }
         m
     }
 
@@ -241,7 +251,7 @@ impl SnapshotMeta {
             )));
         }
         let sha256 = field(M_SHA256)?.clone();
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_sha256_hex(&sha256) {
             return Err(bad(M_SHA256, &sha256));
         }
         let size = field(M_SIZE)?
@@ -292,6 +302,12 @@ impl SnapshotMeta {
             schema_errors: number(M_SCHEMA_ERRORS)?,
             schema_error: text(M_SCHEMA_ERROR),
             recipients,
+            // Only compared with another backup's hash: one that is not a sha256 is
+            // left out (the next backup then reads this snapshot back).
+            ignoring_sha256: m
+                .get(M_IGNORING_SHA256)
+                .filter(|v| is_sha256_hex(v))
+                .cloned(),
         })
     }
 }
@@ -324,6 +340,7 @@ mod tests {
             schema_errors: Some(2),
             schema_error: Some("/0/id: 7 is not of type \"string\"".into()),
             recipients: None,
+            ignoring_sha256: None,
         };
         let info = ObjectInfo {
             key: m.key.clone(),
@@ -413,6 +430,7 @@ mod tests {
                 key: layout::snapshot_key(&env(), version),
                 restored_from, schema_errors, schema_error,
                 recipients: recipients.map(|n| (0..n).map(|i| format!("age1{i:0>58}")).collect()),
+                ignoring_sha256: None,
             };
             let md = m.to_metadata();
             proptest::prop_assert!(md.values().all(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b))));

@@ -73,6 +73,7 @@ pub async fn put_snapshot(
         schema_errors: None,
         schema_error: None,
         recipients: None,
+        ignoring_sha256: None,
     };
     store
         .put(

@@ -268,13 +268,15 @@ impl Vault {
             ));
         }
         // Checked last, so that a damaged snapshot is named for its own fault.
-        let index_mismatch = index_entry.filter(|e| e.meta != meta).map(|e| {
-            format!(
-                "{}: {} (delete it and `list` reads the snapshot's own metadata)",
-                crate::index::mismatch(env, meta.version),
-                e.key
-            )
-        });
+        let index_mismatch = index_entry
+            .filter(|e| !crate::index::agrees(&e.meta, &meta))
+            .map(|e| {
+                format!(
+                    "{}: {} (delete it and `list` reads the snapshot's own metadata)",
+                    crate::index::mismatch(env, meta.version),
+                    e.key
+                )
+            });
         let limit = self.options().max_size.max(meta.size);
         let mut structure_only = None;
         let frame = match &meta.recipients {

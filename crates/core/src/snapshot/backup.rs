@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
+use futures::future::{self, Either};
 
 use super::{BackupOutcome, BackupRequest};
 use crate::codec;
@@ -17,7 +18,7 @@ use crate::live::LiveTarget;
 use crate::meta::{
     M_IGNORING_SHA256, MAX_FREE_TEXT_METADATA, MAX_SCHEMA_ERROR_METADATA, SnapshotMeta, encode_text,
 };
-use crate::schema::Violations;
+use crate::schema::{Doc, Violations};
 use crate::store::PutMode;
 use crate::vault::Vault;
 
@@ -39,16 +40,16 @@ impl Vault {
     /// `skip_schema_check`; otherwise it is stored and flagged): nothing is written in
     /// these cases; store errors otherwise.
     pub async fn backup(&self, env: &EnvRef, req: BackupRequest) -> Result<BackupOutcome> {
-        self.backup_listed(env, req, None).await
+        self.backup_listed(env, req, std::future::ready(None)).await
     }
 
-    /// [`Vault::backup`], with the latest snapshot as the caller has just listed it
-    /// (`Some(None)`: none), which the first attempt uses instead of listing.
+    /// [`Vault::backup`], with a listing of the latest snapshot the caller has started
+    /// (`None`: none started), which the first attempt awaits instead of listing.
     async fn backup_listed(
         &self,
         env: &EnvRef,
         req: BackupRequest,
-        listed: Option<Option<SnapshotMeta>>,
+        listing: impl Future<Output = Option<Result<Option<SnapshotMeta>>>>,
     ) -> Result<BackupOutcome> {
         let limit = self.options().max_size;
         if req.raw.len() as u64 > limit {
@@ -58,30 +59,24 @@ impl Vault {
                 req.raw.len()
             )));
         }
-        // One parse serves the JSON check and, when the environment has a schema, the
-        // schema check (its result is used only before the first write: content equal
-        // to the latest is not checked again). With ignore paths, the sha256 of the
-        // document without them is stored with the snapshot, so that the next backup
-        // compares hashes instead of reading this snapshot back; a live target's read
-        // computes it from its own parse ([`LiveTarget::read_for_backup`]).
+        // Two blocking threads: one parses, for the JSON check and, from the same parse,
+        // the schema check (when the environment has a schema; its result is used only
+        // before the first write: content equal to the latest is not checked again) and
+        // the sha256 of the document without its ignore paths (when it has some: stored
+        // with the snapshot, so that the next backup compares hashes instead of reading
+        // this snapshot back; a live target's jaq read may have computed it already); the
+        // other hashes and compresses.
         let level = self.options().compression_level;
-        let raw = req.raw.clone();
         let what = format!("configuration for {env}");
         let schema = self
             .options()
             .schemas
             .get(env)
             .map(|_| (self.options().schemas.clone(), env.clone()));
-        // The hash without the ignore paths, on its own blocking thread: it runs beside
-        // the check, sha256 and zstd below (a second core) instead of after them.
-        let ignoring = req
+        let digest = req
             .filters
             .clone()
-            .filter(|f| !f.ignore_paths().is_empty() && req.ignoring_sha256.is_none())
-            .map(|f| {
-                let raw = req.raw.clone();
-                tokio::task::spawn_blocking(move || f.ignoring_sha256(&raw).ok().flatten())
-            });
+            .filter(|f| !f.ignore_paths().is_empty() && req.ignoring_sha256.is_none());
         // Encrypted environments store age(zstd(json)); the metadata names the recipients.
         let recipients = self.options().encryption.recipients(env).cloned();
         let recipient_names = recipients.as_ref().map(|r| r.names().to_vec());
@@ -109,38 +104,44 @@ impl Vault {
                 .schemas
                 .get(env)
                 .is_some_and(|s| s.on_backup() == OnBackup::Refuse);
-        let computing = tokio::task::spawn_blocking(move || {
-            let schema_check = match schema {
-                Some((schemas, env)) => {
-                    // A document the borrowed parse takes is valid JSON; otherwise the
-                    // JSON check says why (or passes, for a repeated key).
-                    let doc = crate::schema::Doc::parse(&raw);
-                    if doc.is_none() {
-                        codec::check_json(&raw, &what)?;
-                    }
-                    let check = schemas
-                        .get(&env)
-                        .map_or(Ok(None), |s| s.check_parsed(&env, &raw, doc.as_ref()));
-                    if !(refuses && matches!(check, Ok(Some(_)))) {
-                        let _ = checked_tx.send(());
-                    }
-                    Some(check)
-                }
-                None => {
-                    codec::check_json(&raw, &what)?;
-                    let _ = checked_tx.send(());
-                    None
-                }
+        let raw = req.raw.clone();
+        let checking = tokio::task::spawn_blocking(move || {
+            // The schema check needs repeated keys refused; the digest finds them itself.
+            let doc = if schema.is_some() {
+                Doc::parse(&raw)
+            } else if digest.as_ref().is_some_and(|f| f.digests_parsed()) {
+                Doc::parse_keeping_repeats(&raw)
+            } else {
+                None
             };
+            // A document the borrowed parse takes is valid JSON; otherwise the JSON
+            // check says why (or passes, for a repeated key).
+            if doc.is_none() {
+                codec::check_json(&raw, &what)?;
+            }
+            let schema_check = schema.map(|(schemas, env)| {
+                schemas
+                    .get(&env)
+                    .map_or(Ok(None), |s| s.check_parsed(&env, &raw, doc.as_ref()))
+            });
+            if !(refuses && matches!(schema_check, Some(Ok(Some(_))))) {
+                let _ = checked_tx.send(());
+            }
+            let ignoring =
+                digest.and_then(|f| f.ignoring_sha256_parsed(&raw, doc.as_ref()).ok().flatten());
+            Ok::<_, Error>((schema_check, ignoring))
+        });
+        let raw = req.raw.clone();
+        let compressing = tokio::task::spawn_blocking(move || {
             let zstd = codec::compress(&raw, level)?;
             let stored = match &recipients {
                 Some(r) => crypt::encrypt(&zstd, r)?,
                 None => zstd,
             };
-            Ok::<_, Error>((codec::sha256_hex(&raw), stored, schema_check))
+            Ok::<_, Error>((codec::sha256_hex(&raw), stored))
         });
         let marker = async {
-            // A dropped sender is a failed check: its error comes from `computing`, or
+            // A dropped sender is a failed check: its error comes from `checking`, or
             // the schema's refusal below.
             if checked_rx.await.is_ok() {
                 self.ensure_marker().await
@@ -163,27 +164,24 @@ impl Vault {
                 )
             }
         };
-        // A caller that has just read the latest (a restore) passes it in.
         let first_read = async {
-            match (&req.known_latest, listed) {
-                (Some(known), _) => Ok(Some(Latest::Meta(Box::new(known.clone())))),
-                (None, Some(listed)) => Ok(listed.map(|m| Latest::Meta(Box::new(m)))),
-                (None, None) => read_latest().await,
+            // A caller that has just read the latest (a restore) passes it in.
+            if let Some(known) = &req.known_latest {
+                return Ok(Some(Latest::Meta(Box::new(known.clone()))));
+            }
+            match listing.await {
+                Some(Ok(listed)) => Ok(listed.map(|m| Latest::Meta(Box::new(m)))),
+                // A listing that failed is made again, which reports its error.
+                _ => read_latest().await,
             }
         };
-        let ignored = async {
-            match ignoring {
-                Some(task) => task.await.ok().flatten(),
-                None => None,
-            }
-        };
-        let (computed, marker, first_latest, ignored) =
-            tokio::join!(computing, marker, first_read, ignored);
-        let (sha256, compressed, mut schema_check) =
-            computed.map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
+        let (checked, compressed, marker, first_latest) =
+            tokio::join!(checking, compressing, marker, first_read);
+        let task = |e: tokio::task::JoinError| Error::internal(format!("backup task failed: {e}"));
+        let (mut schema_check, ignored) = checked.map_err(task)??;
+        let (sha256, compressed) = compressed.map_err(task)??;
         marker?;
         let mut first_latest = Some(first_latest?);
-        let ignoring_sha256 = req.ignoring_sha256.clone().or(ignored);
         let compressed = Bytes::from(compressed);
         let (mut violations, mut schema_overridden) = (None, false);
 
@@ -202,6 +200,7 @@ impl Vault {
             schema_errors: None,
             schema_error: None,
             recipients: recipient_names,
+            ignoring_sha256: req.ignoring_sha256.clone().or(ignored),
         };
         for attempt in 0..MAX_CLAIM_ATTEMPTS {
             let latest = match first_latest.take() {
@@ -214,7 +213,7 @@ impl Vault {
                 && !req.force
                 && (latest.sha256 == meta.sha256
                     || self
-                        .equal_ignoring(env, latest, &req, ignoring_sha256.as_deref())
+                        .equal_ignoring(env, latest, &req, meta.ignoring_sha256.as_deref())
                         .await)
             {
                 return Ok(BackupOutcome::Unchanged((**latest).clone()));
@@ -233,13 +232,14 @@ impl Vault {
             meta.version = latest.as_ref().map_or(1, |l| l.version() + 1);
             meta.key = layout::snapshot_key(env, meta.version);
             meta.created_at = Utc::now().trunc_subsecs(3);
-            let mut metadata = meta.to_metadata();
-            if let Some(d) = &ignoring_sha256 {
-                metadata.insert(M_IGNORING_SHA256.into(), d.clone());
-            }
             match self
                 .store()
-                .put(&meta.key, compressed.clone(), &metadata, PutMode::Create)
+                .put(
+                    &meta.key,
+                    compressed.clone(),
+                    &meta.to_metadata(),
+                    PutMode::Create,
+                )
                 .await
             {
                 Ok(_) => {
@@ -284,7 +284,8 @@ impl Vault {
     /// `req.filters` are left out; false without ignore paths, and when either side
     /// can't be compared (a new snapshot is then the safe outcome). `ignoring_sha256` is
     /// the new document's hash without them: when the latest snapshot's metadata holds
-    /// its own, the two are compared (one HEAD); older snapshots are read and compared.
+    /// its own, the two are compared (from the listing index, or else one HEAD); older
+    /// snapshots are read and compared.
     async fn equal_ignoring(
         &self,
         env: &EnvRef,
@@ -300,6 +301,10 @@ impl Vault {
             return false;
         };
         if let Some(new) = ignoring_sha256 {
+            if let Some(stored) = &latest.ignoring_sha256 {
+                return stored == new;
+            }
+            // An index entry written before the index carried the hash.
             match self.store().head(&latest.key).await {
                 Ok(info) => {
                     if let Some(stored) = info.metadata.get(M_IGNORING_SHA256) {
@@ -368,22 +373,29 @@ impl Vault {
         mut req: BackupRequest,
     ) -> Result<BackupOutcome> {
         let list_first = !req.force && req.known_latest.is_none();
-        let (read, listed) = tokio::join!(target.read_for_backup(self.options().max_size), async {
+        let listing = std::pin::pin!(async move {
             if list_first {
                 Some(self.latest_in_one_list(env).await)
             } else {
                 None
             }
         });
+        let reading = std::pin::pin!(target.read_for_backup(self.options().max_size));
+        // The backup's computation starts once live is read, beside a listing still
+        // under way.
+        let (read, listing) = match future::select(reading, listing).await {
+            Either::Left((read, listing)) => (read, Either::Left(listing)),
+            Either::Right((listed, reading)) => {
+                (reading.await, Either::Right(future::ready(listed)))
+            }
+        };
         let (raw, ignoring_sha256) =
             read.map_err(|e| e.context(format!("reading the live configuration of {env}")))?;
         req.raw = raw;
         req.ignoring_sha256 = ignoring_sha256;
         req.source = Some(target.describe());
         req.filters = target.filters();
-        // A listing that failed is made again by the backup, which reports its error.
-        self.backup_listed(env, req, listed.and_then(Result::ok))
-            .await
+        self.backup_listed(env, req, listing).await
     }
 }
 

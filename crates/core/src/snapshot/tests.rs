@@ -369,6 +369,54 @@ async fn one_backup_makes_exactly_these_requests() {
     assert_eq!(v.latest(&env()).await.unwrap().unwrap().version, 3);
 }
 
+/// With ignore paths, the latest snapshot's hash without them comes from its listing
+/// index entry: a backup whose content differs only in an ignored path is the one LIST,
+/// with no HEAD and no read of the snapshot; a changed one is the LIST and three PUTs.
+#[tokio::test]
+async fn a_backup_with_ignore_paths_compares_the_hash_the_listing_carries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, store) = vault(&dir);
+    let config = crate::config::FilterConfig {
+        ignore: vec![".v".into(), ".nodes[].at".into()],
+        ..Default::default()
+    };
+    let filters = Arc::new(crate::filter::EnvFilters::compile("t", &config).unwrap());
+    let env = env();
+    let backup = |raw: &'static str| {
+        let mut r = req(Bytes::from_static(raw.as_bytes()));
+        r.filters = Some(Arc::clone(&filters));
+        v.backup(&env, r)
+    };
+    let BackupOutcome::Created(first) = backup(r#"{"a":1,"v":1,"nodes":[{"id":1,"at":1}]}"#)
+        .await
+        .unwrap()
+    else {
+        panic!("a first backup is created")
+    };
+    assert!(first.ignoring_sha256.is_some());
+    for (what, raw, expected) in [
+        (
+            "only ignored paths changed",
+            r#"{"nodes":[{"at":2,"id":1}],"v":2,"a":1}"#,
+            vec![("list", 1)],
+        ),
+        (
+            "changed",
+            r#"{"a":2,"v":2,"nodes":[{"id":1,"at":2}]}"#,
+            vec![("put", 3), ("list", 1)],
+        ),
+    ] {
+        let before = store.counts().by_op();
+        let outcome = backup(raw).await.unwrap();
+        assert_eq!(since(&store, &before), expected, "{what}");
+        assert_eq!(
+            matches!(outcome, BackupOutcome::Created(_)),
+            what == "changed",
+            "{what}"
+        );
+    }
+}
+
 /// The one-LIST read finds what `latest` finds: past a history longer than its page
 /// (a second LIST), and for a newest snapshot without an index entry (a HEAD); and a
 /// backup after either claims the version after the true newest.

@@ -245,6 +245,7 @@ fn publish_req(version: u64, label: &str) -> Publish {
             schema_errors: None,
             schema_error: None,
             recipients: None,
+            ignoring_sha256: None,
         },
         label: Some(Label::new(label).unwrap()),
         schema_overridden: None,
