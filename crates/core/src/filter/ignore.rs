@@ -89,10 +89,15 @@ pub fn digest(doc: &Doc<'_>, paths: &[Vec<Step>], names: &[String]) -> Option<St
         doc,
         gone: &gone,
         hasher,
+        pending: Vec::with_capacity(PENDING),
         keys: Vec::new(),
         number: String::new(),
     };
-    walk.hash(0).then(|| hex::encode(walk.hasher.finalize()))
+    if !walk.hash(0) {
+        return None;
+    }
+    walk.flush();
+    Some(hex::encode(walk.hasher.finalize()))
 }
 
 /// The member of `key` still there in an object's members.
@@ -171,19 +176,40 @@ fn delete(doc: &Doc<'_>, gone: &mut Gone, at: u32, path: &[Step]) {
     }
 }
 
-/// The hash of what the paths leave, with its scratch space: the sorted members of the
-/// objects being hashed (innermost last) and a number's text.
+/// How many bytes [`Walk`] gathers before it hashes them: the walk's pieces are a few
+/// bytes each (a tag, a length), and one `update` per piece cost more than hashing them.
+const PENDING: usize = 16 * 1024;
+
+/// The hash of what the paths leave, with its scratch space: the bytes not yet hashed,
+/// the sorted members of the objects being hashed (innermost last) and a number's text.
 struct Walk<'w, 'a> {
     doc: &'w Doc<'a>,
     gone: &'w Gone,
     hasher: sha2::Sha256,
+    pending: Vec<u8>,
     keys: Vec<(&'w str, u32, bool)>,
     number: String,
 }
 
 impl Walk<'_, '_> {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.pending.len() + bytes.len() > PENDING {
+            self.flush();
+            if bytes.len() > PENDING / 2 {
+                self.hasher.update(bytes);
+                return;
+            }
+        }
+        self.pending.extend_from_slice(bytes);
+    }
+
+    fn flush(&mut self) {
+        self.hasher.update(&self.pending);
+        self.pending.clear();
+    }
+
     fn len(&mut self, n: usize) {
-        self.hasher.update((n as u64).to_le_bytes());
+        self.put(&(n as u64).to_le_bytes());
     }
 
     /// Feeds what is left of node `at` to the hasher, as `value::digest` does; false
@@ -191,24 +217,26 @@ impl Walk<'_, '_> {
     fn hash(&mut self, at: u32) -> bool {
         let all = self.gone;
         match self.doc.view(at) {
-            View::Null => self.hasher.update(b"n"),
-            View::Bool(b) => self.hasher.update(if b { b"t" } else { b"f" }),
+            View::Null => self.put(b"n"),
+            View::Bool(b) => self.put(if b { b"t" } else { b"f" }),
             View::Num(n) => {
                 use std::fmt::Write as _;
                 self.number.clear();
                 let _ = write!(self.number, "{n}");
-                self.hasher.update(b"#");
-                self.hasher.update(self.number.as_bytes());
-                self.hasher.update(b";");
+                self.put(b"#");
+                let number = std::mem::take(&mut self.number);
+                self.put(number.as_bytes());
+                self.number = number;
+                self.put(b";");
             }
             View::Str(s) => {
-                self.hasher.update(b"s");
+                self.put(b"s");
                 self.len(s.len());
-                self.hasher.update(s.as_bytes());
+                self.put(s.as_bytes());
             }
             View::Arr(first, items) => {
                 let gone = &all.items[first..first + items.len()];
-                self.hasher.update(b"[");
+                self.put(b"[");
                 self.len(gone.iter().filter(|g| !**g).count());
                 for (&node, &gone) in items.iter().zip(gone) {
                     if !gone && !self.hash(node) {
@@ -232,7 +260,7 @@ impl Walk<'_, '_> {
                     return false;
                 }
                 let left = sorted.iter().filter(|m| !m.2).count();
-                self.hasher.update(b"{");
+                self.put(b"{");
                 self.len(left);
                 for i in base..base + members.len() {
                     let (key, node, gone) = self.keys[i];
@@ -240,7 +268,7 @@ impl Walk<'_, '_> {
                         continue;
                     }
                     self.len(key.len());
-                    self.hasher.update(key.as_bytes());
+                    self.put(key.as_bytes());
                     if !self.hash(node) {
                         return false;
                     }
