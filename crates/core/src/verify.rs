@@ -472,6 +472,49 @@ mod tests {
         );
     }
 
+    /// Entries of format 3 carry the hash without the ignore paths, as the snapshot's
+    /// metadata does; an entry written before (none) agrees, a different one does not.
+    #[tokio::test]
+    async fn index_entries_with_and_without_the_ignoring_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::open(dir.path()).unwrap());
+        let vault = Vault::new(store.clone(), VaultOptions::default());
+        let env = EnvRef::parse("crm", "production").unwrap();
+        let config = crate::config::FilterConfig {
+            ignore: vec![".v".into()],
+            ..Default::default()
+        };
+        let filters = Arc::new(crate::filter::EnvFilters::compile("t", &config).unwrap());
+        for i in 0..2 {
+            let mut req = BackupRequest::new(format!("{{\"rev\":{i},\"v\":{i}}}"), Trigger::Manual);
+            req.filters = Some(Arc::clone(&filters));
+            vault.backup(&env, req).await.unwrap();
+        }
+        let clean = |report: &VerifyReport| (report.ok, report.bad.len());
+        let opts = VerifyOptions::default();
+        assert_eq!(clean(&vault.verify_env(&env, &opts).await.unwrap()), (2, 0));
+        // v2's entry as a build before format 3 wrote it, then with another hash.
+        let entries = vault.index_entries(&env, None, 10).await;
+        let entry = &entries[&2];
+        assert!(entry.meta.ignoring_sha256.is_some());
+        for (ignoring, agrees) in [(None, true), (Some(crate::codec::sha256_hex(b"x")), false)] {
+            let current = vault.index_entries(&env, None, 10).await;
+            store.delete(&current[&2].key).await.unwrap();
+            let meta = SnapshotMeta {
+                ignoring_sha256: ignoring,
+                ..entry.meta.clone()
+            };
+            let payload = crate::index::encode(&meta).unwrap();
+            let key = layout::index_key(&env, 2, &payload).unwrap();
+            store
+                .put(&key, bytes::Bytes::new(), &Metadata::new(), PutMode::Create)
+                .await
+                .unwrap();
+            let report = vault.verify_env(&env, &opts).await.unwrap();
+            assert_eq!(report.bad.is_empty(), agrees, "{:?}", report.bad);
+        }
+    }
+
     #[tokio::test]
     async fn releases_and_pins_of_missing_versions_are_bad() {
         let dir = tempfile::tempdir().unwrap();
