@@ -84,6 +84,8 @@ pub struct Marker {
 pub struct Vault {
     store: Arc<dyn Store>,
     options: VaultOptions,
+    /// Whether the marker was there when first read (an error is not kept).
+    marker_read: Arc<OnceCell<bool>>,
     marker_checked: Arc<OnceCell<()>>,
     sink: Option<Arc<dyn EventSink>>,
 }
@@ -94,6 +96,7 @@ impl Vault {
         Self {
             store,
             options,
+            marker_read: Arc::new(OnceCell::new()),
             marker_checked: Arc::new(OnceCell::new()),
             sink: None,
         }
@@ -135,31 +138,65 @@ impl Vault {
     pub async fn ensure_marker(&self) -> Result<()> {
         self.marker_checked
             .get_or_try_init(|| async {
-                match self.read_marker().await {
+                if self.marker_exists().await? {
+                    return Ok(());
+                }
+                let marker = Marker {
+                    format: FORMAT_VERSION,
+                    created_at: chrono::Utc::now(),
+                    created_by: format!("jetvault {}", env!("CARGO_PKG_VERSION")),
+                };
+                let body = serde_json::to_vec_pretty(&marker)
+                    .map_err(|e| Error::internal(format!("cannot encode marker: {e}")))?;
+                match self
+                    .store
+                    .put(
+                        MARKER_KEY,
+                        Bytes::from(body),
+                        &Metadata::new(),
+                        PutMode::Create,
+                    )
+                    .await
+                {
                     Ok(_) => Ok(()),
-                    Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
-                        let marker = Marker {
-                            format: FORMAT_VERSION,
-                            created_at: chrono::Utc::now(),
-                            created_by: format!("jetvault {}", env!("CARGO_PKG_VERSION")),
-                        };
-                        let body = serde_json::to_vec_pretty(&marker)
-                            .map_err(|e| Error::internal(format!("cannot encode marker: {e}")))?;
-                        match self
-                            .store
-                            .put(
-                                MARKER_KEY,
-                                Bytes::from(body),
-                                &Metadata::new(),
-                                PutMode::Create,
-                            )
-                            .await
-                        {
-                            Ok(_) => Ok(()),
-                            Err(e) if e.is_conflict() => self.read_marker().await.map(drop),
-                            Err(e) => Err(e),
-                        }
-                    }
+                    Err(e) if e.is_conflict() => self.read_marker().await.map(drop),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// [`Vault::ensure_marker`] once `checked` says a write may follow: the marker is
+    /// read at once, beside the caller's checks (one GET however many callers wait), and
+    /// written into an empty store only if they pass; nothing when they fail (the
+    /// caller reports why).
+    ///
+    /// # Errors
+    /// As [`Vault::ensure_marker`].
+    pub(crate) async fn ensure_marker_after(
+        &self,
+        checked: impl Future<Output = bool>,
+    ) -> Result<()> {
+        if self.marker_checked.initialized() {
+            return Ok(());
+        }
+        let (exists, passed) = tokio::join!(self.marker_exists(), checked);
+        if !passed {
+            return Ok(());
+        }
+        exists?;
+        self.ensure_marker().await
+    }
+
+    /// Whether the store's marker exists, read once per vault (and checked: see
+    /// [`Vault::read_marker`]).
+    async fn marker_exists(&self) -> Result<bool> {
+        self.marker_read
+            .get_or_try_init(|| async {
+                match self.read_marker().await {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == crate::error::ErrorKind::NotFound => Ok(false),
                     Err(e) => Err(e),
                 }
             })

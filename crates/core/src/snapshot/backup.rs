@@ -92,9 +92,9 @@ impl Vault {
                  {MAX_FREE_TEXT_METADATA}: shorten the message (or name fewer recipients)"
             )));
         }
-        // The computation runs beside the first store round trip (the LIST of the latest
-        // version, and the marker check once the JSON check has passed: the marker is the
-        // only thing that round trip may write, so nothing is written before the check).
+        // The computation runs beside the first store round trips (the LIST of the latest
+        // version, and the read of the store's marker, which is created, if missing, only
+        // once the JSON check has passed: nothing is written before the check).
         let (checked_tx, checked_rx) = tokio::sync::oneshot::channel::<()>();
         // A document the schema refuses must not even create the store's marker.
         let refuses = req.trigger.may_refuse_on_schema()
@@ -140,15 +140,10 @@ impl Vault {
             };
             Ok::<_, Error>((codec::sha256_hex(&raw), stored))
         });
-        let marker = async {
-            // A dropped sender is a failed check: its error comes from `checking`, or
-            // the schema's refusal below.
-            if checked_rx.await.is_ok() {
-                self.ensure_marker().await
-            } else {
-                Ok(())
-            }
-        };
+        // The marker is read at once; written, into an empty store, once the check has
+        // passed. A dropped sender is a failed check: its error comes from `checking`,
+        // or the schema's refusal below.
+        let marker = self.ensure_marker_after(async { checked_rx.await.is_ok() });
         // What the claim needs: the newest version's number (one LIST); and unless
         // forced, its metadata to compare with, from the same LIST while the history is
         // short (see `latest_in_one_list`).

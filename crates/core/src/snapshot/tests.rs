@@ -369,6 +369,29 @@ async fn one_backup_makes_exactly_these_requests() {
     assert_eq!(v.latest(&env()).await.unwrap().unwrap().version, 3);
 }
 
+/// The marker is read beside each backup's check, yet once per vault: eight first
+/// backups at once into an empty store make one GET of it and one create-only PUT.
+#[tokio::test]
+async fn concurrent_first_backups_read_the_marker_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, store) = vault(&dir);
+    let zero = store.counts().by_op();
+    let envs: Vec<EnvRef> = (0..8)
+        .map(|i| EnvRef::parse(&format!("app{i}"), "production").unwrap())
+        .collect();
+    let backups = envs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| v.backup(e, req(variant(SMALL, i))));
+    for outcome in futures::future::join_all(backups).await {
+        assert!(matches!(outcome.unwrap(), BackupOutcome::Created(_)));
+    }
+    assert_eq!(
+        since(&store, &zero),
+        vec![("get", 1), ("put", 8 * 3 + 1), ("list", 8)]
+    );
+}
+
 /// With ignore paths, the latest snapshot's hash without them comes from its listing
 /// index entry: a backup whose content differs only in an ignored path is the one LIST,
 /// with no HEAD and no read of the snapshot; a changed one is the LIST and three PUTs.
