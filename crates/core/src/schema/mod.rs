@@ -239,7 +239,9 @@ impl EnvSchema {
         raw: &[u8],
         doc: Option<&Doc<'_>>,
     ) -> Result<Option<Violations>> {
-        self.validator(env)?;
+        // Only the borrowed representation's validator is compiled for a document that
+        // passes (each compilation reads the file and checks the schema itself);
+        // `check_value` compiles its own to name a failing document's violations.
         if let Some(doc) = doc
             && self.borrowed_validator(env)?.is_valid(doc.root())
         {
