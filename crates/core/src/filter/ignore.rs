@@ -8,8 +8,8 @@
 //! program `try del(p) catch .` for each path in turn): a path that would fail anywhere
 //! (a key looked up in an array, a string or a number; `[]` over null or a scalar)
 //! deletes nothing, as the `catch` makes jaq do; a key looked up in null is null. When
-//! the parse gives up (not JSON, too deep, a key repeated in one object), the caller
-//! runs jaq.
+//! the parse gives up (not JSON, too deep) or the walk meets a key repeated in one
+//! object (jaq's parse keeps the last), the caller runs jaq.
 
 use sha2::Digest as _;
 

@@ -179,7 +179,7 @@ impl EnvFilters {
     /// them ([`EnvFilters::ignoring_sha256`]), from the one parse the read filter makes
     /// (without a read filter, the export is parsed once for it); `None` for plain
     /// ignore paths over a path read filter's fast output (or the export itself), which
-    /// the backup hashes on a thread of its own.
+    /// the backup hashes from the parse its JSON check makes.
     ///
     /// # Errors
     /// As [`EnvFilters::read`].
@@ -193,8 +193,8 @@ impl EnvFilters {
             (Some(_), Some(path)) => fast::select(&exported, path).map(Bytes::from),
             (Some(_), None) => None,
         };
-        // Plain paths: the backup hashes the output without them itself, on a thread
-        // of its own beside its other computation (`ignoring_sha256`).
+        // Plain paths: the backup hashes the output without them itself, from the parse
+        // its JSON check makes (`ignoring_sha256_parsed`).
         if let Some(out) = fast_out
             && self.ignore_plain.is_some()
         {
