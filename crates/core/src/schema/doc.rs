@@ -52,23 +52,26 @@ impl<'a> Doc<'a> {
 
     /// [`Doc::parse`] without the search for repeated keys, which a walk that sorts
     /// each object's keys finds for itself (the ignore paths' digest).
-    pub(crate) fn parse_keeping_repeats(raw: &'a [u8]) -> Option<Self> {
+    pub fn parse_keeping_repeats(raw: &'a [u8]) -> Option<Self> {
         Self::parse_with(raw, false)
     }
 
     fn parse_with(raw: &'a [u8], refuse_repeats: bool) -> Option<Self> {
         let text = std::str::from_utf8(raw).ok()?;
-        // Real exports hold a value per 50 bytes or so (long strings); starting there
-        // saves the vectors most of their regrowth.
-        let nodes = raw.len() / 64;
+        // Real exports hold a value per 50 bytes or so (long strings). The vectors start
+        // at one per 32 bytes so that they rarely regrow (a regrowth copies them and
+        // touches twice the memory); what they do not fill is address space only,
+        // never touched.
+        let nodes = raw.len() / 32;
         let mut b = Builder {
             doc: Doc {
                 nodes: Vec::with_capacity(nodes),
                 members: Vec::with_capacity(nodes),
-                items: Vec::with_capacity(nodes / 8),
+                items: Vec::with_capacity(nodes / 4),
             },
             item_stack: Vec::new(),
             member_stack: Vec::new(),
+            prints: Vec::new(),
             refuse_repeats,
         };
         let mut de = serde_json::Deserializer::from_str(text);
@@ -134,6 +137,8 @@ struct Builder<'a> {
     /// The items (then members) of the arrays (objects) being parsed, innermost last.
     item_stack: Vec<u32>,
     member_stack: Vec<(Cow<'a, str>, u32)>,
+    /// The [`fingerprint`] of each key in `member_stack` (when repeats are refused).
+    prints: Vec<u64>,
     /// Whether a key repeated in one object fails the parse.
     refuse_repeats: bool,
 }
@@ -150,8 +155,28 @@ fn index<E: de::Error>(n: usize) -> Result<u32, E> {
     u32::try_from(n).map_err(|_| E::custom("too large"))
 }
 
-/// How many keys of one object are searched one by one for a repeated one.
-const LINEAR: usize = 32;
+/// How many keys of one object are searched one by one (by their fingerprints) for a
+/// repeated one; a wider object's keys go into a set.
+const LINEAR: usize = 64;
+
+/// Eight bytes that differ for most pairs of different keys (their length, their first
+/// and last eight bytes), compared before the keys themselves: a search through an
+/// object's keys then compares integers instead of strings.
+fn fingerprint(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let n = b.len();
+    let word = |at: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..at.len()].copy_from_slice(at);
+        u64::from_le_bytes(w)
+    };
+    let (head, tail) = if n >= 8 {
+        (word(&b[..8]), word(&b[n - 8..]))
+    } else {
+        (word(b), 0)
+    };
+    head ^ tail.rotate_left(29) ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
 
 /// Parses one value into the builder; its node index is the result.
 struct Seed<'s, 'a> {
@@ -235,9 +260,17 @@ impl<'a> Visitor<'a> for Seed<'_, 'a> {
                 continue;
             }
             let members = &self.b.member_stack[start..];
+            let print = fingerprint(&key);
             let repeated = match &mut seen {
                 Some(set) => !set.insert(key.clone()),
-                None => members.iter().any(|(k, _)| *k == key),
+                None => {
+                    let prints = &self.b.prints[start..];
+                    holds(prints, print)
+                        && prints
+                            .iter()
+                            .zip(members)
+                            .any(|(p, (k, _))| *p == print && *k == key)
+                }
             };
             if repeated {
                 return Err(de::Error::custom("repeated key"));
@@ -249,14 +282,30 @@ impl<'a> Visitor<'a> for Seed<'_, 'a> {
             }
             let value = map.next_value_seed(self.inner()?)?;
             self.b.member_stack.push((key, value));
+            self.b.prints.push(print);
         }
         let first = index(self.b.doc.members.len())?;
         let n = index(self.b.member_stack.len() - start)?;
+        if self.b.refuse_repeats {
+            self.b.prints.truncate(start);
+        }
         let members = self.b.member_stack.drain(start..);
         self.b.doc.members.extend(members);
         self.b.doc.nodes[at as usize] = Slot::Obj(first, n);
         Ok(at)
     }
+}
+
+/// Whether `prints` holds `print`: eight at a time without a branch, which the compiler
+/// turns into vector compares (an object's keys are searched once per key).
+fn holds(prints: &[u64], print: u64) -> bool {
+    let mut chunks = prints.chunks_exact(8);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |any, &p| any | (p == print)) {
+            return true;
+        }
+    }
+    chunks.remainder().contains(&print)
 }
 
 /// An object key, borrowed from the input when it has no escapes.

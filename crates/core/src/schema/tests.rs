@@ -172,6 +172,37 @@ fn config_check_names_the_file_and_the_error() {
 }
 
 #[tokio::test]
+async fn prepare_compiles_once_and_a_broken_schema_is_still_reported_by_the_check() {
+    let schemas = Schemas::from_config(&config(None));
+    let e = env("production");
+    assert!(schemas.prepare(&env("staging")).is_none(), "no schema");
+    schemas
+        .prepare(&e)
+        .expect("not compiled yet")
+        .await
+        .unwrap();
+    assert!(matches!(
+        schemas.get(&e).unwrap().borrowed.get(),
+        Some(Ok(_))
+    ));
+    assert!(schemas.prepare(&e).is_none(), "compiled already");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, r#"{"type": 5}"#).unwrap();
+    let c = Config::parse(&format!(
+        "[apps.flows.envs.production.schema]\nfile = {:?}\n",
+        broken.display().to_string()
+    ))
+    .unwrap();
+    let schemas = Schemas::from_config(&c);
+    schemas.prepare(&e).unwrap().await.unwrap();
+    let err = schemas.check(&e, &corpus(FLOWS)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("is not a valid schema"), "{err}");
+}
+
+#[tokio::test]
 async fn backup_refuses_by_default_and_writes_nothing() {
     let f = fixture(None);
     let e = env("production");

@@ -51,6 +51,8 @@ impl Vault {
         req: BackupRequest,
         listing: impl Future<Output = Option<Result<Option<SnapshotMeta>>>>,
     ) -> Result<BackupOutcome> {
+        // A process's first compile of the schema runs beside the parse.
+        self.options().schemas.prepare(env);
         let limit = self.options().max_size;
         if req.raw.len() as u64 > limit {
             return Err(Error::too_large(format!(
@@ -367,6 +369,8 @@ impl Vault {
         target: &dyn LiveTarget,
         mut req: BackupRequest,
     ) -> Result<BackupOutcome> {
+        // The schema compiles while live is read.
+        self.options().schemas.prepare(env);
         let list_first = !req.force && req.known_latest.is_none();
         let listing = std::pin::pin!(async move {
             if list_first {
