@@ -10,6 +10,8 @@
 #
 # With JV_BEFORE=path/to/another/jetvault (e.g. a build of an earlier commit), each round
 # also runs that build's pair, against buckets of its own, and the table shows both.
+# With STORE=file the backups go to local directories instead of LocalStack (no server):
+# what the check costs without the store's round trips around it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-21}
@@ -20,24 +22,30 @@ JV=${JV:-$target/release/jetvault}
 
 kinds=(plain schema)
 [ -n "${JV_BEFORE:-}" ] && kinds+=(plain-before schema-before)
-eval "$(localstack/localstack.sh start "${kinds[@]/#/jv-}")"
 work=$(mktemp -d)
-cleanup() { localstack/localstack.sh stop "$LOCALSTACK_PID" "$LOCALSTACK_DIR" >/dev/null 2>&1 || true; rm -rf "$work"; }
+if [ "${STORE:-s3}" = file ]; then
+  store() { echo "file://$work/store-$1"; }
+  cleanup() { rm -rf "$work"; }
+else
+  eval "$(localstack/localstack.sh start "${kinds[@]/#/jv-}")"
+  store() { echo "s3://jv-$1"; }
+  cleanup() { localstack/localstack.sh stop "$LOCALSTACK_PID" "$LOCALSTACK_DIR" >/dev/null 2>&1 || true; rm -rf "$work"; }
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  export AWS_ENDPOINT_URL=$LOCALSTACK_ENDPOINT
+fi
 trap cleanup EXIT
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-export AWS_ENDPOINT_URL=$LOCALSTACK_ENDPOINT
 
 for suffix in "" -before; do
-  printf 'store = "s3://jv-plain%s"\n' "$suffix" >"$work/plain$suffix.toml"
-  printf 'store = "s3://jv-schema%s"\n[apps.bench.envs.production.schema]\nfile = "%s"\n' \
-    "$suffix" "$PWD/bench/schema/walk.json" >"$work/schema$suffix.toml"
+  printf 'store = "%s"\n' "$(store "plain$suffix")" >"$work/plain$suffix.toml"
+  printf 'store = "%s"\n[apps.bench.envs.production.schema]\nfile = "%s"\n' \
+    "$(store "schema$suffix")" "$PWD/bench/schema/walk.json" >"$work/schema$suffix.toml"
 done
 for i in $(seq 0 $((4 * RUNS + 8))); do
   { cat "$FILE"; printf '%*s\n' "$i" ''; } >"$work/v$i.json"
 done
-python3 - "$JV" "$work" "$RUNS" "${JV_BEFORE:-}" <<'PY'
+python3 - "$JV" "$work" "$RUNS" "${JV_BEFORE:-}" "${STORE:-s3}" <<'PY'
 import statistics, subprocess, sys, time
-jv, work, runs, before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+jv, work, runs, before, store = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 def run(kind, i):
     binary = before if kind.endswith("-before") else jv
     cmd = [binary, "--config", f"{work}/{kind}.toml", "--s3-path-style",
@@ -59,7 +67,7 @@ for r in range(runs):
         times[k].append(run(k, len(kinds) * (r + 1) + kinds.index(k)))
 med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
 builds = [("this build", "")] + ([("before", "-before")] if before else [])
-print(f"| backup --from, 1.32 MB, to LocalStack | " + " | ".join(f"{b}, median of {runs}" for b, _ in builds) + " |")
+print(f"| backup --from, 1.32 MB, to {'a directory' if store == 'file' else 'LocalStack'} | " + " | ".join(f"{b}, median of {runs}" for b, _ in builds) + " |")
 print("|---|" + "---:|" * len(builds))
 print("| without a schema | " + " | ".join(f"{med['plain' + s]:.1f} ms" for _, s in builds) + " |")
 print("| with walk.json | " + " | ".join(f"{med['schema' + s]:.1f} ms" for _, s in builds) + " |")

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
@@ -39,6 +40,8 @@ pub struct EnvSchema {
     compiled: OnceLock<std::result::Result<Arc<jsonschema::Validator>, String>>,
     /// The same schema, for documents parsed as a [`Doc`].
     borrowed: OnceLock<std::result::Result<Arc<jsonschema::Validator<doc::Borrowed>>, String>>,
+    /// Whether [`Schemas::prepare`] has started compiling `borrowed`.
+    preparing: AtomicBool,
 }
 
 /// One way a document fails a schema.
@@ -126,6 +129,7 @@ impl Schemas {
                         config,
                         compiled: OnceLock::new(),
                         borrowed: OnceLock::new(),
+                        preparing: AtomicBool::new(false),
                     },
                 ))
             })
@@ -171,15 +175,16 @@ impl Schemas {
             .map_err(|e| Error::internal(format!("schema check task failed: {e}")))?
     }
 
-    /// Starts compiling the schema of `env` on a blocking thread when it has one not yet
-    /// compiled, so that a check that first parses the document finds it compiled, or
-    /// compiling (the check then waits for it). The first compile in a process also
-    /// builds `jsonschema`'s validator of draft 2020-12's meta-schema, which checks the
-    /// schema: about 3 ms, as long as parsing the 1.32 MB export. A schema that does not
-    /// compile keeps its error for the check to report. Call it inside a tokio runtime.
+    /// Starts compiling the schema of `env` on a blocking thread, once, when it has one
+    /// not yet compiled: a check that first parses the document then finds it compiled,
+    /// or compiling (and waits for it). The first compile in a process also builds
+    /// `jsonschema`'s validator of draft 2020-12's meta-schema, which checks the schema:
+    /// about 3 ms of CPU, about as long as parsing the 1.32 MB export. A schema that does
+    /// not compile keeps its error for the check to report. Call it inside a tokio
+    /// runtime; the handle is `None` when there is nothing to start.
     pub fn prepare(&self, env: &EnvRef) -> Option<tokio::task::JoinHandle<()>> {
         let schema = self.get(env)?;
-        if schema.borrowed.get().is_some() {
+        if schema.borrowed.get().is_some() || schema.preparing.swap(true, Ordering::Relaxed) {
             return None;
         }
         let (schemas, env) = (self.clone(), env.clone());

@@ -80,6 +80,7 @@ fn node_red() -> EnvSchema {
         },
         compiled: OnceLock::new(),
         borrowed: OnceLock::new(),
+        preparing: std::sync::atomic::AtomicBool::new(false),
     }
 }
 
@@ -176,11 +177,9 @@ async fn prepare_compiles_once_and_a_broken_schema_is_still_reported_by_the_chec
     let schemas = Schemas::from_config(&config(None));
     let e = env("production");
     assert!(schemas.prepare(&env("staging")).is_none(), "no schema");
-    schemas
-        .prepare(&e)
-        .expect("not compiled yet")
-        .await
-        .unwrap();
+    let compiling = schemas.prepare(&e).expect("not compiled yet");
+    assert!(schemas.prepare(&e).is_none(), "started already");
+    compiling.await.unwrap();
     assert!(matches!(
         schemas.get(&e).unwrap().borrowed.get(),
         Some(Ok(_))
