@@ -2,22 +2,21 @@
 //! computes: the JSON check, the sha256, zstd at level 3, and the sha256 of the document
 //! without four ignore paths (`EnvFilters::ignoring_sha256`: one parse, then the walk).
 //!
-//! `cargo bench -p jetvault-core --bench ignore [-- ROUNDS]` (default 101 rounds);
+//! `cargo bench -p jetvault-core --bench ignore [-- ROUNDS [NAME]]` (default 101 rounds;
+//! NAME keeps the measures whose names contain it);
 //! medians, each measure in turn within a round.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use jetvault_core::codec;
 use jetvault_core::config::FilterConfig;
 use jetvault_core::filter::EnvFilters;
+use rounds::Measure;
+
+mod rounds;
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(101);
+    let (rounds, only) = rounds::args(101);
     let file = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/data/appsmith-ce-automation-test.json"
@@ -37,7 +36,6 @@ fn main() {
     };
     let filters = EnvFilters::compile("bench", &config).expect("the paths compile");
     assert!(filters.digests_parsed(), "the paths are plain");
-    type Measure<'a> = (&'a str, Box<dyn Fn() + 'a>);
     let measures: Vec<Measure<'_>> = vec![
         (
             "JSON check",
@@ -62,20 +60,10 @@ fn main() {
             }),
         ),
     ];
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); measures.len()];
-    for round in 0..rounds + 5 {
-        for (i, (_, f)) in measures.iter().enumerate() {
-            let t = Instant::now();
-            f();
-            if round >= 5 {
-                times[i].push(t.elapsed());
-            }
-        }
-    }
-    println!("{} bytes, {rounds} rounds, medians", raw.len());
-    println!("| computation | median |\n|---|---:|");
-    for ((name, _), mut t) in measures.iter().zip(times) {
-        t.sort_unstable();
-        println!("| {name} | {:.3} ms |", t[t.len() / 2].as_secs_f64() * 1e3);
-    }
+    rounds::run(
+        &format!("{} bytes", raw.len()),
+        rounds,
+        only.as_deref(),
+        measures,
+    );
 }

@@ -4,23 +4,23 @@
 //! keeps repeated keys, and the check of the parsed document (`EnvSchema::check_parsed`,
 //! `bench/schema/walk.json`, which type-checks every value).
 //!
-//! `cargo bench -p jetvault-core --bench schema [-- ROUNDS]` (default 101 rounds);
+//! `cargo bench -p jetvault-core --bench schema [-- ROUNDS [NAME]]` (default 101 rounds;
+//! NAME keeps the measures whose names contain it, for `perf`);
 //! medians, each measure in turn within a round.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jetvault_core::codec;
 use jetvault_core::config::Config;
 use jetvault_core::id::EnvRef;
 use jetvault_core::schema::{Doc, Schemas};
+use rounds::Measure;
+
+mod rounds;
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(101);
+    let (rounds, only) = rounds::args(101);
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let file = format!("{root}/tests/data/appsmith-ce-automation-test.json");
     let raw = std::fs::read(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -58,7 +58,6 @@ fn main() {
         "first check in this process (compiles the schema): {:.3} ms",
         compile.as_secs_f64() * 1e3
     );
-    type Measure<'a> = (&'a str, Box<dyn Fn() + 'a>);
     let measures: Vec<Measure<'_>> = vec![
         (
             "JSON check",
@@ -89,29 +88,10 @@ fn main() {
             }),
         ),
     ];
-    // A second argument keeps only the measures whose names contain it (for `perf`).
-    let only = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .nth(1);
-    let measures: Vec<Measure<'_>> = measures
-        .into_iter()
-        .filter(|(name, _)| only.as_ref().is_none_or(|o| name.contains(o.as_str())))
-        .collect();
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); measures.len()];
-    for round in 0..rounds + 5 {
-        for (i, (_, f)) in measures.iter().enumerate() {
-            let t = Instant::now();
-            f();
-            if round >= 5 {
-                times[i].push(t.elapsed());
-            }
-        }
-    }
-    println!("{} bytes, {rounds} rounds, medians", raw.len());
-    println!("| computation | median |\n|---|---:|");
-    for ((name, _), mut t) in measures.iter().zip(times) {
-        t.sort_unstable();
-        println!("| {name} | {:.3} ms |", t[t.len() / 2].as_secs_f64() * 1e3);
-    }
+    rounds::run(
+        &format!("{} bytes", raw.len()),
+        rounds,
+        only.as_deref(),
+        measures,
+    );
 }
