@@ -36,7 +36,7 @@ pub struct BackupArgs {
 
 pub async fn run(ctx: &Ctx, args: BackupArgs) -> anyhow::Result<u8> {
     let env = env_ref(&args.app, &args.env)?;
-    let vault = ctx.vault_checking(&env).await?;
+    let vault = ctx.vault().await?;
     let mut req = BackupRequest::new(Bytes::new(), Trigger::Manual);
     req.actor = ctx.actor(args.author.as_deref());
     req.message = args.message;

@@ -281,28 +281,16 @@ impl Ctx {
         self.vault_over(self.store().await?, &self.config)
     }
 
-    /// [`Ctx::vault`] for a command that checks `env`'s JSON Schema at once (a backup):
-    /// the schema compiles on a blocking thread while the store is opened.
-    pub async fn vault_checking(&self, env: &EnvRef) -> anyhow::Result<Vault> {
-        let options = VaultOptions::from_config(&self.config)?;
-        options.schemas.prepare(env);
-        let store = self.store().await?;
-        self.vault_with(store, options)
-    }
-
     /// A vault over `store` with the options `config` sets (the command line's config,
     /// or one with discovered environments added), the age identities of the process
     /// and the notifier.
     pub fn vault_over(&self, store: Arc<dyn Store>, config: &Config) -> anyhow::Result<Vault> {
-        self.vault_with(store, VaultOptions::from_config(config)?)
-    }
-
-    /// A vault over `store` with `options`, the age identities of the process and the
-    /// notifier.
-    fn vault_with(&self, store: Arc<dyn Store>, options: VaultOptions) -> anyhow::Result<Vault> {
         let identities =
             jetvault_core::crypt::Identities::from_process(self.global.identity.as_deref())?;
-        let vault = Vault::new(store, options.with_identities(identities));
+        let vault = Vault::new(
+            store,
+            VaultOptions::from_config(config)?.with_identities(identities),
+        );
         let notifier = self
             .notifier
             .get_or_init(|| jetvault::notify::Notifier::start(&self.config));

@@ -286,9 +286,7 @@ impl<'a> Visitor<'a> for Seed<'_, 'a> {
         }
         let first = index(self.b.doc.members.len())?;
         let n = index(self.b.member_stack.len() - start)?;
-        if self.b.refuse_repeats {
-            self.b.prints.truncate(start);
-        }
+        self.b.prints.truncate(start);
         let members = self.b.member_stack.drain(start..);
         self.b.doc.members.extend(members);
         self.b.doc.nodes[at as usize] = Slot::Obj(first, n);
