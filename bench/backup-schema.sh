@@ -11,7 +11,8 @@
 # With JV_BEFORE=path/to/another/jetvault (e.g. a build of an earlier commit), each round
 # also runs that build's pair, against buckets of its own, and the table shows both.
 # With STORE=file the backups go to local directories instead of LocalStack (no server):
-# what the check costs without the store's round trips around it.
+# what the check costs without the store's round trips around it. The table ends with a
+# 95% bootstrap interval of the ratio: how far it moves with the sample.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-21}
@@ -76,4 +77,16 @@ def quartiles(s):
     r = sorted(b / a for a, b in zip(times["plain" + s], times["schema" + s]))
     return f"{r[len(r)//4]:.3f} / {r[len(r)//2]:.3f} / {r[3*len(r)//4]:.3f}"
 print("| pairwise ratios, quartiles | " + " | ".join(quartiles(s) for _, s in builds) + " |")
+# How far the ratio of the medians moves with the sample: resample the rounds (with
+# replacement) 2,000 times, the middle 95% of the ratios.
+import random
+def interval(s):
+    rng, plain, schema = random.Random(1), times["plain" + s], times["schema" + s]
+    ratios = []
+    for _ in range(2000):
+        picks = [rng.randrange(runs) for _ in range(runs)]
+        ratios.append(statistics.median(schema[i] for i in picks) / statistics.median(plain[i] for i in picks))
+    ratios.sort()
+    return f"{ratios[50]:.3f} to {ratios[1949]:.3f}"
+print("| ratio of the medians, 95% bootstrap interval | " + " | ".join(interval(s) for _, s in builds) + " |")
 PY
