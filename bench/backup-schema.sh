@@ -11,7 +11,10 @@
 # With JV_BEFORE=path/to/another/jetvault (e.g. a build of an earlier commit), each round
 # also runs that build's pair, against buckets of its own, and the table shows both.
 # With STORE=file the backups go to local directories instead of LocalStack (no server):
-# what the check costs without the store's round trips around it. The table ends with a
+# what the check costs without the store's round trips around it. With VIA=serve the
+# backups are made by a running `jetvault serve` (`POST .../backup` of a file live target
+# rewritten before each one), one server per build, as the scheduler and the API make
+# them: the schema compiles once per server, not once per backup. The table ends with a
 # 95% bootstrap interval of the ratio: how far it moves with the sample.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +37,12 @@ else
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
   export AWS_ENDPOINT_URL=$LOCALSTACK_ENDPOINT
 fi
-trap cleanup EXIT
+servers=()
+stop_all() {
+  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done
+  cleanup
+}
+trap stop_all EXIT
 
 for suffix in "" -before; do
   printf 'store = "%s"\n' "$(store "plain$suffix")" >"$work/plain$suffix.toml"
@@ -44,10 +52,58 @@ done
 for i in $(seq 0 $((4 * RUNS + 8))); do
   { cat "$FILE"; printf '%*s\n' "$i" ''; } >"$work/v$i.json"
 done
-python3 - "$JV" "$work" "$RUNS" "${JV_BEFORE:-}" "${STORE:-s3}" <<'PY'
-import statistics, subprocess, sys, time
-jv, work, runs, before, store = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+if [ "${VIA:-cli}" = serve ]; then
+  # One server per build, two apps in its store: `plain`, and `schema` with walk.json.
+  for suffix in "" -before; do
+    [ -z "$suffix" ] || [ -n "${JV_BEFORE:-}" ] || continue
+    bin=$JV; [ -z "$suffix" ] || bin=$JV_BEFORE
+    cat >"$work/serve$suffix.toml" <<EOF
+store = "$(store "plain$suffix")"
+[[server.tokens]]
+name = "bench"
+role = "operate"
+value = "bench-token"
+[apps.plain.envs.production.live]
+kind = "file"
+path = "$work/live-plain$suffix.json"
+[apps.schema.envs.production.live]
+kind = "file"
+path = "$work/live-schema$suffix.json"
+[apps.schema.envs.production.schema]
+file = "$PWD/bench/schema/walk.json"
+EOF
+    RUST_LOG=warn "$bin" --config "$work/serve$suffix.toml" --s3-path-style serve \
+      --listen 127.0.0.1:0 >"$work/serve$suffix.out" 2>"$work/serve$suffix.err" &
+    servers+=($!)
+    for _ in $(seq 100); do grep -q listening "$work/serve$suffix.out" && break; sleep 0.1; done
+    sed -n 's/^jetvault listening on //p' "$work/serve$suffix.out" >"$work/url$suffix"
+    [ -s "$work/url$suffix" ] || { cat "$work/serve$suffix.err" >&2; exit 1; }
+  done
+fi
+python3 - "$JV" "$work" "$RUNS" "${JV_BEFORE:-}" "${STORE:-s3}" "${VIA:-cli}" <<'PY'
+import http.client, shutil, statistics, subprocess, sys, time, urllib.parse
+jv, work, runs, before, store, via = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+conns = {}
+def post(kind, i):
+    suffix = "-before" if kind.endswith("-before") else ""
+    app = kind.removesuffix("-before")
+    shutil.copyfile(f"{work}/v{i}.json", f"{work}/live-{app}{suffix}.json")
+    if suffix not in conns:
+        url = urllib.parse.urlsplit(open(f"{work}/url{suffix}").read().strip())
+        conns[suffix] = http.client.HTTPConnection(url.hostname, url.port)
+    c = conns[suffix]
+    t = time.perf_counter()
+    c.request("POST", f"/v1/apps/{app}/envs/production/backup", body=b"{}",
+              headers={"Authorization": "Bearer bench-token", "Content-Type": "application/json"})
+    r = c.getresponse()
+    body = r.read()
+    took = time.perf_counter() - t
+    if r.status != 201:
+        sys.exit(f"POST {app} backup ({kind}): {r.status} {body[:300]!r}")
+    return took
 def run(kind, i):
+    if via == "serve":
+        return post(kind, i)
     binary = before if kind.endswith("-before") else jv
     cmd = [binary, "--config", f"{work}/{kind}.toml", "--s3-path-style",
            "backup", "bench", "production", "--from", f"{work}/v{i}.json"]
@@ -68,7 +124,8 @@ for r in range(runs):
         times[k].append(run(k, len(kinds) * (r + 1) + kinds.index(k)))
 med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
 builds = [("this build", "")] + ([("before", "-before")] if before else [])
-print(f"| backup --from, 1.32 MB, to {'a directory' if store == 'file' else 'LocalStack'} | " + " | ".join(f"{b}, median of {runs}" for b, _ in builds) + " |")
+how = "POST .../backup to jetvault serve" if via == "serve" else "backup --from"
+print(f"| {how}, 1.32 MB, to {'a directory' if store == 'file' else 'LocalStack'} | " + " | ".join(f"{b}, median of {runs}" for b, _ in builds) + " |")
 print("|---|" + "---:|" * len(builds))
 print("| without a schema | " + " | ".join(f"{med['plain' + s]:.1f} ms" for _, s in builds) + " |")
 print("| with walk.json | " + " | ".join(f"{med['schema' + s]:.1f} ms" for _, s in builds) + " |")
