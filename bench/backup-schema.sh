@@ -81,7 +81,7 @@ EOF
   done
 fi
 python3 - "$JV" "$work" "$RUNS" "${JV_BEFORE:-}" "${STORE:-s3}" "${VIA:-cli}" <<'PY'
-import http.client, shutil, statistics, subprocess, sys, time, urllib.parse
+import http.client, random, shutil, statistics, subprocess, sys, time, urllib.parse
 jv, work, runs, before, store, via = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 conns = {}
 def post(kind, i):
@@ -136,7 +136,6 @@ def quartiles(s):
 print("| pairwise ratios, quartiles | " + " | ".join(quartiles(s) for _, s in builds) + " |")
 # How far the ratio of the medians moves with the sample: resample the rounds (with
 # replacement) 2,000 times, the middle 95% of the ratios.
-import random
 def interval(s):
     rng, plain, schema = random.Random(1), times["plain" + s], times["schema" + s]
     ratios = []

@@ -17,11 +17,7 @@ mod rounds;
 
 fn main() {
     let (rounds, only) = rounds::args(101);
-    let file = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/data/appsmith-ce-automation-test.json"
-    );
-    let raw = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let raw = rounds::export();
     // The paths of bench/filters.sh.
     let config = FilterConfig {
         ignore: [

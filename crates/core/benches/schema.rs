@@ -22,8 +22,7 @@ mod rounds;
 fn main() {
     let (rounds, only) = rounds::args(101);
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let file = format!("{root}/tests/data/appsmith-ce-automation-test.json");
-    let raw = std::fs::read(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let raw = rounds::export();
     let config = Config::parse(&format!(
         "[apps.bench.envs.production.schema]\nfile = \"{root}/bench/schema/walk.json\"\n"
     ))

@@ -4,6 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+/// The 1.32 MB export the benches time (tests/data).
+pub fn export() -> Vec<u8> {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/appsmith-ce-automation-test.json"
+    );
+    std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
 /// One computation to time, with its name in the table.
 pub type Measure<'a> = (&'a str, Box<dyn Fn() + 'a>);
 

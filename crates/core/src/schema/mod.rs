@@ -179,9 +179,10 @@ impl Schemas {
     /// not yet compiled: a check that first parses the document then finds it compiled,
     /// or compiling (and waits for it). The first compile in a process also builds
     /// `jsonschema`'s validator of draft 2020-12's meta-schema, which checks the schema:
-    /// about 3 ms of CPU, about as long as parsing the 1.32 MB export. A schema that does
-    /// not compile keeps its error for the check to report. Call it inside a tokio
-    /// runtime; the handle is `None` when there is nothing to start.
+    /// 2 to 2.5 ms of CPU with it, about as long as parsing the 1.32 MB export
+    /// (docs/PERFORMANCE.md). A schema that does not compile keeps its error for the
+    /// check to report. Call it inside a tokio runtime; the handle is `None` when there
+    /// is nothing to start.
     pub fn prepare(&self, env: &EnvRef) -> Option<tokio::task::JoinHandle<()>> {
         let schema = self.get(env)?;
         if schema.borrowed.get().is_some() || schema.preparing.swap(true, Ordering::Relaxed) {
