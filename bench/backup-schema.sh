@@ -18,6 +18,9 @@
 # 95% bootstrap interval of the ratio: how far it moves with the sample.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=localstack/lib.sh
+source localstack/lib.sh
+JV_TOOL=bench/backup-schema.sh
 RUNS=${1:-21}
 FILE=tests/data/appsmith-ce-automation-test.json
 target=${CARGO_TARGET_DIR:-target}
@@ -75,9 +78,7 @@ EOF
     RUST_LOG=warn "$bin" --config "$work/serve$suffix.toml" --s3-path-style serve \
       --listen 127.0.0.1:0 >"$work/serve$suffix.out" 2>"$work/serve$suffix.err" &
     servers+=($!)
-    for _ in $(seq 100); do grep -q listening "$work/serve$suffix.out" && break; sleep 0.1; done
-    sed -n 's/^jetvault listening on //p' "$work/serve$suffix.out" >"$work/url$suffix"
-    [ -s "$work/url$suffix" ] || { cat "$work/serve$suffix.err" >&2; exit 1; }
+    jv_serve_url "${servers[-1]}" "$work/serve$suffix.out" "$work/serve$suffix.err" 10 >"$work/url$suffix"
   done
 fi
 python3 - "$JV" "$work" "$RUNS" "${JV_BEFORE:-}" "${STORE:-s3}" "${VIA:-cli}" <<'PY'

@@ -13,6 +13,9 @@
 #   bench/console.sh [RUNS] [ENVS]      JV=path/to/jetvault to use another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=localstack/lib.sh
+source localstack/lib.sh
+JV_TOOL=bench/console.sh
 RUNS=${1:-7}
 ENVS=${2:-1000}
 for tool in curl python3 chromedriver chromium; do
@@ -52,12 +55,7 @@ done
 
 "$JV" --store "$store" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
 SERVE_PID=$!
-for _ in $(seq 1 100); do
-  base=$(sed -n 's/^jetvault listening on //p' "$work/serve.out")
-  [[ -n "$base" ]] && break
-  sleep 0.1
-done
-[[ -n "$base" ]] || { cat "$work/serve.err" >&2; exit 1; }
+base=$(jv_serve_url "$SERVE_PID" "$work/serve.out" "$work/serve.err" 10)
 eval "$(platforms/chromium.sh start)"
 CD_PID=$CHROMEDRIVER_PID CD_DIR=$CHROMEDRIVER_DIR
 

@@ -19,6 +19,9 @@ set -euo pipefail
 
 DURATION=${1:-10s}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=localstack/lib.sh
+source "$ROOT/localstack/lib.sh"
+JV_TOOL=bench/http.sh
 BIN=${JETVAULT_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/jetvault}
 CORPUS=$ROOT/tests/data/appsmith-ce-automation-test.json
 [ -x "$BIN" ] || { echo "build first: cargo build --release ($BIN missing)" >&2; exit 2; }
@@ -33,7 +36,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 TOKEN=bench-token
 cat > "$WORK/jv.toml" <<EOF
 store = "file://$WORK/store"
@@ -52,8 +54,7 @@ EOF
 
 RUST_LOG=warn "$BIN" --config "$WORK/jv.toml" serve --listen 127.0.0.1:0 > "$WORK/jv.out" 2>"$WORK/jv.err" &
 JV_PID=$!
-for _ in $(seq 100); do grep -q listening "$WORK/jv.out" 2>/dev/null && break; sleep 0.1; done
-JV=$(sed -n 's/^jetvault listening on //p' "$WORK/jv.out")
+JV=$(jv_serve_url "$JV_PID" "$WORK/jv.out" "$WORK/jv.err" 10)
 A="Authorization: Bearer $TOKEN"
 P=/v1/apps/crm/envs/production
 
@@ -63,7 +64,7 @@ curl -sf -H "$A" "$JV$P/release" > "$WORK/www/release.json"
 curl -sf -H "$A" "$JV$P/release/config" > "$WORK/www/config.json"
 curl -sf -H "$A" -H 'Accept-Encoding: zstd' "$JV$P/release/config" > "$WORK/www/config.zst"
 chmod -R a+rX "$WORK"   # nginx workers run as an unprivileged user
-NGPORT=$(free_port)
+NGPORT=$(jv_free_port python3)
 cat > "$WORK/ng/nginx.conf" <<EOF
 worker_processes 2;
 daemon off;

@@ -12,6 +12,9 @@
 # binary in $JV_OLD (e.g. a build of an older commit) is measured the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=localstack/lib.sh
+source localstack/lib.sh
+JV_TOOL=bench/scheduler-memory.sh
 N=${1:-10000} SETTLE=${2:-8}
 target=${CARGO_TARGET_DIR:-target}
 if [[ -z "${JV:-}" ]]; then
@@ -43,8 +46,7 @@ config "$work/sched.toml" 1
 rss_kib() { # $1: binary, $2: config -> VmRSS in KiB after SETTLE seconds
   "$1" --config "$2" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
   pid=$!
-  for _ in $(seq 1 600); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
-  grep -q "listening on" "$work/out" || { cat "$work/err" >&2; exit 1; }
+  jv_serve_url "$pid" "$work/out" "$work/err" 60 >/dev/null
   sleep "$SETTLE"
   awk '/VmRSS/ {print $2}' "/proc/$pid/status"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""

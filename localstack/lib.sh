@@ -98,6 +98,27 @@ jv_wait_http() {
   jv_die "the server at $url was not ready after ${secs}s; log above ($log)"
 }
 
+# jv_serve_url PID OUT ERR [SECONDS]: waits for `jetvault serve` (process PID, its
+# stdout in OUT, its stderr in ERR) to print "jetvault listening on URL" and prints
+# the URL; fails early if PID died, or after SECONDS (default 20), showing the end of ERR.
+jv_serve_url() {
+  local pid=$1 out=$2 err=$3 secs=${4:-20} url i
+  for ((i = 0; i < secs * 10; i++)); do
+    url=$(sed -n 's/^jetvault listening on //p' "$out" 2>/dev/null | head -n1)
+    if [[ -n "$url" ]]; then
+      printf '%s\n' "$url"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 40 "$err" >&2 || true
+      jv_die "jetvault serve (pid $pid) exited before listening; its stderr above ($err)"
+    fi
+    sleep 0.1
+  done
+  tail -n 40 "$err" >&2 || true
+  jv_die "jetvault serve (pid $pid) was not listening after ${secs}s; its stderr above ($err)"
+}
+
 # jv_stop PID [DIR]: stops a server this script started (TERM, then KILL after 5 s:
 # LocalStack's graceful shutdown sometimes hangs, and its data is thrown away anyway)
 # and removes its state directory.
