@@ -179,7 +179,7 @@ impl Schemas {
     /// not yet compiled: a check that first parses the document then finds it compiled,
     /// or compiling (and waits for it). The first compile in a process also builds
     /// `jsonschema`'s validator of draft 2020-12's meta-schema, which checks the schema:
-    /// 2 to 2.5 ms of CPU with it, about as long as parsing the 1.32 MB export
+    /// 1.4 to 2.5 ms of CPU with it, about as long as parsing the 1.32 MB export
     /// (docs/PERFORMANCE.md). A schema that does not compile keeps its error for the
     /// check to report. Call it inside a tokio runtime; the handle is `None` when there
     /// is nothing to start.
